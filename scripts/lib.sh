@@ -1,0 +1,252 @@
+# Shared by scripts/dev and scripts/test: the local control plane (etcd + kube-apiserver) and PostgreSQL 15,
+# all on loopback, all state under $LANDLORD_DEV_DIR. Sourced, not run.
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+dev_dir=${LANDLORD_DEV_DIR:-$root/.dev}
+cache_dir=${LANDLORD_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/landlord}
+pg_version=15
+pg_bin=/usr/lib/postgresql/$pg_version/bin
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Waits until "$@" succeeds, at most $1 seconds.
+wait_for() {
+  local deadline=$(( $(date +%s) + $1 )); shift
+  until "$@" >/dev/null 2>&1; do
+    (( $(date +%s) < deadline )) || return 1
+    sleep 0.2
+  done
+}
+
+# Stops the process whose pid file is $1: SIGTERM, up to $2 seconds, then SIGKILL. Never leaves it behind.
+stop_pidfile() {
+  local pidfile=$1 grace=$2 pid
+  [[ -f $pidfile ]] || return 0
+  pid=$(cat "$pidfile")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    local deadline=$(( $(date +%s) + grace ))
+    while kill -0 "$pid" 2>/dev/null && (( $(date +%s) < deadline )); do sleep 0.2; done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "pid $pid did not stop in ${grace}s: SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      wait_for 10 bash -c "! kill -0 $pid" || true
+    fi
+  fi
+  rm -f "$pidfile"
+}
+
+# ---------------------------------------------------------------------------------------------- PostgreSQL
+
+ensure_postgres_installed() {
+  [[ -x $pg_bin/postgres ]] && return 0
+  command -v apt-get >/dev/null || die "PostgreSQL $pg_version is missing and there is no apt-get to install it"
+  log "installing PostgreSQL $pg_version from Debian's packages"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq "postgresql-$pg_version" postgresql-contrib >&2
+  [[ -x $pg_bin/postgres ]] || die "postgresql-$pg_version installed but $pg_bin/postgres is missing"
+}
+
+# PostgreSQL refuses to run as root: run its programs as the postgres user when we are root.
+as_pg() {
+  if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+start_postgres() {
+  local data=$dev_dir/pg/data sock=$dev_dir/pg/sock port
+  ensure_postgres_installed
+  mkdir -p "$dev_dir/pg" "$dev_dir/logs"
+  [[ $(id -u) == 0 ]] && chown postgres: "$dev_dir/pg"
+  if [[ ! -f $data/PG_VERSION ]]; then
+    local pwfile=$dev_dir/pg/superuser.pw
+    openssl rand -hex 16 > "$dev_dir/pg/superuser.secret"
+    as_pg mkdir -p "$sock"
+    cp "$dev_dir/pg/superuser.secret" "$pwfile"
+    [[ $(id -u) == 0 ]] && chown postgres: "$pwfile"
+    as_pg "$pg_bin/initdb" -D "$data" -U postgres --pwfile="$pwfile" --auth-local=trust \
+      --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$dev_dir/logs/initdb.log" 2>&1 \
+      || die "initdb failed: see $dev_dir/logs/initdb.log"
+    rm -f "$pwfile"
+  fi
+  port=$(free_port)
+  echo "$port" > "$dev_dir/pg/port"
+  as_pg "$pg_bin/pg_ctl" -D "$data" -l "$dev_dir/pg/postgres.log" -w -t 60 start \
+    -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$sock -c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+    >/dev/null || die "PostgreSQL did not start: see $dev_dir/pg/postgres.log"
+  init_landlord_roles
+}
+
+psql_super() {
+  as_pg psql -X -q -v ON_ERROR_STOP=1 -h "$dev_dir/pg/sock" -p "$(cat "$dev_dir/pg/port")" -U postgres "$@"
+}
+
+# The admin role (CREATEDB, CREATEROLE: creates and drops tenant databases) and the landlord role that owns
+# the landlord database. Passwords are generated once per environment and never printed to logs.
+init_landlord_roles() {
+  local secrets=$dev_dir/pg/roles.env
+  if [[ ! -f $secrets ]]; then
+    printf 'admin_password=%s\nlandlord_password=%s\n' "$(openssl rand -hex 16)" "$(openssl rand -hex 16)" > "$secrets"
+    chmod 600 "$secrets"
+    # shellcheck disable=SC1090
+    . "$secrets"
+    psql_super -d postgres <<SQL
+CREATE ROLE landlord_admin LOGIN CREATEDB CREATEROLE PASSWORD '$admin_password';
+CREATE ROLE landlord LOGIN PASSWORD '$landlord_password';
+CREATE DATABASE landlord OWNER landlord;
+REVOKE CONNECT, TEMPORARY ON DATABASE landlord FROM PUBLIC;
+SQL
+  fi
+}
+
+stop_postgres() {
+  local data=$dev_dir/pg/data
+  [[ -f $data/postmaster.pid ]] || return 0
+  as_pg "$pg_bin/pg_ctl" -D "$data" -m fast -w -t 30 stop >/dev/null 2>&1 \
+    || as_pg "$pg_bin/pg_ctl" -D "$data" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
+}
+
+# ---------------------------------------------------------------------------------------- control plane
+
+etcd_binary() {
+  local cached=$cache_dir/etcd-3.6.15/etcd
+  if [[ ! -x $cached ]]; then
+    local src
+    src=$(cargo run -q --manifest-path "$root/hack/etcd/Cargo.toml" --target-dir "$cache_dir/etcd-target") \
+      || die "could not build hack/etcd to locate the vendored etcd binary"
+    mkdir -p "$(dirname "$cached")"
+    cp "$src" "$cached.tmp" && mv "$cached.tmp" "$cached"
+  fi
+  echo "$cached"
+}
+
+start_etcd() {
+  local etcd client peer
+  etcd=$(etcd_binary)
+  mkdir -p "$dev_dir/etcd" "$dev_dir/logs"
+  client=$(free_port); peer=$(free_port)
+  echo "http://127.0.0.1:$client" > "$dev_dir/etcd/url"
+  setsid "$etcd" --data-dir "$dev_dir/etcd/data" --name landlord-dev \
+    --listen-client-urls "http://127.0.0.1:$client" --advertise-client-urls "http://127.0.0.1:$client" \
+    --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+    --initial-cluster "landlord-dev=http://127.0.0.1:$peer" \
+    --unsafe-no-fsync --quota-backend-bytes=$((2 * 1024 * 1024 * 1024)) \
+    >"$dev_dir/logs/etcd.log" 2>&1 < /dev/null &
+  echo $! > "$dev_dir/etcd/pid"
+  wait_for 30 curl -fsS "http://127.0.0.1:$client/health" || die "etcd did not become healthy: see $dev_dir/logs/etcd.log"
+}
+
+# Throwaway PKI as envtest makes it: a CA, a serving cert for 127.0.0.1/localhost, an admin client cert in
+# system:masters, and a service-account signing key.
+make_pki() {
+  local pki=$dev_dir/pki
+  [[ -f $pki/admin.crt ]] && return 0
+  mkdir -p "$pki"
+  (
+    cd "$pki"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 30 -subj "/CN=landlord-dev-ca" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -keyout serving.key -out serving.csr -subj "/CN=kube-apiserver" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' > serving.ext
+    openssl x509 -req -in serving.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out serving.crt -days 30 -extfile serving.ext 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -keyout admin.key -out admin.csr -subj "/O=system:masters/CN=landlord-dev-admin" 2>/dev/null
+    printf 'extendedKeyUsage=clientAuth\n' > admin.ext
+    openssl x509 -req -in admin.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out admin.crt -days 30 -extfile admin.ext 2>/dev/null
+    openssl genrsa -out sa.key 2048 2>/dev/null
+    openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+    rm -f ./*.csr ./*.ext
+  )
+}
+
+start_kube_apiserver() {
+  local apiserver port pki=$dev_dir/pki
+  apiserver=$("$root/scripts/kube-build") || die "kube-apiserver could not be built"
+  make_pki
+  mkdir -p "$dev_dir/kube"
+  port=$(free_port)
+  echo "https://127.0.0.1:$port" > "$dev_dir/kube/url"
+  setsid "$apiserver" --etcd-servers "$(cat "$dev_dir/etcd/url")" --cert-dir "$dev_dir/kube/certs" \
+    --tls-cert-file "$pki/serving.crt" --tls-private-key-file "$pki/serving.key" --client-ca-file "$pki/ca.crt" \
+    --secure-port "$port" --bind-address 127.0.0.1 --advertise-address 127.0.0.1 \
+    --service-cluster-ip-range 10.0.0.0/24 --authorization-mode RBAC \
+    --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
+    --service-account-issuer https://kubernetes.default.svc \
+    --disable-admission-plugins ServiceAccount \
+    >"$dev_dir/logs/kube-apiserver.log" 2>&1 < /dev/null &
+  echo $! > "$dev_dir/kube/pid"
+  write_kubeconfig "$port"
+  wait_for 90 kubectl --kubeconfig "$dev_dir/kubeconfig" get --raw /readyz \
+    || die "kube-apiserver did not become ready: see $dev_dir/logs/kube-apiserver.log"
+}
+
+write_kubeconfig() {
+  local pki=$dev_dir/pki
+  cat > "$dev_dir/kubeconfig" <<YAML
+apiVersion: v1
+kind: Config
+clusters:
+- name: landlord-dev
+  cluster:
+    server: https://127.0.0.1:$1
+    certificate-authority: $pki/ca.crt
+users:
+- name: landlord-dev-admin
+  user:
+    client-certificate: $pki/admin.crt
+    client-key: $pki/admin.key
+contexts:
+- name: landlord-dev
+  context: {cluster: landlord-dev, user: landlord-dev-admin, namespace: default}
+current-context: landlord-dev
+YAML
+  chmod 600 "$dev_dir/kubeconfig"
+}
+
+apply_crds() {
+  kubectl --kubeconfig "$dev_dir/kubeconfig" apply --server-side -f "$root/crds/" >/dev/null
+  kubectl --kubeconfig "$dev_dir/kubeconfig" wait --for condition=Established --timeout=60s \
+    crd/tenants.tenancy.landlord.dev crd/moduleinstallations.tenancy.landlord.dev >/dev/null
+}
+
+# The environment a client of this playground needs, as shell exports.
+print_env() {
+  [[ -f $dev_dir/pg/roles.env ]] || die "no environment under $dev_dir: run scripts/dev up"
+  local port admin_password landlord_password
+  port=$(cat "$dev_dir/pg/port")
+  # shellcheck disable=SC1091
+  . "$dev_dir/pg/roles.env"
+  cat <<ENV
+export KUBECONFIG=$dev_dir/kubeconfig
+export LANDLORD_ADMIN_DATABASE_URL=postgres://landlord_admin:$admin_password@127.0.0.1:$port/postgres
+export LANDLORD_DATABASE_URL=postgres://landlord:$landlord_password@127.0.0.1:$port/landlord
+export LANDLORD_DEV_SUPERUSER_URL=postgres://postgres:$(cat "$dev_dir/pg/superuser.secret")@127.0.0.1:$port/postgres
+export LANDLORD_MODULES_DIR=$root/modules
+export LANDLORD_MIGRATIONS_DIR=$root/migrations
+ENV
+}
+
+env_up() {
+  mkdir -p "$dev_dir"
+  if [[ -f $dev_dir/kube/pid ]] && kill -0 "$(cat "$dev_dir/kube/pid")" 2>/dev/null; then
+    log "already running under $dev_dir"
+    return 0
+  fi
+  env_down
+  log "starting PostgreSQL $pg_version"; start_postgres
+  log "starting etcd"; start_etcd
+  log "starting kube-apiserver"; start_kube_apiserver
+  log "installing CRDs"; apply_crds
+  print_env > "$dev_dir/env"
+}
+
+# kube-apiserver first: with etcd already gone it hangs for minutes on SIGTERM.
+env_down() {
+  stop_pidfile "$dev_dir/operator.pid" 15
+  stop_pidfile "$dev_dir/kube/pid" 20
+  stop_pidfile "$dev_dir/etcd/pid" 20
+  stop_postgres
+}

@@ -1,0 +1,7 @@
+//! Landlord: a Kubernetes operator that gives every tenant its own PostgreSQL database and installs,
+//! upgrades and removes feature modules in it.
+//!
+//! Layers, from the outside in: `crd` (resource types), `catalog` (module manifests, no I/O beyond reading
+//! files), `db` (the only code that speaks SQL), `controller` (one reconcile pipeline per kind).
+
+pub mod crd;
