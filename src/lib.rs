@@ -4,4 +4,5 @@
 //! Layers, from the outside in: `crd` (resource types), `catalog` (module manifests, no I/O beyond reading
 //! files), `db` (the only code that speaks SQL), `controller` (one reconcile pipeline per kind).
 
+pub mod catalog;
 pub mod crd;

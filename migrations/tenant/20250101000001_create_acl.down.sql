@@ -1,0 +1,4 @@
+DROP TABLE user_roles;
+DROP TABLE role_permissions;
+DROP TABLE permissions;
+DROP TABLE roles;
