@@ -1,0 +1,1 @@
+//! kube test support (filled in by the foundation e2e tests).
