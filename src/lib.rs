@@ -5,4 +5,6 @@
 //! files), `db` (the only code that speaks SQL), `controller` (one reconcile pipeline per kind).
 
 pub mod catalog;
+pub mod config;
+pub mod controller;
 pub mod crd;

@@ -1,0 +1,164 @@
+//! From the outcome of a pipeline's steps to the full, ordered list of conditions of a kind. Pure: the same
+//! outcome always yields the same conditions, which is what makes a no-op reconcile write nothing.
+
+use crate::crd::{ConditionType, DesiredCondition, Reason};
+
+/// How far one step of a pipeline (one condition type) got.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    Done(String),
+    Failed(Reason, String),
+    /// Not attempted because an earlier step failed or is still waiting.
+    NotReached,
+}
+
+/// Conditions for `steps` in order, followed by the `Ready` summary: True only when every step is done;
+/// otherwise False with the first failure's reason and message, or Unknown while steps are still ahead.
+pub fn summarize(steps: Vec<(ConditionType, Step)>, ready_message: &str) -> Vec<DesiredCondition> {
+    let first_failure = steps.iter().find_map(|(type_, step)| match step {
+        Step::Failed(reason, message) => Some((*type_, *reason, message.clone())),
+        _ => None,
+    });
+    let mut conditions: Vec<DesiredCondition> = steps
+        .into_iter()
+        .map(|(type_, step)| match step {
+            Step::Done(message) => {
+                DesiredCondition::new(type_, Some(true), Reason::Reconciled, message)
+            }
+            Step::Failed(reason, message) => {
+                DesiredCondition::new(type_, Some(false), reason, message)
+            }
+            Step::NotReached => {
+                let message = match &first_failure {
+                    Some((blocking, _, _)) => {
+                        format!("Waiting until {} is True.", blocking.as_str())
+                    }
+                    None => "Not checked yet.".to_string(),
+                };
+                DesiredCondition::new(type_, None, Reason::Progressing, message)
+            }
+        })
+        .collect();
+    let ready = match first_failure {
+        Some((_, reason, message)) => {
+            DesiredCondition::new(ConditionType::Ready, Some(false), reason, message)
+        }
+        None if conditions.iter().all(|c| c.status == Some(true)) => DesiredCondition::new(
+            ConditionType::Ready,
+            Some(true),
+            Reason::Reconciled,
+            ready_message,
+        ),
+        None => DesiredCondition::new(
+            ConditionType::Ready,
+            None,
+            Reason::Progressing,
+            "Reconciling.",
+        ),
+    };
+    conditions.push(ready);
+    conditions
+}
+
+/// Every condition of a paused resource: nothing is checked or changed, and `Ready` says so.
+pub fn paused(types: &[ConditionType], message: &str) -> Vec<DesiredCondition> {
+    types
+        .iter()
+        .map(|type_| DesiredCondition::new(*type_, None, Reason::Paused, message))
+        .chain(std::iter::once(DesiredCondition::new(
+            ConditionType::Ready,
+            Some(false),
+            Reason::Paused,
+            message,
+        )))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ConditionType::{DatabaseReady, Migrated, Ready};
+
+    fn statuses(conditions: &[DesiredCondition]) -> Vec<(ConditionType, Option<bool>, Reason)> {
+        conditions
+            .iter()
+            .map(|c| (c.type_, c.status, c.reason))
+            .collect()
+    }
+
+    #[test]
+    fn all_done_is_ready() {
+        let conditions = summarize(
+            vec![
+                (DatabaseReady, Step::Done("db".into())),
+                (Migrated, Step::Done("migrated".into())),
+            ],
+            "ready",
+        );
+        assert_eq!(
+            statuses(&conditions),
+            [
+                (DatabaseReady, Some(true), Reason::Reconciled),
+                (Migrated, Some(true), Reason::Reconciled),
+                (Ready, Some(true), Reason::Reconciled)
+            ]
+        );
+        assert_eq!(conditions[2].message, "ready");
+    }
+
+    #[test]
+    fn failure_blocks_later_steps_and_summarizes() {
+        let conditions = summarize(
+            vec![
+                (
+                    DatabaseReady,
+                    Step::Failed(Reason::DatabaseUnavailable, "down".into()),
+                ),
+                (Migrated, Step::NotReached),
+            ],
+            "ready",
+        );
+        assert_eq!(
+            statuses(&conditions),
+            [
+                (DatabaseReady, Some(false), Reason::DatabaseUnavailable),
+                (Migrated, None, Reason::Progressing),
+                (Ready, Some(false), Reason::DatabaseUnavailable)
+            ]
+        );
+        assert_eq!(
+            conditions[1].message,
+            "Waiting until DatabaseReady is True."
+        );
+        assert_eq!(conditions[2].message, "down");
+    }
+
+    #[test]
+    fn later_failure_is_the_summary() {
+        let conditions = summarize(
+            vec![
+                (DatabaseReady, Step::Done("db".into())),
+                (
+                    Migrated,
+                    Step::Failed(Reason::ChecksumMismatch, "drift".into()),
+                ),
+            ],
+            "ready",
+        );
+        assert_eq!(conditions[2].reason, Reason::ChecksumMismatch);
+        assert_eq!(conditions[2].status, Some(false));
+    }
+
+    #[test]
+    fn paused_says_so_everywhere() {
+        let conditions = paused(&[DatabaseReady, Migrated], "paused");
+        assert_eq!(
+            statuses(&conditions),
+            [
+                (DatabaseReady, None, Reason::Paused),
+                (Migrated, None, Reason::Paused),
+                (Ready, Some(false), Reason::Paused)
+            ]
+        );
+    }
+}
