@@ -45,8 +45,8 @@ fn main() -> ExitCode {
         Command::Crds => print_crds(),
         Command::Run => Err(anyhow::anyhow!("`landlord run` is not built yet")),
         Command::Catalog {
-            command: CatalogCommand::Check { .. },
-        } => Err(anyhow::anyhow!("`landlord catalog check` is not built yet")),
+            command: CatalogCommand::Check { dir },
+        } => return check_catalog(dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -60,4 +60,16 @@ fn main() -> ExitCode {
 fn print_crds() -> anyhow::Result<()> {
     print!("{}", landlord::crd::crds_yaml()?);
     Ok(())
+}
+
+/// Problems are the expected output here, not an error of the command: print them and exit 1.
+fn check_catalog(dir: Option<std::path::PathBuf>) -> ExitCode {
+    let (modules_dir, migrations_dir) = landlord::catalog::check_dirs(dir);
+    let report = landlord::catalog::check(&modules_dir, &migrations_dir);
+    print!("{report}");
+    if report.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
