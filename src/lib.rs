@@ -8,3 +8,4 @@ pub mod catalog;
 pub mod config;
 pub mod controller;
 pub mod crd;
+pub mod db;

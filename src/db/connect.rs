@@ -1,0 +1,283 @@
+//! Bounded connections: a small pool for the landlord database, and short-lived dedicated connections
+//! (never a pool per tenant) for tenant, admin and migration work, all under one global limit.
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgConnection};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::ident::{TenantNames, sql};
+use super::{Error, Password};
+
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Dedicated connections open at once (`LANDLORD_MAX_DB_CONNECTIONS`); callers wait for a free slot.
+    pub max_connections: usize,
+    /// Size of the landlord database pool (not counted in `max_connections`).
+    pub landlord_pool: u32,
+    /// How long to wait for a slot plus the connection itself.
+    pub connect_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 10,
+            landlord_pool: 4,
+            connect_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Every database Landlord talks to. Options hold passwords, so Debug shows only database names.
+pub struct Databases {
+    admin: PgConnectOptions,
+    landlord: PgConnectOptions,
+    landlord_pool: PgPool,
+    permits: Arc<Semaphore>,
+    limits: Limits,
+}
+
+impl fmt::Debug for Databases {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Databases")
+            .field("admin_database", &self.admin.get_database())
+            .field("landlord_database", &self.landlord.get_database())
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Databases {
+    /// Parses the URLs and prepares the (lazy) landlord pool; nothing connects yet, so the operator starts
+    /// while PostgreSQL is down. Must be called inside a Tokio runtime.
+    pub fn new(admin_url: &str, landlord_url: &str, limits: Limits) -> Result<Databases, Error> {
+        let parse = |which, url| {
+            PgConnectOptions::from_str(url).map_err(|source| Error::InvalidUrl { which, source })
+        };
+        // The admin connection sends role DDL: keep its statements out of the logs.
+        let admin = parse("admin", admin_url)?.disable_statement_logging();
+        let landlord = parse("landlord", landlord_url)?;
+        let landlord_pool = PgPoolOptions::new()
+            .max_connections(limits.landlord_pool.max(1))
+            .acquire_timeout(limits.connect_timeout)
+            .connect_lazy_with(landlord.clone());
+        Ok(Databases {
+            admin,
+            landlord,
+            landlord_pool,
+            permits: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+            limits,
+        })
+    }
+
+    /// For queries on the landlord database's own tables. Never for migrations: use `landlord`.
+    pub fn landlord_pool(&self) -> &PgPool {
+        &self.landlord_pool
+    }
+
+    /// A dedicated connection to the landlord database, for the migration engine.
+    pub async fn landlord(&self) -> Result<DbConnection, Error> {
+        self.open(self.landlord.clone(), None).await
+    }
+
+    /// A dedicated connection to the admin URL's database, for creating and dropping tenants.
+    pub async fn admin(&self) -> Result<DbConnection, Error> {
+        self.open(self.admin.clone(), None).await
+    }
+
+    /// A dedicated connection to the tenant's database with the admin credentials, switched to the
+    /// tenant's role so that everything it creates is owned by that role.
+    pub async fn tenant(&self, tenant: &TenantNames) -> Result<DbConnection, Error> {
+        let options = self.admin.clone().database(tenant.database().as_str());
+        self.open(options, Some(tenant)).await
+    }
+
+    /// Dedicated connections that can still be opened without waiting.
+    pub fn available_connections(&self) -> usize {
+        self.permits.available_permits()
+    }
+
+    /// What a tenant's application needs to reach its own database as its own role.
+    pub fn tenant_credentials(
+        &self,
+        tenant: &TenantNames,
+        password: Password,
+    ) -> TenantCredentials {
+        TenantCredentials {
+            host: self.admin.get_host().to_string(),
+            port: self.admin.get_port(),
+            database: tenant.database().to_string(),
+            username: tenant.role().to_string(),
+            password,
+        }
+    }
+
+    async fn open(
+        &self,
+        options: PgConnectOptions,
+        role: Option<&TenantNames>,
+    ) -> Result<DbConnection, Error> {
+        let database = options.get_database().unwrap_or("postgres").to_string();
+        let timeout = self.limits.connect_timeout;
+        let timed_out = || Error::ConnectTimeout {
+            database: database.clone(),
+            seconds: timeout.as_secs(),
+        };
+        let opened = tokio::time::timeout(timeout, async {
+            let permit = self.permits.clone().acquire_owned().await.ok();
+            let conn = PgConnection::connect_with(&options).await;
+            (permit, conn)
+        })
+        .await;
+        let (permit, conn) = opened.map_err(|_| timed_out())?;
+        let permit = permit.ok_or_else(timed_out)?;
+        let mut conn = conn.map_err(|source| Error::Connect {
+            database: database.clone(),
+            source,
+        })?;
+        if let Some(tenant) = role {
+            let set_role = format!("SET ROLE {}", tenant.role().quoted());
+            if let Err(e) = sqlx::raw_sql(sql(set_role)).execute(&mut conn).await {
+                let _ = conn.close().await;
+                return Err(Error::sql(
+                    format!("switching to role {}", tenant.role()),
+                    &database,
+                    e,
+                ));
+            }
+        }
+        Ok(DbConnection {
+            conn,
+            database,
+            advisory_lock: None,
+            _permit: permit,
+        })
+    }
+}
+
+/// A dedicated connection holding one slot of the global limit until dropped or closed. Migration locks
+/// are session-level, so they live here: closing or dropping the connection ends the session and with it
+/// any lock a cancelled call left behind.
+pub struct DbConnection {
+    conn: PgConnection,
+    database: String,
+    /// Advisory lock key this session may hold (set before asking, cleared after releasing).
+    pub(crate) advisory_lock: Option<i64>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl DbConnection {
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// Ends the session (and frees the slot). Dropping does the same without waiting for the server.
+    pub async fn close(self) -> Result<(), Error> {
+        let database = self.database;
+        self.conn
+            .close()
+            .await
+            .map_err(|e| Error::sql("closing the connection", &database, e))
+    }
+}
+
+impl Deref for DbConnection {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        &self.conn
+    }
+}
+
+impl DerefMut for DbConnection {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.conn
+    }
+}
+
+impl fmt::Debug for DbConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DbConnection")
+            .field("database", &self.database)
+            .field("advisory_lock", &self.advisory_lock)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The contents of a tenant's Secret. Debug hides the password; `uri` does not (it goes into the Secret).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TenantCredentials {
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub username: String,
+    pub password: Password,
+}
+
+impl TenantCredentials {
+    /// `postgres://user:password@host:port/database`, with user and password percent-encoded.
+    pub fn uri(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        format!(
+            "postgres://{}:{}@{host}:{}/{}",
+            percent_encode(&self.username),
+            percent_encode(self.password.expose()),
+            self.port,
+            percent_encode(&self.database)
+        )
+    }
+}
+
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_encodes_the_password_and_debug_hides_it() {
+        let credentials = TenantCredentials {
+            host: "127.0.0.1".into(),
+            port: 5432,
+            database: "tenant_acme".into(),
+            username: "tenant_acme".into(),
+            password: Password::new("p@ss:w/rd").unwrap(),
+        };
+        assert_eq!(
+            credentials.uri(),
+            "postgres://tenant_acme:p%40ss%3Aw%2Frd@127.0.0.1:5432/tenant_acme"
+        );
+        assert!(!format!("{credentials:?}").contains("p@ss"));
+    }
+
+    #[tokio::test]
+    async fn debug_never_shows_the_urls_passwords() {
+        let databases = Databases::new(
+            "postgres://admin:s3cret-admin@localhost:1/postgres",
+            "postgres://landlord:s3cret-landlord@localhost:1/landlord",
+            Limits::default(),
+        )
+        .unwrap();
+        let shown = format!("{databases:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
+}

@@ -1,0 +1,412 @@
+//! The migration engine. Ours rather than sqlx's migrator: that one takes a single lock per database, can
+//! leak it on pooled connections, and knows nothing of modules and scopes.
+//!
+//! Per call: take the advisory lock of (module, scope) on the dedicated connection, read the ledger, plan
+//! (refusing drift and irreversible steps before anything runs), run each step in its own transaction
+//! together with its ledger row, release the lock. Planning happens under the lock, so two engines racing
+//! on one database apply each migration exactly once.
+
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use sqlx::postgres::{PgDatabaseError, PgErrorPosition};
+use sqlx::{Connection, PgConnection};
+
+use super::Error;
+use super::connect::DbConnection;
+use super::error::MigrationFailure;
+use super::ident::sql;
+use super::ledger::{self, LedgerEntry};
+use super::plan::{self, Direction, Drift, ModuleScope, Plan, Step, file_name};
+use crate::catalog::{Migration, MigrationScript};
+
+/// Where a track stands in one database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    pub applied: Vec<LedgerEntry>,
+    /// Highest applied version.
+    pub current: Option<i64>,
+    /// Catalog migrations not applied yet, oldest first.
+    pub pending: Vec<Step>,
+    /// Applied migrations that differ from the catalog; a non-empty list blocks every change.
+    pub drift: Vec<Drift>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Executed {
+    pub step: Step,
+    pub execution_ms: i64,
+}
+
+/// What one call did: the plan computed under the lock, and every step of it, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    pub plan: Plan,
+    pub executed: Vec<Executed>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Allowed {
+    Both,
+    Only(Direction),
+}
+
+#[derive(Clone, Debug)]
+pub struct Migrator {
+    lock_timeout: Duration,
+}
+
+impl Default for Migrator {
+    fn default() -> Self {
+        Migrator {
+            lock_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Migrator {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How long to wait for another process migrating the same track before `LockTimeout`.
+    pub fn with_lock_timeout(mut self, lock_timeout: Duration) -> Self {
+        self.lock_timeout = lock_timeout;
+        self
+    }
+
+    /// Reads the ledger; changes nothing (not even creating the ledger).
+    pub async fn status(
+        &self,
+        conn: &mut DbConnection,
+        track: &ModuleScope<'_>,
+    ) -> Result<Status, Error> {
+        let database = conn.database().to_string();
+        let applied = ledger::entries(conn, &database, track.scope, track.module).await?;
+        let done = |m: &&Migration| applied.iter().any(|e| e.version == m.version);
+        let pending = track
+            .migrations
+            .migrations
+            .iter()
+            .filter(|m| !done(m))
+            .map(|m| Step {
+                version: m.version,
+                name: m.name(),
+                direction: Direction::Up,
+            })
+            .collect();
+        Ok(Status {
+            drift: plan::drift(track, &applied),
+            current: applied.last().map(|e| e.version),
+            pending,
+            applied,
+        })
+    }
+
+    /// What `migrate` would run now, without the lock: for dry runs and status.
+    pub async fn plan(
+        &self,
+        conn: &mut DbConnection,
+        track: &ModuleScope<'_>,
+        target: Option<i64>,
+    ) -> Result<Plan, Error> {
+        let database = conn.database().to_string();
+        let applied = ledger::entries(conn, &database, track.scope, track.module).await?;
+        plan::plan(track, &applied, target, &database)
+    }
+
+    /// Brings the track to `target` in whichever direction (None: remove everything of it).
+    pub async fn migrate(
+        &self,
+        conn: &mut DbConnection,
+        track: &ModuleScope<'_>,
+        target: Option<i64>,
+    ) -> Result<Report, Error> {
+        self.locked(conn, track, target, Allowed::Both).await
+    }
+
+    /// Applies pending migrations up to `target`; refuses if reaching it needs a rollback.
+    pub async fn apply(
+        &self,
+        conn: &mut DbConnection,
+        track: &ModuleScope<'_>,
+        target: Option<i64>,
+    ) -> Result<Report, Error> {
+        self.locked(conn, track, target, Allowed::Only(Direction::Up))
+            .await
+    }
+
+    /// Rolls back down to `target` (None: everything); refuses if reaching it needs an upgrade.
+    pub async fn rollback(
+        &self,
+        conn: &mut DbConnection,
+        track: &ModuleScope<'_>,
+        target: Option<i64>,
+    ) -> Result<Report, Error> {
+        self.locked(conn, track, target, Allowed::Only(Direction::Down))
+            .await
+    }
+
+    async fn locked(
+        &self,
+        conn: &mut DbConnection,
+        track: &ModuleScope<'_>,
+        target: Option<i64>,
+        allowed: Allowed,
+    ) -> Result<Report, Error> {
+        self.lock(conn, track).await?;
+        let result = run(conn, track, target, allowed).await;
+        // Released on every path; should the unlock itself fail, closing the connection releases it.
+        let released = unlock(conn).await;
+        let report = result?;
+        released?;
+        Ok(report)
+    }
+
+    async fn lock(&self, conn: &mut DbConnection, track: &ModuleScope<'_>) -> Result<(), Error> {
+        // A call cancelled while holding a lock left it on this session.
+        unlock(conn).await?;
+        let key = lock_key(track);
+        let deadline = Instant::now() + self.lock_timeout;
+        let mut pause = Duration::from_millis(10);
+        loop {
+            // Recorded before asking, so a cancellation mid-query still gets it released.
+            conn.advisory_lock = Some(key);
+            let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(key)
+                .fetch_one(&mut **conn)
+                .await
+                .map_err(|e| Error::sql("taking the migration lock", conn.database(), e))?;
+            if locked {
+                return Ok(());
+            }
+            conn.advisory_lock = None;
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::LockTimeout {
+                    module: track.module.to_string(),
+                    scope: track.scope,
+                    database: conn.database().to_string(),
+                    seconds: self.lock_timeout.as_secs(),
+                });
+            }
+            tokio::time::sleep(pause.min(deadline - now)).await;
+            pause = (pause * 2).min(Duration::from_millis(250));
+        }
+    }
+}
+
+/// Advisory locks are per database, so (scope, module) is enough; hashed to the lock's 64-bit key.
+fn lock_key(track: &ModuleScope<'_>) -> i64 {
+    let digest = Sha256::digest(format!(
+        "landlord_migrations/{}/{}",
+        track.scope, track.module
+    ));
+    let mut key = [0u8; 8];
+    key.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(key)
+}
+
+async fn unlock(conn: &mut DbConnection) -> Result<(), Error> {
+    let Some(key) = conn.advisory_lock else {
+        return Ok(());
+    };
+    sqlx::query_scalar::<_, bool>("SELECT pg_advisory_unlock($1)")
+        .bind(key)
+        .fetch_one(&mut **conn)
+        .await
+        .map_err(|e| Error::sql("releasing the migration lock", conn.database(), e))?;
+    conn.advisory_lock = None;
+    Ok(())
+}
+
+async fn run(
+    conn: &mut DbConnection,
+    track: &ModuleScope<'_>,
+    target: Option<i64>,
+    allowed: Allowed,
+) -> Result<Report, Error> {
+    let database = conn.database().to_string();
+    ledger::ensure(conn, &database).await?;
+    let applied = ledger::entries(conn, &database, track.scope, track.module).await?;
+    let plan = plan::plan(track, &applied, target, &database)?;
+    if let Allowed::Only(direction) = allowed
+        && let Some(step) = plan.steps.iter().find(|s| s.direction != direction)
+    {
+        return Err(Error::WrongDirection {
+            operation: match direction {
+                Direction::Up => "apply",
+                Direction::Down => "rollback",
+            },
+            module: track.module.to_string(),
+            scope: track.scope,
+            step: step.name.clone(),
+            direction: step.direction,
+        });
+    }
+    let mut executed = Vec::with_capacity(plan.steps.len());
+    for step in &plan.steps {
+        let execution_ms = run_step(conn, &database, track, step).await?;
+        tracing::info!(
+            database = %database, module = track.module, scope = %track.scope,
+            migration = %step.name, direction = %step.direction, execution_ms,
+            "migration done"
+        );
+        executed.push(Executed {
+            step: step.clone(),
+            execution_ms,
+        });
+    }
+    Ok(Report { plan, executed })
+}
+
+/// One migration and its ledger row, atomically unless the script is marked no-transaction.
+async fn run_step(
+    conn: &mut PgConnection,
+    database: &str,
+    track: &ModuleScope<'_>,
+    step: &Step,
+) -> Result<i64, Error> {
+    let file = |m: &Migration| file_name(m, step.direction);
+    let Some(migration) = track.migrations.get(step.version) else {
+        return Err(Error::UnknownTarget {
+            module: track.module.to_string(),
+            scope: track.scope,
+            version: step.version,
+        });
+    };
+    let script = match step.direction {
+        Direction::Up => &migration.up,
+        Direction::Down => migration
+            .down
+            .as_ref()
+            .ok_or_else(|| Error::IrreversibleMigration {
+                module: track.module.to_string(),
+                scope: track.scope,
+                file: file(migration),
+            })?,
+    };
+    let failed = |e| failure(track, &file(migration), step.direction, script, e);
+    let bookkeeping_failed = |e| Error::sql(format!("recording {}", file(migration)), database, e);
+    let started = Instant::now();
+
+    if script.no_transaction {
+        execute(conn, script).await.map_err(failed)?;
+        let elapsed = elapsed_ms(started);
+        // A crash right here leaves the change without its row; such scripts should be idempotent.
+        bookkeep(conn, track, migration, step.direction, elapsed)
+            .await
+            .map_err(bookkeeping_failed)?;
+        return Ok(elapsed);
+    }
+
+    let mut tx = conn.begin().await.map_err(failed)?;
+    if let Err(e) = execute(&mut tx, script).await {
+        // Explicit, so that the lock is released on a clean session.
+        let _ = tx.rollback().await;
+        return Err(failed(e));
+    }
+    let elapsed = elapsed_ms(started);
+    if let Err(e) = bookkeep(&mut tx, track, migration, step.direction, elapsed).await {
+        let _ = tx.rollback().await;
+        return Err(bookkeeping_failed(e));
+    }
+    // Deferred constraints fail here: that is the migration's failure too.
+    tx.commit().await.map_err(failed)?;
+    Ok(elapsed)
+}
+
+/// The simple query protocol, so a script may hold many statements.
+async fn execute(conn: &mut PgConnection, script: &MigrationScript) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql(sql(script.sql.clone()))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+async fn bookkeep(
+    conn: &mut PgConnection,
+    track: &ModuleScope<'_>,
+    migration: &Migration,
+    direction: Direction,
+    execution_ms: i64,
+) -> Result<(), sqlx::Error> {
+    match direction {
+        Direction::Up => {
+            ledger::record(conn, track.scope, track.module, migration, execution_ms).await
+        }
+        Direction::Down => ledger::forget(conn, track.scope, track.module, migration.version).await,
+    }
+}
+
+fn elapsed_ms(started: Instant) -> i64 {
+    i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX)
+}
+
+/// PostgreSQL's own words, SQLSTATE and position when it refused the SQL; an interruption otherwise.
+fn failure(
+    track: &ModuleScope<'_>,
+    file: &str,
+    direction: Direction,
+    script: &MigrationScript,
+    error: sqlx::Error,
+) -> Error {
+    let Some(pg) = error
+        .as_database_error()
+        .and_then(|e| e.try_downcast_ref::<PgDatabaseError>())
+    else {
+        return Error::MigrationInterrupted {
+            module: track.module.to_string(),
+            scope: track.scope,
+            file: file.to_string(),
+            source: error,
+        };
+    };
+    let position = match pg.position() {
+        Some(PgErrorPosition::Original(position)) => Some(position),
+        _ => None,
+    };
+    Error::MigrationFailed(Box::new(MigrationFailure {
+        module: track.module.to_string(),
+        scope: track.scope,
+        file: file.to_string(),
+        direction,
+        message: pg.message().to_string(),
+        sqlstate: pg.code().to_string(),
+        position,
+        line: position.map(|p| line_of(&script.sql, p)),
+        detail: pg.detail().map(str::to_string),
+        hint: pg.hint().map(str::to_string),
+    }))
+}
+
+/// PostgreSQL counts characters from 1 over the whole query string.
+fn line_of(sql: &str, position: usize) -> usize {
+    1 + sql
+        .chars()
+        .take(position.saturating_sub(1))
+        .filter(|c| *c == '\n')
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{MigrationSet, Scope};
+
+    #[test]
+    fn lines_are_counted_from_one() {
+        let sql = "CREATE TABLE a ();\nCREATE TABLE b ();\nSELECT nope;";
+        assert_eq!(line_of(sql, 1), 1);
+        assert_eq!(line_of(sql, sql.find("nope").unwrap() + 1), 3);
+    }
+
+    #[test]
+    fn lock_keys_differ_per_module_and_scope() {
+        let set = MigrationSet::default();
+        let key = |module, scope| lock_key(&ModuleScope::new(module, scope, &set));
+        assert_ne!(key("tasks", Scope::Tenant), key("tasks", Scope::Landlord));
+        assert_ne!(key("tasks", Scope::Tenant), key("expenses", Scope::Tenant));
+        assert_eq!(key("tasks", Scope::Tenant), key("tasks", Scope::Tenant));
+    }
+}

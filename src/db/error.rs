@@ -1,0 +1,292 @@
+//! The one error type of the database layer. Every variant knows the condition reason it reports and
+//! whether trying again later can help. Messages never hold a password or a database URL.
+
+use std::fmt;
+
+use crate::catalog::Scope;
+use crate::crd::Reason;
+
+use super::plan::Direction;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // Rejected before any SQL runs.
+    #[error("invalid name {name}: it {reason}")]
+    InvalidIdent { name: String, reason: &'static str },
+    #[error("invalid password: it {0}")]
+    InvalidPassword(&'static str),
+    #[error("refusing to quote a literal that {0}")]
+    InvalidLiteral(&'static str),
+    #[error("the {which} database URL is invalid: {source}")]
+    InvalidUrl {
+        which: &'static str,
+        source: sqlx::Error,
+    },
+    #[error("could not read random bytes from the operating system: {0}")]
+    Randomness(String),
+
+    // The server or the connection.
+    #[error("could not connect to database {database}: {source}")]
+    Connect {
+        database: String,
+        source: sqlx::Error,
+    },
+    #[error("gave up connecting to database {database} after {seconds}s")]
+    ConnectTimeout { database: String, seconds: u64 },
+    #[error("{action} in database {database} failed: {source}")]
+    Sql {
+        action: String,
+        database: String,
+        source: sqlx::Error,
+    },
+
+    // Provisioning.
+    #[error(
+        "database {database} already exists and is owned by role {owner}, not {expected}: \
+         Landlord only adopts databases owned by the tenant's role"
+    )]
+    NotOurs {
+        database: String,
+        owner: String,
+        expected: String,
+    },
+    #[error("extension {extension} cannot be created in database {database}: {message}")]
+    ExtensionUnavailable {
+        extension: String,
+        database: String,
+        message: String,
+    },
+
+    // The migration engine.
+    #[error(
+        "another process has been migrating module {module} ({scope} scope) in database {database} \
+         for more than {seconds}s"
+    )]
+    LockTimeout {
+        module: String,
+        scope: Scope,
+        database: String,
+        seconds: u64,
+    },
+    #[error("module {module} has no {scope} migration with version {version}")]
+    UnknownTarget {
+        module: String,
+        scope: Scope,
+        version: i64,
+    },
+    #[error(
+        "migration {file} of module {module} ({scope} scope) was changed after it was applied: \
+         the ledger records checksum {applied}, the catalog has {catalog}"
+    )]
+    ChecksumMismatch {
+        module: String,
+        scope: Scope,
+        file: String,
+        applied: String,
+        catalog: String,
+    },
+    #[error(
+        "the ledger of database {database} records migration {version}_{description} of module {module} \
+         ({scope} scope) as applied, but the catalog does not have it"
+    )]
+    UnknownAppliedMigration {
+        module: String,
+        scope: Scope,
+        database: String,
+        version: i64,
+        description: String,
+    },
+    #[error(
+        "cannot roll back migration {file} of module {module} ({scope} scope): it has no down migration"
+    )]
+    IrreversibleMigration {
+        module: String,
+        scope: Scope,
+        file: String,
+    },
+    #[error(
+        "{operation} of module {module} ({scope} scope) would run {step} {direction}: not allowed"
+    )]
+    WrongDirection {
+        operation: &'static str,
+        module: String,
+        scope: Scope,
+        step: String,
+        direction: Direction,
+    },
+    #[error("{0}")]
+    MigrationFailed(Box<MigrationFailure>),
+    #[error("migration {file} of module {module} ({scope} scope) was interrupted: {source}")]
+    MigrationInterrupted {
+        module: String,
+        scope: Scope,
+        file: String,
+        source: sqlx::Error,
+    },
+}
+
+/// PostgreSQL refused a migration's SQL; its transaction was rolled back.
+#[derive(Debug)]
+pub struct MigrationFailure {
+    pub module: String,
+    pub scope: Scope,
+    /// The script's path as the catalog loaded it.
+    pub file: String,
+    pub direction: Direction,
+    pub message: String,
+    pub sqlstate: String,
+    /// 1-based character position in the script, as PostgreSQL reports it.
+    pub position: Option<usize>,
+    /// 1-based line of `position` in the script.
+    pub line: Option<usize>,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for MigrationFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "migration {} of module {} ({} scope, {}) failed: {} (SQLSTATE {}",
+            self.file, self.module, self.scope, self.direction, self.message, self.sqlstate
+        )?;
+        if let (Some(line), Some(position)) = (self.line, self.position) {
+            write!(f, ", line {line}, position {position}")?;
+        }
+        f.write_str(")")?;
+        if let Some(detail) = &self.detail {
+            write!(f, "; {detail}")?;
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, "; hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Error {
+    /// The condition reason a controller reports for this error.
+    pub fn reason(&self) -> Reason {
+        use Error::*;
+        match self {
+            InvalidIdent { .. }
+            | InvalidPassword(_)
+            | InvalidLiteral(_)
+            | InvalidUrl { .. }
+            | ExtensionUnavailable { .. }
+            | WrongDirection { .. } => Reason::InvalidSpec,
+            Randomness(_) | Connect { .. } | ConnectTimeout { .. } | Sql { .. } => {
+                Reason::DatabaseUnavailable
+            }
+            MigrationInterrupted { .. } => Reason::DatabaseUnavailable,
+            NotOurs { .. } => Reason::SlugConflict,
+            LockTimeout { .. } => Reason::Progressing,
+            UnknownTarget { .. } => Reason::VersionNotFound,
+            ChecksumMismatch { .. } | UnknownAppliedMigration { .. } => Reason::ChecksumMismatch,
+            IrreversibleMigration { .. } => Reason::IrreversibleMigration,
+            MigrationFailed(_) => Reason::MigrationFailed,
+        }
+    }
+
+    /// Whether the same call can succeed later without a change of spec or catalog.
+    pub fn is_retryable(&self) -> bool {
+        use Error::*;
+        match self {
+            Randomness(_) | Connect { .. } | ConnectTimeout { .. } | Sql { .. } => true,
+            MigrationInterrupted { .. } | LockTimeout { .. } => true,
+            // The server may get the extension's package installed without the spec changing.
+            ExtensionUnavailable { .. } => true,
+            MigrationFailed(failure) => is_transient_sqlstate(&failure.sqlstate),
+            InvalidIdent { .. }
+            | InvalidPassword(_)
+            | InvalidLiteral(_)
+            | InvalidUrl { .. }
+            | NotOurs { .. }
+            | UnknownTarget { .. }
+            | ChecksumMismatch { .. }
+            | UnknownAppliedMigration { .. }
+            | IrreversibleMigration { .. }
+            | WrongDirection { .. } => false,
+        }
+    }
+
+    /// The SQLSTATE PostgreSQL reported, if this error carries one.
+    pub fn sqlstate(&self) -> Option<String> {
+        match self {
+            Error::MigrationFailed(failure) => Some(failure.sqlstate.clone()),
+            Error::Connect { source, .. }
+            | Error::Sql { source, .. }
+            | Error::MigrationInterrupted { source, .. } => sqlstate(source),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn sql(action: impl Into<String>, database: &str, source: sqlx::Error) -> Error {
+        Error::Sql {
+            action: action.into(),
+            database: database.to_string(),
+            source,
+        }
+    }
+}
+
+/// Serialization failures, deadlocks, lock and statement timeouts, a server shutting down, too many
+/// connections: the same SQL can succeed on another attempt.
+fn is_transient_sqlstate(code: &str) -> bool {
+    code.starts_with("40")
+        || code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("57")
+        || code == "55P03"
+}
+
+pub(crate) fn sqlstate(error: &sqlx::Error) -> Option<String> {
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .map(|c| c.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(sqlstate: &str) -> Error {
+        Error::MigrationFailed(Box::new(MigrationFailure {
+            module: "expenses".into(),
+            scope: Scope::Tenant,
+            file: "modules/expenses/tenant/1_init.up.sql".into(),
+            direction: Direction::Up,
+            message: "relation \"nope\" does not exist".into(),
+            sqlstate: sqlstate.into(),
+            position: Some(42),
+            line: Some(3),
+            detail: None,
+            hint: Some("check the name".into()),
+        }))
+    }
+
+    #[test]
+    fn migration_failure_names_file_module_scope_and_position() {
+        let text = failure("42P01").to_string();
+        for part in [
+            "modules/expenses/tenant/1_init.up.sql",
+            "module expenses",
+            "tenant scope",
+            "relation \"nope\" does not exist",
+            "SQLSTATE 42P01",
+            "line 3, position 42",
+            "hint: check the name",
+        ] {
+            assert!(text.contains(part), "{part:?} missing in {text}");
+        }
+    }
+
+    #[test]
+    fn transient_failures_are_retryable_and_others_not() {
+        assert!(failure("40P01").is_retryable());
+        assert!(failure("55P03").is_retryable());
+        assert!(!failure("42P01").is_retryable());
+        assert_eq!(failure("42P01").reason(), Reason::MigrationFailed);
+    }
+}

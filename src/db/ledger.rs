@@ -1,0 +1,141 @@
+//! The ledger every migrated database holds: one row per applied migration, per (scope, module).
+//! Written only in the same transaction as the migration it records.
+
+use sqlx::{PgConnection, Row};
+
+use crate::catalog::{Migration, Scope};
+
+use super::Error;
+
+pub const LEDGER_SCHEMA: &str = "landlord_migrations";
+
+const CREATE_LEDGER: &str = "\
+CREATE SCHEMA IF NOT EXISTS landlord_migrations;
+CREATE TABLE IF NOT EXISTS landlord_migrations.ledger (
+    scope        text NOT NULL,
+    module       text NOT NULL,
+    version      bigint NOT NULL,
+    description  text NOT NULL,
+    checksum     bytea NOT NULL,
+    applied_at   timestamptz NOT NULL DEFAULT now(),
+    execution_ms bigint NOT NULL,
+    PRIMARY KEY (scope, module, version)
+);";
+
+/// Serialises ledger creation between engines working on different modules of one database:
+/// concurrent `CREATE ... IF NOT EXISTS` can still fail on the catalog's unique indexes.
+const CREATE_LOCK_KEY: i64 = 0x4c4c_4c45_4447_4552; // "LLLEDGER"
+
+/// One applied migration as the ledger records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LedgerEntry {
+    pub version: i64,
+    pub description: String,
+    /// SHA-256 of the up script when it was applied.
+    pub checksum: Vec<u8>,
+    pub applied_at: jiff::Timestamp,
+    pub execution_ms: i64,
+}
+
+pub(crate) async fn exists(conn: &mut PgConnection, database: &str) -> Result<bool, Error> {
+    sqlx::query_scalar("SELECT to_regclass('landlord_migrations.ledger') IS NOT NULL")
+        .fetch_one(conn)
+        .await
+        .map_err(|e| Error::sql("reading the ledger", database, e))
+}
+
+pub(crate) async fn ensure(conn: &mut PgConnection, database: &str) -> Result<(), Error> {
+    if exists(conn, database).await? {
+        return Ok(());
+    }
+    let fail = |e| Error::sql("creating the ledger", database, e);
+    let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(fail)?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(CREATE_LOCK_KEY)
+        .execute(&mut *tx)
+        .await
+        .map_err(fail)?;
+    sqlx::raw_sql(CREATE_LEDGER)
+        .execute(&mut *tx)
+        .await
+        .map_err(fail)?;
+    tx.commit().await.map_err(fail)
+}
+
+/// Applied migrations of one (scope, module), oldest first; empty when the database has no ledger yet.
+pub(crate) async fn entries(
+    conn: &mut PgConnection,
+    database: &str,
+    scope: Scope,
+    module: &str,
+) -> Result<Vec<LedgerEntry>, Error> {
+    if !exists(conn, database).await? {
+        return Ok(Vec::new());
+    }
+    let fail = |e| Error::sql("reading the ledger", database, e);
+    let rows = sqlx::query(
+        "SELECT version, description, checksum, execution_ms,
+                (extract(epoch FROM applied_at) * 1000000)::bigint AS applied_us
+         FROM landlord_migrations.ledger
+         WHERE scope = $1 AND module = $2
+         ORDER BY version",
+    )
+    .bind(scope.as_str())
+    .bind(module)
+    .fetch_all(conn)
+    .await
+    .map_err(fail)?;
+    rows.iter()
+        .map(|row| {
+            Ok(LedgerEntry {
+                version: row.try_get("version")?,
+                description: row.try_get("description")?,
+                checksum: row.try_get("checksum")?,
+                execution_ms: row.try_get("execution_ms")?,
+                applied_at: jiff::Timestamp::from_microsecond(row.try_get("applied_us")?)
+                    .unwrap_or_default(),
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(fail)
+}
+
+pub(crate) async fn record(
+    conn: &mut PgConnection,
+    scope: Scope,
+    module: &str,
+    migration: &Migration,
+    execution_ms: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO landlord_migrations.ledger
+             (scope, module, version, description, checksum, execution_ms)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(scope.as_str())
+    .bind(module)
+    .bind(migration.version)
+    .bind(&migration.description)
+    .bind(&migration.checksum[..])
+    .bind(execution_ms)
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+pub(crate) async fn forget(
+    conn: &mut PgConnection,
+    scope: Scope,
+    module: &str,
+    version: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "DELETE FROM landlord_migrations.ledger WHERE scope = $1 AND module = $2 AND version = $3",
+    )
+    .bind(scope.as_str())
+    .bind(module)
+    .bind(version)
+    .execute(conn)
+    .await
+    .map(drop)
+}
