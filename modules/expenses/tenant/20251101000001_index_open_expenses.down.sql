@@ -1,0 +1,2 @@
+-- landlord:no-transaction
+DROP INDEX CONCURRENTLY expenses_open_idx;
