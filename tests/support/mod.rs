@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub mod db;
 pub mod kube;
 
 /// The environment of the run: variables from the process, else from `.dev/env` written by `scripts/dev up`.

@@ -1,0 +1,524 @@
+//! The migration engine against the real PostgreSQL: reversibility, races, failures, drift, locks.
+//! Every test provisions its own tenant database and drops it at the end.
+
+mod support;
+
+use std::time::Duration;
+
+use landlord::catalog::Scope;
+use landlord::crd::Reason;
+use landlord::db::{Direction, Drift, Error, Migrator, ModuleScope};
+use support::db::{
+    TestTenant, core_catalog, databases, ledger_rows, migration, schema_dump, set, superuser,
+    tables,
+};
+
+/// A module touching most kinds of schema objects, each undone by its down script.
+fn varied_module() -> landlord::catalog::MigrationSet {
+    set(vec![
+        migration(
+            1,
+            "create_cards",
+            "CREATE TYPE card_state AS ENUM ('draft', 'issued');
+             CREATE TABLE cards (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                                 state card_state NOT NULL DEFAULT 'draft', title text NOT NULL);
+             CREATE INDEX cards_title_idx ON cards (lower(title));",
+            Some("DROP TABLE cards; DROP TYPE card_state;"),
+        ),
+        migration(
+            2,
+            "card_views",
+            "CREATE FUNCTION card_title(c cards) RETURNS text LANGUAGE sql AS 'SELECT c.title';
+             CREATE VIEW issued_cards AS SELECT id, title FROM cards WHERE state = 'issued';
+             CREATE SEQUENCE card_numbers START 1000;
+             COMMENT ON TABLE cards IS 'digital cards';",
+            Some("DROP SEQUENCE card_numbers; DROP VIEW issued_cards; DROP FUNCTION card_title(cards);
+                  COMMENT ON TABLE cards IS NULL;"),
+        ),
+        migration(
+            3,
+            "touch_trigger",
+            "ALTER TABLE cards ADD COLUMN updated_at timestamptz NOT NULL DEFAULT now();
+             CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN NEW.updated_at := now(); RETURN NEW; END $$;
+             CREATE TRIGGER cards_touch BEFORE UPDATE ON cards FOR EACH ROW EXECUTE FUNCTION touch();",
+            Some("DROP TRIGGER cards_touch ON cards; DROP FUNCTION touch();
+                  ALTER TABLE cards DROP COLUMN updated_at;"),
+        ),
+    ])
+}
+
+#[tokio::test]
+async fn up_then_down_restores_the_schema() {
+    let databases = databases();
+    let tenant = TestTenant::provision(&databases, "updown", &[]).await;
+    let catalog = core_catalog();
+    let core = ModuleScope::core(&catalog, Scope::Tenant);
+    let cards = varied_module();
+    let module = ModuleScope::new("cards", Scope::Tenant, &cards);
+    let migrator = Migrator::new();
+
+    let empty = schema_dump(tenant.database());
+    let mut conn = databases.tenant(&tenant.names).await.unwrap();
+    let report = migrator
+        .apply(&mut conn, &core, catalog.core_tenant.latest())
+        .await
+        .unwrap();
+    assert_eq!(report.executed.len(), catalog.core_tenant.migrations.len());
+    let with_core = schema_dump(tenant.database());
+
+    migrator
+        .apply(&mut conn, &module, cards.latest())
+        .await
+        .unwrap();
+    assert_ne!(schema_dump(tenant.database()), with_core);
+    // Down in two steps, through a release in the middle.
+    let to_one = migrator
+        .rollback(&mut conn, &module, Some(1))
+        .await
+        .unwrap();
+    let order: Vec<_> = to_one.executed.iter().map(|e| e.step.version).collect();
+    assert_eq!(order, [3, 2]);
+    migrator.rollback(&mut conn, &module, None).await.unwrap();
+    assert_eq!(schema_dump(tenant.database()), with_core);
+
+    migrator.rollback(&mut conn, &core, None).await.unwrap();
+    conn.close().await.unwrap();
+    assert_eq!(schema_dump(tenant.database()), empty);
+    assert!(ledger_rows(tenant.database(), "tenant").await.is_empty());
+}
+
+#[tokio::test]
+async fn objects_belong_to_the_tenant_role() {
+    let databases = databases();
+    let tenant = TestTenant::provision(&databases, "owner", &[]).await;
+    let catalog = core_catalog();
+    let mut conn = databases.tenant(&tenant.names).await.unwrap();
+    Migrator::new()
+        .migrate(
+            &mut conn,
+            &ModuleScope::core(&catalog, Scope::Tenant),
+            catalog.core_tenant.latest(),
+        )
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let mut su = superuser(tenant.database()).await;
+    let owners: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname IN ('public', 'landlord_migrations')",
+    )
+    .fetch_all(&mut su)
+    .await
+    .unwrap();
+    assert_eq!(owners, [tenant.database().to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_engines_apply_each_migration_once() {
+    let databases = databases();
+    let tenant = TestTenant::provision(&databases, "race", &[]).await;
+    let mut migrations = vec![migration(
+        1,
+        "effects",
+        "CREATE TABLE effects (version int NOT NULL); INSERT INTO effects VALUES (1); SELECT pg_sleep(0.3);",
+        Some("DROP TABLE effects"),
+    )];
+    for v in 2..=5 {
+        let up = format!("INSERT INTO effects VALUES ({v}); SELECT pg_sleep(0.05);");
+        migrations.push(migration(v, &format!("effect_{v}"), &up, None));
+    }
+    let effects = set(migrations);
+
+    let racers = (0..3).map(|_| {
+        let databases = &databases;
+        let effects = &effects;
+        let names = &tenant.names;
+        async move {
+            let mut conn = databases.tenant(names).await.unwrap();
+            let track = ModuleScope::new("effects", Scope::Tenant, effects);
+            let report = Migrator::new()
+                .apply(&mut conn, &track, Some(5))
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+            report.executed.len()
+        }
+    });
+    let executed: Vec<usize> = futures::future::join_all(racers).await;
+    assert_eq!(executed.iter().sum::<usize>(), 5, "{executed:?}");
+
+    let mut su = superuser(tenant.database()).await;
+    let seen: Vec<i32> = sqlx::query_scalar("SELECT version FROM effects ORDER BY version")
+        .fetch_all(&mut su)
+        .await
+        .unwrap();
+    assert_eq!(seen, [1, 2, 3, 4, 5]);
+    let ledger = ledger_rows(tenant.database(), "tenant").await;
+    assert_eq!(ledger.len(), 5);
+}
+
+#[tokio::test]
+async fn failing_third_statement_leaves_nothing_behind() {
+    let databases = databases();
+    let tenant = TestTenant::provision(&databases, "fail", &[]).await;
+    let broken = "CREATE TABLE first_table (id int);\nCREATE TABLE second_table (id int);\nSELECT * FROM no_such_table;\n";
+    let migrations = set(vec![
+        migration(
+            1,
+            "fine",
+            "CREATE TABLE fine (id int)",
+            Some("DROP TABLE fine"),
+        ),
+        migration(2, "broken", broken, None),
+    ]);
+    let track = ModuleScope::new("broken", Scope::Tenant, &migrations);
+    let mut conn = databases.tenant(&tenant.names).await.unwrap();
+
+    let err = Migrator::new()
+        .apply(&mut conn, &track, Some(2))
+        .await
+        .unwrap_err();
+    let Error::MigrationFailed(failure) = &err else {
+        panic!("expected MigrationFailed, got {err:?}");
+    };
+    assert_eq!(failure.file, "fixtures/2_broken.up.sql");
+    assert_eq!(failure.module, "broken");
+    assert_eq!(failure.direction, Direction::Up);
+    assert_eq!(failure.sqlstate, "42P01");
+    assert_eq!(failure.message, "relation \"no_such_table\" does not exist");
+    let expected = broken.find("no_such_table").unwrap() + 1;
+    assert_eq!(failure.position, Some(expected));
+    assert_eq!(failure.line, Some(3));
+    assert_eq!(err.reason(), Reason::MigrationFailed);
+    assert!(!err.is_retryable());
+    let text = err.to_string();
+    assert!(
+        text.contains("fixtures/2_broken.up.sql") && text.contains("no_such_table"),
+        "{text}"
+    );
+
+    // The first migration committed on its own; the broken one left no trace.
+    assert_eq!(
+        tables(tenant.database()).await,
+        ["landlord_migrations.ledger", "public.fine"]
+    );
+    assert_eq!(
+        ledger_rows(tenant.database(), "tenant").await,
+        [("broken".to_string(), 1)]
+    );
+    // The session is usable again.
+    let status = Migrator::new().status(&mut conn, &track).await.unwrap();
+    assert_eq!(status.current, Some(1));
+    assert_eq!(status.pending.len(), 1);
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn lock_is_released_after_a_failing_migration() {
+    let databases = databases();
+    let tenant = TestTenant::provision(&databases, "lock", &[]).await;
+    let broken = set(vec![migration(1, "broken", "SELECT 1/0", None)]);
+    let fixed = set(vec![migration(
+        1,
+        "fixed",
+        "CREATE TABLE fixed (id int)",
+        None,
+    )]);
+    let migrator = Migrator::new().with_lock_timeout(Duration::from_secs(2));
+
+    let mut first = databases.tenant(&tenant.names).await.unwrap();
+    let err = migrator
+        .apply(
+            &mut first,
+            &ModuleScope::new("m", Scope::Tenant, &broken),
+            Some(1),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::MigrationFailed(f) if f.sqlstate == "22012"),
+        "{err}"
+    );
+
+    // The first session is still open, and holds no advisory lock.
+    let mut su = superuser(tenant.database()).await;
+    let held: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+         WHERE l.locktype = 'advisory' AND d.datname = $1",
+    )
+    .bind(tenant.database())
+    .fetch_one(&mut su)
+    .await
+    .unwrap();
+    assert_eq!(held, 0);
+
+    let mut second = databases.tenant(&tenant.names).await.unwrap();
+    let report = migrator
+        .apply(
+            &mut second,
+            &ModuleScope::new("m", Scope::Tenant, &fixed),
+            Some(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.executed.len(), 1);
+    first.close().await.unwrap();
+    second.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_held_lock_makes_the_other_engine_wait_then_time_out() {
+    let databases = databases();
+    let tenant = TestTenant::provision(&databases, "busy", &[]).await;
+    let slow = set(vec![migration(1, "slow", "SELECT pg_sleep(3)", None)]);
+    let track = ModuleScope::new("slow", Scope::Tenant, &slow);
+    let mut first = databases.tenant(&tenant.names).await.unwrap();
+    let mut second = databases.tenant(&tenant.names).await.unwrap();
+    let patient = Migrator::new();
+    let impatient = Migrator::new().with_lock_timeout(Duration::from_millis(500));
+
+    let (slow_run, busy) = tokio::join!(patient.apply(&mut first, &track, Some(1)), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        impatient.apply(&mut second, &track, Some(1)).await
+    });
+    assert_eq!(slow_run.unwrap().executed.len(), 1);
+    let err = busy.unwrap_err();
+    assert!(matches!(err, Error::LockTimeout { .. }), "{err}");
+    assert!(err.is_retryable());
+    first.close().await.unwrap();
+    second.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn tampered_migration_is_drift_and_nothing_runs() {
+    let databases = databases();
+    let tenant = TestTenant::provision(&databases, "drift", &[]).await;
+    let original = set(vec![
+        migration(
+            1,
+            "one",
+            "CREATE TABLE one (id int)",
+            Some("DROP TABLE one"),
+        ),
+        migration(
+            2,
+            "two",
+            "CREATE TABLE two (id int)",
+            Some("DROP TABLE two"),
+        ),
+    ]);
+    let mut conn = databases.tenant(&tenant.names).await.unwrap();
+    let migrator = Migrator::new();
+    migrator
+        .apply(
+            &mut conn,
+            &ModuleScope::new("m", Scope::Tenant, &original),
+            Some(2),
+        )
+        .await
+        .unwrap();
+
+    // Someone edited an applied file, and a new migration arrived with it.
+    let tampered = set(vec![
+        migration(
+            1,
+            "one",
+            "CREATE TABLE one (id bigint)",
+            Some("DROP TABLE one"),
+        ),
+        migration(
+            2,
+            "two",
+            "CREATE TABLE two (id int)",
+            Some("DROP TABLE two"),
+        ),
+        migration(
+            3,
+            "three",
+            "CREATE TABLE three (id int)",
+            Some("DROP TABLE three"),
+        ),
+    ]);
+    let track = ModuleScope::new("m", Scope::Tenant, &tampered);
+    for target in [Some(3), Some(1), None] {
+        let err = migrator
+            .migrate(&mut conn, &track, target)
+            .await
+            .unwrap_err();
+        let Error::ChecksumMismatch {
+            module,
+            file,
+            applied,
+            catalog,
+            ..
+        } = &err
+        else {
+            panic!("expected ChecksumMismatch, got {err:?}");
+        };
+        assert_eq!(
+            (module.as_str(), file.as_str()),
+            ("m", "fixtures/1_one.up.sql")
+        );
+        assert_ne!(applied, catalog);
+        assert_eq!(applied.len(), 64);
+        assert_eq!(err.reason(), Reason::ChecksumMismatch);
+    }
+    let status = migrator.status(&mut conn, &track).await.unwrap();
+    assert!(matches!(
+        status.drift.as_slice(),
+        [Drift::Changed { version: 1, .. }]
+    ));
+    conn.close().await.unwrap();
+    assert_eq!(
+        tables(tenant.database()).await,
+        ["landlord_migrations.ledger", "public.one", "public.two"]
+    );
+    assert_eq!(ledger_rows(tenant.database(), "tenant").await.len(), 2);
+}
+
+#[tokio::test]
+async fn applied_migration_missing_from_the_catalog_is_refused() {
+    let databases = databases();
+    let tenant = TestTenant::provision(&databases, "gone", &[]).await;
+    let two = set(vec![
+        migration(
+            1,
+            "one",
+            "CREATE TABLE one (id int)",
+            Some("DROP TABLE one"),
+        ),
+        migration(
+            2,
+            "two",
+            "CREATE TABLE two (id int)",
+            Some("DROP TABLE two"),
+        ),
+    ]);
+    let mut conn = databases.tenant(&tenant.names).await.unwrap();
+    let migrator = Migrator::new();
+    migrator
+        .apply(
+            &mut conn,
+            &ModuleScope::new("m", Scope::Tenant, &two),
+            Some(2),
+        )
+        .await
+        .unwrap();
+    let one = set(vec![two.migrations[0].clone()]);
+    let err = migrator
+        .migrate(&mut conn, &ModuleScope::new("m", Scope::Tenant, &one), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::UnknownAppliedMigration { version: 2, .. }),
+        "{err}"
+    );
+    conn.close().await.unwrap();
+    assert_eq!(ledger_rows(tenant.database(), "tenant").await.len(), 2);
+}
+
+#[tokio::test]
+async fn rollback_through_irreversible_migration_is_refused_before_anything_runs() {
+    let databases = databases();
+    let tenant = TestTenant::provision(&databases, "irrev", &[]).await;
+    let migrations = set(vec![
+        migration(
+            1,
+            "one",
+            "CREATE TABLE one (id int)",
+            Some("DROP TABLE one"),
+        ),
+        migration(2, "two", "CREATE TABLE two (id int)", None),
+        migration(
+            3,
+            "three",
+            "CREATE TABLE three (id int)",
+            Some("DROP TABLE three"),
+        ),
+    ]);
+    let track = ModuleScope::new("m", Scope::Tenant, &migrations);
+    let mut conn = databases.tenant(&tenant.names).await.unwrap();
+    let migrator = Migrator::new();
+    migrator.apply(&mut conn, &track, Some(3)).await.unwrap();
+
+    let err = migrator
+        .rollback(&mut conn, &track, Some(1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::IrreversibleMigration { file, .. } if file == "fixtures/2_two.up.sql"),
+        "{err}"
+    );
+    assert_eq!(err.reason(), Reason::IrreversibleMigration);
+    // Three would have been rolled back first: it is still there.
+    assert_eq!(tables(tenant.database()).await.len(), 4);
+    // Above the irreversible one is fine.
+    let report = migrator.rollback(&mut conn, &track, Some(2)).await.unwrap();
+    assert_eq!(report.executed.len(), 1);
+    // apply never rolls back, rollback never applies.
+    let err = migrator
+        .apply(&mut conn, &track, Some(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::IrreversibleMigration { .. }), "{err}");
+    let err = migrator
+        .rollback(&mut conn, &track, Some(3))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::WrongDirection { .. }), "{err}");
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn no_transaction_migration_runs_outside_a_transaction() {
+    let databases = databases();
+    let tenant = TestTenant::provision(&databases, "notx", &[]).await;
+    let migrations = set(vec![
+        migration(
+            1,
+            "table",
+            "CREATE TABLE big (id int)",
+            Some("DROP TABLE big"),
+        ),
+        migration(
+            2,
+            "index",
+            "-- landlord:no-transaction\nCREATE INDEX CONCURRENTLY big_id_idx ON big (id)",
+            Some("-- landlord:no-transaction\nDROP INDEX CONCURRENTLY big_id_idx"),
+        ),
+    ]);
+    assert!(migrations.migrations[1].up.no_transaction);
+    let track = ModuleScope::new("m", Scope::Tenant, &migrations);
+    let mut conn = databases.tenant(&tenant.names).await.unwrap();
+    let migrator = Migrator::new();
+    migrator.apply(&mut conn, &track, Some(2)).await.unwrap();
+    let plan = migrator.plan(&mut conn, &track, None).await.unwrap();
+    assert_eq!(plan.steps.len(), 2);
+    migrator.rollback(&mut conn, &track, None).await.unwrap();
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn status_and_plan_read_without_writing() {
+    let databases = databases();
+    let tenant = TestTenant::provision(&databases, "status", &[]).await;
+    let cards = varied_module();
+    let track = ModuleScope::new("cards", Scope::Tenant, &cards);
+    let mut conn = databases.tenant(&tenant.names).await.unwrap();
+    let migrator = Migrator::new();
+    let status = migrator.status(&mut conn, &track).await.unwrap();
+    assert_eq!((status.current, status.pending.len()), (None, 3));
+    let plan = migrator.plan(&mut conn, &track, Some(2)).await.unwrap();
+    assert_eq!(
+        plan.steps
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>(),
+        ["1_create_cards", "2_card_views"]
+    );
+    // Neither created the ledger.
+    assert!(tables(tenant.database()).await.is_empty());
+    let err = migrator.plan(&mut conn, &track, Some(9)).await.unwrap_err();
+    assert_eq!(err.reason(), Reason::VersionNotFound);
+    conn.close().await.unwrap();
+}

@@ -1,0 +1,214 @@
+//! Helpers for the tests of `landlord::db`: connections from the test environment, migration sets built
+//! in code, and tenants that drop their database and role when the test ends, even when it fails.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::str::FromStr;
+use std::time::Duration;
+
+use landlord::catalog::{Catalog, Migration, MigrationScript, MigrationSet, is_no_transaction};
+use landlord::db::{self, Databases, Ensured, Ident, Limits, Password, TenantNames, TenantRequest};
+use sha2::{Digest, Sha256};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection};
+
+use super::{TestEnv, repo_root, unique_slug};
+
+pub fn limits() -> Limits {
+    Limits {
+        max_connections: 8,
+        landlord_pool: 2,
+        connect_timeout: Duration::from_secs(20),
+    }
+}
+
+pub fn databases() -> Databases {
+    let env = TestEnv::get();
+    Databases::new(env.admin_url(), env.landlord_url(), limits()).expect("database URLs")
+}
+
+/// A migration as the catalog would load it from `<version>_<description>.up.sql` (+ `.down.sql`).
+pub fn migration(version: i64, description: &str, up: &str, down: Option<&str>) -> Migration {
+    let script = |sql: &str, side: &str| MigrationScript {
+        sql: sql.to_string(),
+        no_transaction: is_no_transaction(sql),
+        path: PathBuf::from(format!("fixtures/{version}_{description}.{side}.sql")),
+    };
+    Migration {
+        version,
+        description: description.to_string(),
+        checksum: Sha256::digest(up.as_bytes()).into(),
+        up: script(up, "up"),
+        down: down.map(|sql| script(sql, "down")),
+    }
+}
+
+pub fn set(mut migrations: Vec<Migration>) -> MigrationSet {
+    migrations.sort_by_key(|m| m.version);
+    MigrationSet { migrations }
+}
+
+/// The project's core migrations (`migrations/`), through the real catalog loader.
+pub fn core_catalog() -> Catalog {
+    let no_modules = tempfile::tempdir().expect("temp dir");
+    Catalog::load(no_modules.path(), &repo_root().join("migrations")).expect("core migrations load")
+}
+
+/// A provisioned tenant of one test. Dropped (database with FORCE, then role) when it goes out of scope.
+pub struct TestTenant {
+    pub names: TenantNames,
+    pub password: Password,
+}
+
+impl TestTenant {
+    pub async fn provision(databases: &Databases, prefix: &str, extensions: &[&str]) -> TestTenant {
+        let names = TenantNames::new(&unique_slug(prefix)).expect("valid slug");
+        let tenant = TestTenant {
+            names,
+            password: Password::generate().expect("password"),
+        };
+        let extensions = Ident::all(extensions).expect("valid extensions");
+        let provisioned = db::ensure_tenant(
+            databases,
+            &TenantRequest {
+                tenant: &tenant.names,
+                password: &tenant.password,
+                reset_password: false,
+                extensions: &extensions,
+            },
+        )
+        .await
+        .expect("provision tenant");
+        assert_eq!(provisioned.database, Ensured::Created);
+        tenant
+    }
+
+    pub fn database(&self) -> &str {
+        self.names.database().as_str()
+    }
+
+    /// Connects as the tenant's own role with its password (what the tenant's Secret holds).
+    pub async fn connect_as_tenant(&self, database: &str) -> Result<PgConnection, sqlx::Error> {
+        let options = superuser_options(database)
+            .username(self.names.role().as_str())
+            .password(self.password.expose());
+        PgConnection::connect_with(&options).await
+    }
+}
+
+impl Drop for TestTenant {
+    fn drop(&mut self) {
+        cleanup(self.names.database().as_str());
+    }
+}
+
+/// Drops `name` as database and role with the superuser, from a thread of its own so it also works while
+/// a test's runtime unwinds.
+pub fn cleanup(name: &str) {
+    let owned = name.to_string();
+    let done = std::thread::spawn(move || {
+        let name = owned;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("cleanup runtime");
+        runtime.block_on(async {
+            let mut conn = superuser("postgres").await;
+            for statement in [
+                format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+                format!("DROP ROLE IF EXISTS \"{name}\""),
+            ] {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+                    .execute(&mut conn)
+                    .await
+                    .expect("cleanup");
+            }
+            let _ = conn.close().await;
+        })
+    })
+    .join();
+    if done.is_err() && !std::thread::panicking() {
+        panic!("cleanup of {name} failed");
+    }
+}
+
+pub fn superuser_options(database: &str) -> PgConnectOptions {
+    PgConnectOptions::from_str(TestEnv::get().superuser_url())
+        .expect("superuser URL")
+        .database(database)
+}
+
+/// A superuser connection, for inspecting what the code under test did.
+pub async fn superuser(database: &str) -> PgConnection {
+    PgConnection::connect_with(&superuser_options(database))
+        .await
+        .expect("superuser connection")
+}
+
+pub async fn tables(database: &str) -> Vec<String> {
+    let mut conn = superuser(database).await;
+    let tables = sqlx::query_scalar(
+        "SELECT schemaname || '.' || tablename FROM pg_tables
+         WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("list tables");
+    let _ = conn.close().await;
+    tables
+}
+
+/// `(module, version)` rows of the ledger, for one scope.
+pub async fn ledger_rows(database: &str, scope: &str) -> Vec<(String, i64)> {
+    let mut conn = superuser(database).await;
+    let rows = sqlx::query_as(
+        "SELECT module, version FROM landlord_migrations.ledger WHERE scope = $1
+         ORDER BY module, version",
+    )
+    .bind(scope)
+    .fetch_all(&mut conn)
+    .await
+    .unwrap_or_default();
+    let _ = conn.close().await;
+    rows
+}
+
+/// `pg_dump --schema-only` of `database`, without the ledger's schema.
+pub fn schema_dump(database: &str) -> String {
+    let pg_dump = Path::new("/usr/lib/postgresql/15/bin/pg_dump");
+    let program = if pg_dump.exists() {
+        pg_dump
+    } else {
+        Path::new("pg_dump")
+    };
+    let options = superuser_options(database);
+    let output = Command::new(program)
+        .args(["--schema-only", "--exclude-schema", db::LEDGER_SCHEMA])
+        .args(["--host", options.get_host()])
+        .args(["--port", &options.get_port().to_string()])
+        .args(["--username", options.get_username(), "--dbname", database])
+        .env("PGPASSWORD", superuser_password())
+        .output()
+        .expect("run pg_dump");
+    assert!(
+        output.status.success(),
+        "pg_dump failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let dump = String::from_utf8(output.stdout).expect("pg_dump output is UTF-8");
+    // `\restrict <random key>` differs on every run (CVE-2025-8714 hardening).
+    dump.lines()
+        .filter(|line| !line.starts_with("\\restrict") && !line.starts_with("\\unrestrict"))
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
+fn superuser_password() -> String {
+    let url = TestEnv::get().superuser_url();
+    // postgres://user:password@host:port/db
+    url.split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .and_then(|(userinfo, _)| userinfo.split_once(':'))
+        .map(|(_, password)| password.to_string())
+        .unwrap_or_default()
+}
