@@ -9,3 +9,4 @@ pub mod config;
 pub mod controller;
 pub mod crd;
 pub mod db;
+pub mod telemetry;

@@ -43,7 +43,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Crds => print_crds(),
-        Command::Run => Err(anyhow::anyhow!("`landlord run` is not built yet")),
+        Command::Run => run_operator(),
         Command::Catalog {
             command: CatalogCommand::Check { dir },
         } => return check_catalog(dir),
@@ -55,6 +55,16 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn run_operator() -> anyhow::Result<()> {
+    landlord::telemetry::init();
+    let config = landlord::config::Config::from_env()?;
+    tracing::info!(?config, "starting landlord");
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(landlord::controller::run(config))
 }
 
 fn print_crds() -> anyhow::Result<()> {

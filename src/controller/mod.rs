@@ -1,8 +1,18 @@
 //! One reconcile pipeline per kind: gather (I/O) → validate (pure) → plan (pure) → apply (I/O) → status.
+//! Failures reach status and Events before they reach the error policy.
 
 pub mod conditions;
+mod context;
+mod error;
+pub mod installation;
 pub mod status;
+pub mod tenant;
+
+pub use context::{Context, run};
+pub use error::Error;
 
 /// Field manager for status writes and reporter of Events.
 pub const TENANT_CONTROLLER: &str = "landlord-tenant";
 pub const INSTALLATION_CONTROLLER: &str = "landlord-moduleinstallation";
+/// Finalizer on both kinds: cleanup (retain, drop, roll back) runs before the resource goes away.
+pub const FINALIZER: &str = "tenancy.landlord.dev/cleanup";

@@ -131,6 +131,9 @@ pub struct ModuleInstallationStatus {
     pub plan: Vec<PlanStep>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied: Option<AppliedCounts>,
+    /// The last value of the reinstall annotation that was carried out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reinstalled: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }

@@ -11,6 +11,7 @@ mod engine;
 mod error;
 mod ident;
 mod ledger;
+pub mod mirror;
 mod plan;
 mod provision;
 mod secret;

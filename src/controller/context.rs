@@ -1,0 +1,208 @@
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Api, Client, Resource, ResourceExt};
+use tracing::{info, warn};
+
+use super::Error;
+use crate::catalog::{Catalog, Scope};
+use crate::config::Config;
+use crate::crd::{ModuleInstallation, Tenant};
+use crate::db::{Databases, Limits, Migrator, ModuleScope};
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub catalog: Arc<Catalog>,
+    pub databases: Arc<Databases>,
+    pub migrator: Migrator,
+    pub config: Config,
+    recorder: Recorder,
+    /// Consecutive failures per object UID, for exponential backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+const BACKOFF_BASE: Duration = Duration::from_secs(2);
+const BACKOFF_CAP: Duration = Duration::from_secs(60);
+
+impl Context {
+    pub fn api<K>(&self, namespace: &str) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    pub fn now(&self) -> Time {
+        Time(jiff::Timestamp::now())
+    }
+
+    /// Publishes an Event on `object`; a failure to publish is logged, never fatal.
+    pub async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        object: &K,
+        warning: bool,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_: if warning { EventType::Warning } else { EventType::Normal },
+            reason: reason.to_string(),
+            note: Some(truncate(note, 1000)),
+            action: action.to_string(),
+            secondary: None,
+        };
+        if let Err(err) = self.recorder.publish(&event, &object.object_ref(&())).await {
+            warn!(%err, "could not publish event");
+        }
+    }
+
+    /// Exponential per-object backoff: 2s, 4s, 8s … capped at 60s; reset by `succeeded`.
+    pub fn backoff(&self, uid: &str) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let n = failures.entry(uid.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        BACKOFF_BASE.saturating_mul(1 << (*n - 1).min(10)).min(BACKOFF_CAP)
+    }
+
+    pub fn succeeded(&self, uid: &str) {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
+    }
+}
+
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut cut = max;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    text
+}
+
+/// How a reconcile that failed ends: waiting is quiet and polls slowly (watches do the real waking);
+/// other failures become a Warning Event, then back off (retryable) or wait for a change of the resource.
+pub async fn conclude<K: Resource<DynamicType = ()>>(
+    object: &K,
+    ctx: &Context,
+    action: &str,
+    err: Error,
+) -> Result<Action, Error> {
+    if err.is_waiting() {
+        tracing::debug!(reason = err.metric_label(), %err, "waiting");
+        return Ok(Action::requeue(WAIT_POLL));
+    }
+    ctx.event(object, true, err.reason().as_str(), action, err.to_string()).await;
+    if err.is_retryable() { Err(err) } else { Ok(Action::await_change()) }
+}
+
+/// Safety net for waits: watches on Tenants and ModuleInstallations wake waiting objects sooner.
+const WAIT_POLL: Duration = Duration::from_secs(30);
+
+/// The error policy of both controllers: back off on what time can fix, wait for a change otherwise.
+pub fn error_policy<K: Resource>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+    let uid = object.meta().uid.clone().unwrap_or_default();
+    if error.is_retryable() {
+        let delay = ctx.backoff(&uid);
+        warn!(reason = error.metric_label(), ?delay, %error, "reconcile failed, retrying");
+        Action::requeue(delay)
+    } else {
+        warn!(reason = error.metric_label(), %error, "reconcile refused until the resource changes");
+        Action::await_change()
+    }
+}
+
+/// `landlord run`: load the catalog, migrate the landlord database, then reconcile until a signal.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let catalog = Catalog::load(&config.modules_dir, &config.migrations_dir).map_err(|errors| {
+        let list: Vec<String> = errors.problems.iter().map(|p| p.to_string()).collect();
+        anyhow::anyhow!("{errors} (run `landlord catalog check`):\n{}", list.join("\n"))
+    })?;
+    info!(modules = catalog.modules.len(), "catalog loaded");
+    let limits = Limits { max_connections: config.max_db_connections, ..Limits::default() };
+    let databases = Databases::new(&config.admin_database_url, &config.database_url, limits)?;
+    let client = Client::try_default().await?;
+
+    wait_for_crds(&client).await?;
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), Reporter { controller: "landlord".into(), instance: None }),
+        client,
+        catalog: Arc::new(catalog),
+        databases: Arc::new(databases),
+        migrator: Migrator::new(),
+        config,
+        failures: Mutex::default(),
+    });
+    migrate_landlord_core(&ctx).await;
+
+    let tenants = super::tenant::controller(ctx.clone());
+    let installations = super::installation::controller(ctx.clone());
+    futures::join!(tenants.for_each(|_| async {}), installations.for_each(|_| async {}));
+    info!("controllers stopped");
+    Ok(())
+}
+
+async fn wait_for_crds(client: &Client) -> anyhow::Result<()> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for name in [Tenant::crd_name(), ModuleInstallation::crd_name()] {
+        info!(crd = name, "waiting for the CRD to be established");
+        await_condition(crds.clone(), name, conditions::is_crd_established()).await?;
+    }
+    Ok(())
+}
+
+/// Core landlord migrations run once, before any reconcile; retried until the landlord database answers.
+async fn migrate_landlord_core(ctx: &Context) {
+    let track = ModuleScope::core(&ctx.catalog, Scope::Landlord);
+    let mut delay = BACKOFF_BASE;
+    loop {
+        let result = async {
+            let mut conn = ctx.databases.landlord().await?;
+            let report = ctx.migrator.apply(&mut conn, &track, ctx.catalog.core_landlord.latest()).await;
+            conn.close().await?;
+            report
+        }
+        .await;
+        match result {
+            Ok(report) => {
+                info!(applied = report.executed.len(), "landlord database migrated");
+                return;
+            }
+            Err(err) => {
+                warn!(%err, ?delay, "could not migrate the landlord database, retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(BACKOFF_CAP);
+            }
+        }
+    }
+}
+
+trait CrdName {
+    fn crd_name() -> &'static str;
+}
+
+impl CrdName for Tenant {
+    fn crd_name() -> &'static str {
+        "tenants.tenancy.landlord.dev"
+    }
+}
+
+impl CrdName for ModuleInstallation {
+    fn crd_name() -> &'static str {
+        "moduleinstallations.tenancy.landlord.dev"
+    }
+}
+
+/// Names for logs and messages: `namespace/name`.
+pub fn object_key<K: ResourceExt>(object: &K) -> String {
+    format!("{}/{}", object.namespace().unwrap_or_default(), object.name_any())
+}

@@ -1,0 +1,418 @@
+//! The ModuleInstallation pipeline: tenant Ready → module, release, dependencies → plan per scope →
+//! apply (landlord scope first going up, tenant scope first going down) → ACL → mirror → status.
+//! Deletion runs behind the finalizer: Retain, or Rollback unless another installed module depends on it.
+
+mod status;
+mod validate;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use kube::api::ListParams;
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt};
+use tracing::instrument;
+
+use self::status::{Progress, desired_status};
+use self::validate::{Resolved, check_dependencies, dependents, resolve};
+use super::conditions::Step;
+use super::context::{conclude, error_policy, object_key};
+use super::tenant::scoped;
+use super::status::publish_status;
+use super::{Context, Error, FINALIZER, INSTALLATION_CONTROLLER};
+use crate::catalog::{Module, Scope};
+use crate::crd::{
+    AppliedCounts, ConditionType, DesiredCondition, Direction, InstallScope, ModuleInstallation, PlanStep,
+    REINSTALL_ANNOTATION, Reason, Tenant, UninstallPolicy,
+};
+use crate::db::{self, DbConnection, ModuleScope, Plan, TenantNames, mirror};
+
+const RESYNC: Duration = Duration::from_secs(600);
+
+pub fn controller(
+    ctx: Arc<Context>,
+) -> impl Stream<Item = Result<(ObjectRef<ModuleInstallation>, Action), controller::Error<Error, watcher::Error>>> {
+    let namespace = ctx.config.watch_namespace.as_deref();
+    let installations: Api<ModuleInstallation> = scoped(&ctx, namespace);
+    let tenants: Api<Tenant> = scoped(&ctx, namespace);
+    let controller = Controller::new(installations.clone(), watcher::Config::default());
+    let store = controller.store();
+    let siblings = store.clone();
+    controller
+        // A Tenant becoming Ready (or going away) wakes its installations.
+        .watches(tenants, watcher::Config::default(), move |tenant| {
+            let ns = tenant.namespace();
+            store
+                .state()
+                .into_iter()
+                .filter(|mi| mi.namespace() == ns && mi.spec.tenant == tenant.name_any())
+                .map(|mi| ObjectRef::from_obj(&*mi))
+                .collect::<Vec<_>>()
+        })
+        // An installation changing wakes the other installations of its tenant (dependencies, blocked uninstalls).
+        .watches(installations, watcher::Config::default(), move |changed| {
+            let ns = changed.namespace();
+            siblings
+                .state()
+                .into_iter()
+                .filter(|mi| mi.namespace() == ns && mi.spec.tenant == changed.spec.tenant)
+                .filter(|mi| mi.name_any() != changed.name_any())
+                .map(|mi| ObjectRef::from_obj(&*mi))
+                .collect::<Vec<_>>()
+        })
+        .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+}
+
+#[instrument(skip_all, fields(installation = %object_key(&*mi)))]
+async fn reconcile(mi: Arc<ModuleInstallation>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let api: Api<ModuleInstallation> = ctx.api(&mi.namespace().unwrap_or_default());
+    let uid = mi.uid().unwrap_or_default();
+    let action = finalizer(&api, FINALIZER, mi, |event| async {
+        match event {
+            Finalizer::Apply(mi) => apply(&mi, &ctx).await,
+            Finalizer::Cleanup(mi) => cleanup(&mi, &ctx).await,
+        }
+    })
+    .await?;
+    ctx.succeeded(&uid);
+    Ok(action)
+}
+
+async fn publish(mi: &ModuleInstallation, ctx: &Context, progress: Progress) -> Result<(), Error> {
+    let status = desired_status(mi, progress, &ctx.now());
+    let api: Api<ModuleInstallation> = ctx.api(&mi.namespace().unwrap_or_default());
+    publish_status(&api, INSTALLATION_CONTROLLER, &mi.name_any(), mi.status.as_ref(), &status).await?;
+    Ok(())
+}
+
+fn failed(err: &Error) -> Step {
+    Step::Failed(err.reason(), err.to_string())
+}
+
+async fn apply(mi: &ModuleInstallation, ctx: &Context) -> Result<Action, Error> {
+    let mut progress = Progress::default();
+    let result = install(mi, ctx, &mut progress).await;
+    publish(mi, ctx, progress).await?;
+    match result {
+        Ok(action) => Ok(action),
+        Err(err) => conclude(mi, ctx, "Install", err).await,
+    }
+}
+
+/// What the installation works on once its tenant, module, release and dependencies check out.
+struct Target<'a> {
+    names: TenantNames,
+    resolved: Resolved<'a>,
+    scopes: Vec<Scope>,
+}
+
+async fn gather<'a>(mi: &ModuleInstallation, ctx: &'a Context) -> Result<Target<'a>, Error> {
+    let ns = mi.namespace().unwrap_or_default();
+    let tenant = ctx.api::<Tenant>(&ns).get_opt(&mi.spec.tenant).await?.ok_or_else(|| {
+        Error::refused(
+            Reason::TenantNotFound,
+            format!("Tenant {} does not exist in namespace {ns}; create it or fix spec.tenant.", mi.spec.tenant),
+        )
+    })?;
+    if !tenant_ready(&tenant) {
+        return Err(Error::refused(
+            Reason::TenantNotReady,
+            format!("Tenant {} is not Ready yet; installing once it is.", mi.spec.tenant),
+        ));
+    }
+    let names = TenantNames::new(&tenant.slug())?;
+    let resolved = resolve(&ctx.catalog, &mi.spec)?;
+    let scopes = match mi.spec.scope {
+        InstallScope::All => vec![Scope::Landlord, Scope::Tenant],
+        InstallScope::Landlord => vec![Scope::Landlord],
+        InstallScope::Tenant => vec![Scope::Tenant],
+    };
+    Ok(Target { names, resolved, scopes })
+}
+
+fn tenant_ready(tenant: &Tenant) -> bool {
+    tenant.status.as_ref().is_some_and(|s| {
+        s.conditions.iter().any(|c| {
+            c.type_ == "Ready" && c.status == "True" && c.observed_generation == tenant.metadata.generation
+        })
+    })
+}
+
+async fn install(mi: &ModuleInstallation, ctx: &Context, progress: &mut Progress) -> Result<Action, Error> {
+    let target = gather(mi, ctx).await.inspect_err(|e| progress.dependencies = Some(failed(e)))?;
+    let module = target.resolved.module;
+    let release = target.resolved.release;
+    let siblings = ctx.api::<ModuleInstallation>(&mi.namespace().unwrap_or_default()).list(&ListParams::default()).await?;
+    let deps = check_dependencies(module, &mi.spec.tenant, &siblings.items)
+        .inspect_err(|e| progress.dependencies = Some(failed(e)))?;
+    progress.dependencies = Some(Step::Done(deps));
+
+    let token = mi.annotations().get(REINSTALL_ANNOTATION).cloned();
+    let current_token = mi.status.as_ref().and_then(|s| s.reinstalled.clone());
+    let reinstall = token.is_some() && token != current_token;
+    if reinstall && ctx.config.is_production() {
+        let err = Error::refused(
+            Reason::DestructiveActionBlocked,
+            format!(
+                "A fresh reinstall (annotation {REINSTALL_ANNOTATION}) drops the module's data and is refused in production."
+            ),
+        );
+        progress.tenant = Some(failed(&err));
+        progress.landlord = Some(failed(&err));
+        return Err(err);
+    }
+
+    // Plan every managed scope before anything runs: a missing down file or drift refuses the whole change.
+    let mut plans = Vec::new();
+    for scope in [Scope::Landlord, Scope::Tenant] {
+        if !target.scopes.contains(&scope) {
+            let message = format!("The {scope} scope is not managed by this installation (spec.scope).");
+            *scope_step(progress, scope) = Some(Step::Done(message));
+            continue;
+        }
+        let wanted = release.target(scope);
+        let mut conn = connect(ctx, scope, &target.names).await.inspect_err(|e| *scope_step(progress, scope) = Some(failed(e)))?;
+        let track = ModuleScope::of(module, scope);
+        let planned = async {
+            let mut plan = ctx.migrator.plan(&mut conn, &track, wanted).await?;
+            if reinstall {
+                let down = ctx.migrator.plan(&mut conn, &track, None).await?;
+                let mut steps = down.steps;
+                steps.extend(module.migrations(scope).migrations.iter().filter(|m| wanted.is_some_and(|t| m.version <= t)).map(
+                    |m| db::Step { version: m.version, name: m.name(), direction: db::Direction::Up },
+                ));
+                plan.steps = steps;
+            }
+            Ok::<_, db::Error>(plan)
+        }
+        .await;
+        conn.close().await.ok();
+        let plan = planned.map_err(Error::from).inspect_err(|e| *scope_step(progress, scope) = Some(failed(e)))?;
+        plans.push(plan);
+    }
+    // The landlord scope is shared by every tenant with the module: never roll it back under the others.
+    let shared_with = mirror::other_tenants_with_module(ctx.databases.landlord_pool(), &module.name, target.names.slug())
+        .await
+        .map_err(Error::from)
+        .inspect_err(|e| progress.landlord = Some(failed(e)))?;
+    plans.retain(|plan| {
+        let keep = !(plan.scope == Scope::Landlord && goes_down(plan) && !shared_with.is_empty());
+        if !keep {
+            progress.landlord = Some(Step::Done(format!(
+                "The landlord scope stays at {}: tenants {} still use module {}.",
+                plan.current.map(|v| v.to_string()).unwrap_or_default(),
+                shared_with.join(", "),
+                module.name
+            )));
+        }
+        keep
+    });
+    progress.plan = plans.iter().flat_map(plan_steps).collect();
+
+    if mi.spec.dry_run {
+        for plan in &plans {
+            let message = if plan.is_empty() {
+                "Dry run: nothing to apply.".to_string()
+            } else {
+                format!("Dry run: would run {}; nothing was applied.", describe(plan))
+            };
+            *scope_step(progress, plan.scope) = Some(Step::Failed(Reason::DryRun, message));
+        }
+        return Ok(Action::await_change());
+    }
+
+    // Going up, the landlord scope first (tenant tables may refer to it); going down, the tenant scope first.
+    if plans.iter().any(goes_down) {
+        plans.reverse();
+    }
+    for plan in &plans {
+        let scope = plan.scope;
+        let ran = run_scope(ctx, &target.names, module, scope, release.target(scope), reinstall)
+            .await
+            .inspect_err(|e| *scope_step(progress, scope) = Some(failed(e)))?;
+        if ran > 0 {
+            let note = format!("Ran {} in the {scope} scope of module {}.", describe(plan), module.name);
+            ctx.event(mi, false, "Migrated", "Migrate", note).await;
+        }
+        let message = match release.target(scope) {
+            Some(version) => format!("The {scope} scope of module {} is at migration {version}.", module.name),
+            None => format!("Release {} has no {scope} migrations.", release.version),
+        };
+        *scope_step(progress, scope) = Some(Step::Done(message));
+    }
+
+    let version = release.version.to_string();
+    let recorded = mirror::record_module(
+        ctx.databases.landlord_pool(),
+        target.names.slug(),
+        &module.name,
+        Some(&version),
+        "Installed",
+        &mi.uid().unwrap_or_default(),
+    )
+    .await;
+    recorded.map_err(Error::from).inspect_err(|e| progress.tenant = Some(failed(e)))?;
+    progress.plan.clear();
+    progress.installed_version = Some(version);
+    progress.applied = Some(AppliedCounts {
+        landlord: applied_count(module, Scope::Landlord, release.target(Scope::Landlord), &target.scopes),
+        tenant: applied_count(module, Scope::Tenant, release.target(Scope::Tenant), &target.scopes),
+    });
+    if reinstall {
+        progress.reinstalled = token;
+    }
+    Ok(Action::requeue(RESYNC))
+}
+
+fn scope_step(progress: &mut Progress, scope: Scope) -> &mut Option<Step> {
+    match scope {
+        Scope::Landlord => &mut progress.landlord,
+        Scope::Tenant => &mut progress.tenant,
+    }
+}
+
+async fn connect(ctx: &Context, scope: Scope, names: &TenantNames) -> Result<DbConnection, Error> {
+    Ok(match scope {
+        Scope::Landlord => ctx.databases.landlord().await?,
+        Scope::Tenant => ctx.databases.tenant(names).await?,
+    })
+}
+
+/// Migrates one scope to `target` (after a full rollback when reinstalling); the tenant scope also
+/// registers the module's permissions and roles. Returns how many migrations ran.
+async fn run_scope(
+    ctx: &Context,
+    names: &TenantNames,
+    module: &Module,
+    scope: Scope,
+    target: Option<i64>,
+    reinstall: bool,
+) -> Result<usize, Error> {
+    let track = ModuleScope::of(module, scope);
+    let mut conn = connect(ctx, scope, names).await?;
+    let result = async {
+        let mut ran = 0;
+        if reinstall {
+            ran += ctx.migrator.rollback(&mut conn, &track, None).await?.executed.len();
+        }
+        ran += ctx.migrator.migrate(&mut conn, &track, target).await?.executed.len();
+        if scope == Scope::Tenant {
+            db::register_module_acl(&mut conn, module).await?;
+        }
+        Ok::<_, db::Error>(ran)
+    }
+    .await;
+    conn.close().await.ok();
+    Ok(result?)
+}
+
+fn goes_down(plan: &Plan) -> bool {
+    plan.steps.iter().any(|s| s.direction == db::Direction::Down)
+}
+
+fn plan_steps(plan: &Plan) -> Vec<PlanStep> {
+    plan.steps
+        .iter()
+        .map(|s| PlanStep {
+            scope: match plan.scope {
+                Scope::Landlord => "Landlord".into(),
+                Scope::Tenant => "Tenant".into(),
+            },
+            migration: s.name.clone(),
+            direction: match s.direction {
+                db::Direction::Up => Direction::Up,
+                db::Direction::Down => Direction::Down,
+            },
+        })
+        .collect()
+}
+
+fn describe(plan: &Plan) -> String {
+    let steps: Vec<String> = plan.steps.iter().map(|s| format!("{} {}", s.name, s.direction)).collect();
+    steps.join(", ")
+}
+
+fn applied_count(module: &Module, scope: Scope, target: Option<i64>, managed: &[Scope]) -> u32 {
+    if !managed.contains(&scope) {
+        return 0;
+    }
+    let count = module.migrations(scope).migrations.iter().filter(|m| target.is_some_and(|t| m.version <= t)).count();
+    u32::try_from(count).unwrap_or(u32::MAX)
+}
+
+async fn cleanup(mi: &ModuleInstallation, ctx: &Context) -> Result<Action, Error> {
+    match uninstall(mi, ctx).await {
+        Ok(action) => Ok(action),
+        Err(err) => {
+            let deleting = DesiredCondition::new(ConditionType::Ready, Some(false), err.reason(), err.to_string());
+            publish(mi, ctx, Progress { deleting: Some(deleting), ..Default::default() }).await?;
+            conclude(mi, ctx, "Uninstall", err).await
+        }
+    }
+}
+
+async fn uninstall(mi: &ModuleInstallation, ctx: &Context) -> Result<Action, Error> {
+    let ns = mi.namespace().unwrap_or_default();
+    let pool = ctx.databases.landlord_pool();
+    let tenant = ctx.api::<Tenant>(&ns).get_opt(&mi.spec.tenant).await?;
+    // Without its Tenant (or a valid slug) there is no database left to roll back.
+    let Some(names) = tenant.and_then(|t| TenantNames::new(&t.slug()).ok()) else {
+        return Ok(Action::await_change());
+    };
+    if mi.spec.uninstall_policy == UninstallPolicy::Retain {
+        mirror::forget_module(pool, names.slug(), &mi.spec.module).await?;
+        let note = format!("Kept the tables of module {} (uninstallPolicy Retain).", mi.spec.module);
+        ctx.event(mi, false, "Retained", "Uninstall", note).await;
+        return Ok(Action::await_change());
+    }
+    if ctx.config.is_production() {
+        return Err(Error::refused(
+            Reason::DestructiveActionBlocked,
+            "Rolling back a module drops its data and is refused in production; set uninstallPolicy: Retain to \
+             let the deletion finish.",
+        ));
+    }
+    let Some(module) = ctx.catalog.module(&mi.spec.module) else {
+        mirror::forget_module(pool, names.slug(), &mi.spec.module).await?;
+        return Ok(Action::await_change());
+    };
+    let siblings = ctx.api::<ModuleInstallation>(&ns).list(&ListParams::default()).await?;
+    let blocking = dependents(&ctx.catalog, &module.name, &mi.spec.tenant, &siblings.items);
+    if !blocking.is_empty() {
+        return Err(Error::refused(
+            Reason::UninstallBlocked,
+            format!(
+                "Module {} cannot be rolled back while installed modules depend on it: {}. Delete those first.",
+                module.name,
+                blocking.join(", ")
+            ),
+        ));
+    }
+    let manages = |scope| mi.spec.scope == InstallScope::All || (mi.spec.scope == InstallScope::Tenant) == (scope == Scope::Tenant);
+    if manages(Scope::Tenant) {
+        let mut conn = ctx.databases.tenant(&names).await?;
+        let result = async {
+            ctx.migrator.rollback(&mut conn, &ModuleScope::of(module, Scope::Tenant), None).await?;
+            db::remove_module_acl(&mut conn, &module.name).await
+        }
+        .await;
+        conn.close().await.ok();
+        result?;
+    }
+    if manages(Scope::Landlord) && mirror::other_tenants_with_module(pool, &module.name, names.slug()).await?.is_empty() {
+        let mut conn = ctx.databases.landlord().await?;
+        let result = ctx.migrator.rollback(&mut conn, &ModuleScope::of(module, Scope::Landlord), None).await;
+        conn.close().await.ok();
+        result?;
+    }
+    mirror::forget_module(pool, names.slug(), &module.name).await?;
+    let note = format!("Rolled back module {} and removed its permissions and roles.", module.name);
+    ctx.event(mi, false, "RolledBack", "Uninstall", note).await;
+    Ok(Action::await_change())
+}

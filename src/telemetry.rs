@@ -1,0 +1,15 @@
+//! Logs: `RUST_LOG` filters (default `info`); `LANDLORD_LOG_FORMAT=json` gives one JSON object per line.
+//! Spans carry the resource (`tenant`, `installation`), so every line names what it is about.
+
+use tracing_subscriber::EnvFilter;
+
+pub fn init() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("LANDLORD_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        builder.json().with_current_span(true).init();
+    } else {
+        builder.init();
+    }
+}
