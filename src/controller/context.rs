@@ -105,13 +105,31 @@ pub async fn conclude<K: Resource<DynamicType = ()>>(
     if err.is_retryable() { Err(err) } else { Ok(Action::await_change()) }
 }
 
+/// Cleanup that cannot finish must end in an error: an `Ok` would let the finalizer go and the resource
+/// (and the chance to clean up) with it. The Warning Event is raised here; the error policy decides when
+/// to look again.
+pub async fn refuse_cleanup<K: Resource<DynamicType = ()>>(
+    object: &K,
+    ctx: &Context,
+    action: &str,
+    err: Error,
+) -> Result<Action, Error> {
+    if !err.is_waiting() {
+        ctx.event(object, true, err.reason().as_str(), action, err.to_string()).await;
+    }
+    Err(err)
+}
+
 /// Safety net for waits: watches on Tenants and ModuleInstallations wake waiting objects sooner.
 const WAIT_POLL: Duration = Duration::from_secs(30);
 
 /// The error policy of both controllers: back off on what time can fix, wait for a change otherwise.
 pub fn error_policy<K: Resource>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
     let uid = object.meta().uid.clone().unwrap_or_default();
-    if error.is_retryable() {
+    if error.is_waiting() {
+        tracing::debug!(reason = error.metric_label(), %error, "waiting");
+        Action::requeue(WAIT_POLL)
+    } else if error.is_retryable() {
         let delay = ctx.backoff(&uid);
         warn!(reason = error.metric_label(), ?delay, %error, "reconcile failed, retrying");
         Action::requeue(delay)

@@ -24,7 +24,10 @@ pub async fn client() -> Client {
 pub async fn namespace(client: &Client, prefix: &str) -> String {
     let name = unique(prefix);
     let ns = Namespace {
-        metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            ..Default::default()
+        },
         ..Default::default()
     };
     Api::<Namespace>::all(client.clone())
@@ -50,7 +53,9 @@ pub fn kubectl_with_input(args: &[&str], input: &str) -> (bool, String, String) 
         .spawn()
         .expect("run kubectl");
     let mut stdin = child.stdin.take().expect("kubectl stdin");
-    stdin.write_all(input.as_bytes()).expect("write kubectl stdin");
+    stdin
+        .write_all(input.as_bytes())
+        .expect("write kubectl stdin");
     drop(stdin);
     let out = child.wait_with_output().expect("wait for kubectl");
     (
@@ -66,4 +71,107 @@ pub fn rejection<T: std::fmt::Debug>(result: Result<T, kube::Error>) -> (u16, St
         Err(kube::Error::Api(status)) => (status.code, status.message.clone()),
         other => panic!("expected the apiserver to reject the write, got {other:?}"),
     }
+}
+
+/// Both kinds carry `status.conditions`.
+pub trait Conditions {
+    fn conditions(&self) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>;
+}
+
+impl Conditions for landlord::crd::Tenant {
+    fn conditions(&self) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+        self.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default()
+    }
+}
+
+impl Conditions for landlord::crd::ModuleInstallation {
+    fn conditions(&self) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+        self.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default()
+    }
+}
+
+/// (status, reason) of a condition type, if present.
+pub fn condition<K: Conditions>(object: &K, type_: &str) -> Option<(String, String)> {
+    object.conditions().into_iter().find(|c| c.type_ == type_).map(|c| (c.status, c.reason))
+}
+
+const WAIT: std::time::Duration = std::time::Duration::from_secs(90);
+
+/// Polls `name` until `ready` holds, as a person watching `kubectl get -w` would; panics with the last
+/// state seen after 90 s.
+pub async fn wait_until<K>(api: &Api<K>, name: &str, what: &str, ready: impl Fn(&K) -> bool) -> K
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut last = None;
+    while tokio::time::Instant::now() < deadline {
+        if let Some(object) = api.get_opt(name).await.expect("get object") {
+            if ready(&object) {
+                return object;
+            }
+            last = Some(object);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("timed out waiting for {name}: {what}; last seen: {last:#?}");
+}
+
+/// Waits until condition `type_` has `status` and `reason`.
+pub async fn wait_condition<K>(api: &Api<K>, name: &str, type_: &str, status: &str, reason: &str) -> K
+where
+    K: kube::Resource + Conditions + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let want = (status.to_string(), reason.to_string());
+    wait_until(api, name, &format!("{type_}={status} ({reason})"), |o| condition(o, type_).as_ref() == Some(&want))
+        .await
+}
+
+pub async fn wait_ready<K>(api: &Api<K>, name: &str) -> K
+where
+    K: kube::Resource + Conditions + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    wait_condition(api, name, "Ready", "True", "Reconciled").await
+}
+
+/// Waits until `name` no longer exists.
+pub async fn wait_gone<K>(api: &Api<K>, name: &str)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::time::Instant::now() < deadline {
+        match api.get_opt(name).await.expect("get object") {
+            None => return,
+            Some(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+        }
+    }
+    panic!("timed out waiting for {name} to be deleted: {:#?}", api.get_opt(name).await);
+}
+
+/// `kubectl apply -f -` of YAML into `namespace`, like a user; panics with kubectl's error on failure.
+pub fn apply_yaml(namespace: &str, yaml: &str) {
+    let (ok, _, err) = kubectl_with_input(&["apply", "-n", namespace, "-f", "-"], yaml);
+    assert!(ok, "kubectl apply failed: {err}");
+}
+
+/// Events recorded for the object `name` in `namespace`, as "Type Reason: note" lines.
+pub async fn events(client: &Client, namespace: &str, name: &str) -> Vec<String> {
+    use k8s_openapi::api::events::v1::Event;
+    let api: Api<Event> = Api::namespaced(client.clone(), namespace);
+    api.list(&Default::default())
+        .await
+        .expect("list events")
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .map(|e| {
+            format!(
+                "{} {}: {}",
+                e.type_.unwrap_or_default(),
+                e.reason.unwrap_or_default(),
+                e.note.unwrap_or_default()
+            )
+        })
+        .collect()
 }

@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub mod db;
 pub mod kube;
+pub mod operator;
+pub mod pg;
 
 /// The environment of the run: variables from the process, else from `.dev/env` written by `scripts/dev up`.
 pub struct TestEnv {

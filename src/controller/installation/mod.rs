@@ -20,7 +20,7 @@ use tracing::instrument;
 use self::status::{Progress, desired_status};
 use self::validate::{Resolved, check_dependencies, dependents, resolve};
 use super::conditions::Step;
-use super::context::{conclude, error_policy, object_key};
+use super::context::{conclude, error_policy, object_key, refuse_cleanup};
 use super::tenant::scoped;
 use super::status::publish_status;
 use super::{Context, Error, FINALIZER, INSTALLATION_CONTROLLER};
@@ -352,7 +352,7 @@ async fn cleanup(mi: &ModuleInstallation, ctx: &Context) -> Result<Action, Error
         Err(err) => {
             let deleting = DesiredCondition::new(ConditionType::Ready, Some(false), err.reason(), err.to_string());
             publish(mi, ctx, Progress { deleting: Some(deleting), ..Default::default() }).await?;
-            conclude(mi, ctx, "Uninstall", err).await
+            refuse_cleanup(mi, ctx, "Uninstall", err).await
         }
     }
 }

@@ -22,7 +22,7 @@ use tracing::{info, instrument};
 use self::status::{Progress, desired_status};
 use self::validate::{ValidatedTenant, validate};
 use super::conditions::Step;
-use super::context::{conclude, error_policy, object_key};
+use super::context::{conclude, error_policy, object_key, refuse_cleanup};
 use super::status::publish_status;
 use super::{Context, Error, FINALIZER, TENANT_CONTROLLER};
 use crate::catalog::Scope;
@@ -251,8 +251,8 @@ async fn cleanup(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     };
     if tenant.spec.paused {
         let message = "Deletion waits until spec.paused is unset.".to_string();
-        publish(tenant, ctx, deleting(Reason::Paused, message)).await?;
-        return Ok(Action::await_change());
+        publish(tenant, ctx, deleting(Reason::Paused, message.clone())).await?;
+        return refuse_cleanup(tenant, ctx, "Delete", Error::refused(Reason::Paused, message)).await;
     }
     // An invalid slug never reached a database, and a slug owned by someone else is not ours to clean.
     let Ok(valid) = validate(tenant) else { return Ok(Action::await_change()) };
@@ -277,7 +277,7 @@ async fn cleanup(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
             remaining.join(", ")
         );
         publish(tenant, ctx, deleting(Reason::UninstallBlocked, message.clone())).await?;
-        return conclude(tenant, ctx, "Delete", Error::refused(Reason::UninstallBlocked, message)).await;
+        return refuse_cleanup(tenant, ctx, "Delete", Error::refused(Reason::UninstallBlocked, message)).await;
     }
 
     let database = valid.names.database().to_string();
@@ -293,8 +293,8 @@ async fn cleanup(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
                  deletion finish and keep the data."
             );
             publish(tenant, ctx, deleting(Reason::DestructiveActionBlocked, message.clone())).await?;
-            ctx.event(tenant, true, Reason::DestructiveActionBlocked.as_str(), "Delete", message).await;
-            return Ok(Action::await_change());
+            let err = Error::refused(Reason::DestructiveActionBlocked, message);
+            return refuse_cleanup(tenant, ctx, "Delete", err).await;
         }
         DeletionPolicy::Delete => {
             crate::db::drop_tenant(&ctx.databases, &valid.names).await?;
