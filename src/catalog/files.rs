@@ -13,8 +13,7 @@ use super::sql::count_statements;
 /// The exact first line that makes a script run outside a transaction.
 pub const NO_TRANSACTION_MARKER: &str = "-- landlord:no-transaction";
 
-const NAME_RULE: &str = "name migration files `<version>_<description>.up.sql` or `.down.sql`, \
-     with an integer version and a description of lowercase letters, digits and underscores";
+const NAME_RULE: &str = "expected `<version>_<description>.up.sql` or `.down.sql`, e.g. `20251005030440_create_expenses.up.sql`";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Side {
@@ -62,8 +61,19 @@ fn parse_file_name(name: &str) -> Result<FileName, String> {
             .bytes()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_');
     if !valid_description {
+        let suggestion: String = description
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let side = if side == Side::Up { "up" } else { "down" };
         return Err(format!(
-            "has a description `{description}` that is not lowercase letters, digits and underscores; {NAME_RULE}"
+            "has a description `{description}` that is not lowercase letters, digits and underscores; rename it like `{digits}_{suggestion}.{side}.sql`"
         ));
     }
     Ok(FileName {
@@ -91,9 +101,7 @@ pub(crate) fn load_scope(dir: &Path, problems: &mut Problems) -> MigrationSet {
         if !is_file {
             problems.push(
                 &path,
-                format!(
-                    "is not a file; a scope directory holds only migration files ({NAME_RULE})"
-                ),
+                "is a directory; a scope directory holds only migration files, not subdirectories",
             );
             continue;
         }
@@ -130,11 +138,15 @@ pub(crate) fn load_scope(dir: &Path, problems: &mut Problems) -> MigrationSet {
     let mut migrations = Vec::new();
     for (version, files) in ups {
         if files.len() > 1 {
-            let names: Vec<String> = files.iter().map(|(_, p)| file_name(p)).collect();
             for (_, path) in &files {
+                let others: Vec<String> = files
+                    .iter()
+                    .filter(|(_, other)| other != path)
+                    .map(|(_, other)| file_name(other))
+                    .collect();
                 problems.push(path, format!(
-                    "shares version {version} with another migration of this scope ({}); give each migration its own version",
-                    names.join(", ")
+                    "shares version {version} with {} in the same scope; give each migration its own version",
+                    others.join(", ")
                 ));
             }
         }
@@ -248,8 +260,14 @@ mod tests {
         );
         let bad = [
             ("create_tasks.up.sql", "not an integer"),
-            ("20251005_Create.up.sql", "lowercase"),
-            ("20251005_create-tasks.up.sql", "lowercase"),
+            (
+                "20251005_Create.up.sql",
+                "rename it like `20251005_create.up.sql`",
+            ),
+            (
+                "20251005_create-tasks.down.sql",
+                "rename it like `20251005_create_tasks.down.sql`",
+            ),
             ("20251005.up.sql", "no `_`"),
             ("20251005_create.sql", "not a migration file"),
             ("20251005_create.up.SQL", "not a migration file"),

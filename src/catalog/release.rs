@@ -81,18 +81,18 @@ pub(crate) fn check(
         }
 
         // Unreleased migrations would never be applied; with no release at all the missing release is
-        // reported instead.
+        // reported instead. The highest target counts, so a release stepping back is reported only once.
         let Some(newest) = resolved.last() else {
             continue;
         };
-        let released_up_to = newest.target(scope);
+        let released_up_to = resolved.iter().filter_map(|r| r.target(scope)).max();
         for migration in &migrations.migrations {
             if released_up_to.is_some_and(|t| migration.version <= t) {
                 continue;
             }
             let why = match released_up_to {
                 Some(t) => format!(
-                    "the newest release {} ends the {scope} scope at {t}",
+                    "releases up to {} end the {scope} scope at {t}",
                     newest.version
                 ),
                 None => format!("no release includes the {scope} scope"),
@@ -228,7 +228,7 @@ mod tests {
         assert!(
             problems[0]
                 .reason
-                .contains("newest release 1.0.0 ends the tenant scope at 2")
+                .contains("releases up to 1.0.0 end the tenant scope at 2")
         );
 
         let problems = problems_of(&[declared("1.0.0", None, None)], &[1]);
