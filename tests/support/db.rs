@@ -89,9 +89,17 @@ impl TestTenant {
 
     /// Connects as the tenant's own role with its password (what the tenant's Secret holds).
     pub async fn connect_as_tenant(&self, database: &str) -> Result<PgConnection, sqlx::Error> {
+        self.connect_with_password(database, &self.password).await
+    }
+
+    pub async fn connect_with_password(
+        &self,
+        database: &str,
+        password: &Password,
+    ) -> Result<PgConnection, sqlx::Error> {
         let options = superuser_options(database)
             .username(self.names.role().as_str())
-            .password(self.password.expose());
+            .password(password.expose());
         PgConnection::connect_with(&options).await
     }
 }

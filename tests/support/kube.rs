@@ -80,19 +80,29 @@ pub trait Conditions {
 
 impl Conditions for landlord::crd::Tenant {
     fn conditions(&self) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-        self.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default()
+        self.status
+            .as_ref()
+            .map(|s| s.conditions.clone())
+            .unwrap_or_default()
     }
 }
 
 impl Conditions for landlord::crd::ModuleInstallation {
     fn conditions(&self) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-        self.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default()
+        self.status
+            .as_ref()
+            .map(|s| s.conditions.clone())
+            .unwrap_or_default()
     }
 }
 
 /// (status, reason) of a condition type, if present.
 pub fn condition<K: Conditions>(object: &K, type_: &str) -> Option<(String, String)> {
-    object.conditions().into_iter().find(|c| c.type_ == type_).map(|c| (c.status, c.reason))
+    object
+        .conditions()
+        .into_iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status, c.reason))
 }
 
 const WAIT: std::time::Duration = std::time::Duration::from_secs(90);
@@ -118,13 +128,21 @@ where
 }
 
 /// Waits until condition `type_` has `status` and `reason`.
-pub async fn wait_condition<K>(api: &Api<K>, name: &str, type_: &str, status: &str, reason: &str) -> K
+pub async fn wait_condition<K>(
+    api: &Api<K>,
+    name: &str,
+    type_: &str,
+    status: &str,
+    reason: &str,
+) -> K
 where
     K: kube::Resource + Conditions + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     let want = (status.to_string(), reason.to_string());
-    wait_until(api, name, &format!("{type_}={status} ({reason})"), |o| condition(o, type_).as_ref() == Some(&want))
-        .await
+    wait_until(api, name, &format!("{type_}={status} ({reason})"), |o| {
+        condition(o, type_).as_ref() == Some(&want)
+    })
+    .await
 }
 
 pub async fn wait_ready<K>(api: &Api<K>, name: &str) -> K
@@ -146,7 +164,10 @@ where
             Some(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
         }
     }
-    panic!("timed out waiting for {name} to be deleted: {:#?}", api.get_opt(name).await);
+    panic!(
+        "timed out waiting for {name} to be deleted: {:#?}",
+        api.get_opt(name).await
+    );
 }
 
 /// `kubectl apply -f -` of YAML into `namespace`, like a user; panics with kubectl's error on failure.

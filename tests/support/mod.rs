@@ -9,10 +9,12 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub mod catalog;
 pub mod db;
 pub mod kube;
 pub mod operator;
 pub mod pg;
+pub mod proxy;
 
 /// The environment of the run: variables from the process, else from `.dev/env` written by `scripts/dev up`.
 pub struct TestEnv {

@@ -12,7 +12,9 @@ pub async fn connect(database: &str) -> PgConnection {
         .expect("superuser URL")
         .database(database)
         .disable_statement_logging();
-    PgConnection::connect_with(&options).await.expect("connect as superuser")
+    PgConnection::connect_with(&options)
+        .await
+        .expect("connect as superuser")
 }
 
 pub async fn database_exists(name: &str) -> bool {
@@ -64,7 +66,13 @@ pub async fn columns(database: &str, table: &str) -> Vec<String> {
 /// Runs one query returning a single text column, in `database`.
 pub async fn strings(database: &str, query: &'static str) -> Vec<String> {
     let mut conn = connect(database).await;
-    sqlx::query(query).fetch_all(&mut conn).await.unwrap().into_iter().map(|row| row.get(0)).collect()
+    sqlx::query(query)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.get(0))
+        .collect()
 }
 
 /// Drops a tenant's database and role left behind by a test (Retain policies keep them on purpose).
@@ -74,6 +82,9 @@ pub async fn drop_tenant(database: &str) {
         format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"),
         format!("DROP ROLE IF EXISTS \"{database}\""),
     ] {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(statement)).execute(&mut conn).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+            .execute(&mut conn)
+            .await
+            .unwrap();
     }
 }

@@ -365,6 +365,20 @@ async fn uninstall(mi: &ModuleInstallation, ctx: &Context) -> Result<Action, Err
     let Some(names) = tenant.and_then(|t| TenantNames::new(&t.slug()).ok()) else {
         return Ok(Action::await_change());
     };
+    // Whatever the policy, a module others depend on stays until they are gone: removing it would turn
+    // their Ready into DependencyMissing.
+    let siblings = ctx.api::<ModuleInstallation>(&ns).list(&ListParams::default()).await?;
+    let blocking = dependents(&ctx.catalog, &mi.spec.module, &mi.spec.tenant, &siblings.items);
+    if !blocking.is_empty() {
+        return Err(Error::refused(
+            Reason::UninstallBlocked,
+            format!(
+                "Module {} cannot be uninstalled while installed modules depend on it: {}. Delete those first.",
+                mi.spec.module,
+                blocking.join(", ")
+            ),
+        ));
+    }
     if mi.spec.uninstall_policy == UninstallPolicy::Retain {
         mirror::forget_module(pool, names.slug(), &mi.spec.module).await?;
         let note = format!("Kept the tables of module {} (uninstallPolicy Retain).", mi.spec.module);
@@ -382,18 +396,6 @@ async fn uninstall(mi: &ModuleInstallation, ctx: &Context) -> Result<Action, Err
         mirror::forget_module(pool, names.slug(), &mi.spec.module).await?;
         return Ok(Action::await_change());
     };
-    let siblings = ctx.api::<ModuleInstallation>(&ns).list(&ListParams::default()).await?;
-    let blocking = dependents(&ctx.catalog, &module.name, &mi.spec.tenant, &siblings.items);
-    if !blocking.is_empty() {
-        return Err(Error::refused(
-            Reason::UninstallBlocked,
-            format!(
-                "Module {} cannot be rolled back while installed modules depend on it: {}. Delete those first.",
-                module.name,
-                blocking.join(", ")
-            ),
-        ));
-    }
     let manages = |scope| mi.spec.scope == InstallScope::All || (mi.spec.scope == InstallScope::Tenant) == (scope == Scope::Tenant);
     if manages(Scope::Tenant) {
         let mut conn = ctx.databases.tenant(&names).await?;

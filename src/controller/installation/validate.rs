@@ -57,9 +57,7 @@ pub fn check_dependencies(module: &Module, tenant: &str, installations: &[Module
             Some(req) => format!("{} {}", dep.module, req),
             None => dep.module.clone(),
         };
-        let found = installations.iter().find(|mi| {
-            mi.spec.tenant == tenant && mi.spec.module == dep.module && mi.metadata.deletion_timestamp.is_none()
-        });
+        let found = installations.iter().find(|mi| mi.spec.tenant == tenant && mi.spec.module == dep.module);
         let Some(found) = found else {
             unmet.push(format!("{wanted} (no ModuleInstallation for this tenant)"));
             continue;
@@ -69,7 +67,9 @@ pub fn check_dependencies(module: &Module, tenant: &str, installations: &[Module
             .as_deref()
             .and_then(|v| semver::Version::parse(v).ok())
             .is_some_and(|v| dep.requirement.as_ref().is_none_or(|req| req.matches(&v)));
-        if !is_ready(found) {
+        // A dependency being deleted stays installed: its uninstall waits for this module (see `dependents`).
+        let deleting = found.metadata.deletion_timestamp.is_some();
+        if !is_ready(found) && !deleting {
             unmet.push(format!("{wanted} ({} is not Ready)", found.name_any()));
         } else if !acceptable {
             unmet.push(format!("{wanted} ({} is at {})", found.name_any(), version.as_deref().unwrap_or("no release")));
