@@ -1,0 +1,183 @@
+//! Provisioning benchmark: per tenant, CREATE ROLE + CREATE DATABASE + REVOKE + the core tenant migrations
+//! (with their ledger rows) through `landlord::db`, versus the same SQL fed to one `psql` session in the
+//! same run. Sequential on both sides, so the figures compare overhead, not parallelism.
+//!
+//!   cargo bench --bench provision            LANDLORD_BENCH_TENANTS tenants per side (default 20)
+//!   cargo test --benches                     test mode: 2 tenants per side, same checks
+//!
+//! Needs the development PostgreSQL (`scripts/dev up`); drops every database and role it created.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use landlord::catalog::{Catalog, Migration, Scope};
+use landlord::db::{self, Databases, Limits, Migrator, ModuleScope, Password, TenantNames};
+
+const LEDGER_DDL: &str = "\
+CREATE SCHEMA IF NOT EXISTS landlord_migrations;
+CREATE TABLE IF NOT EXISTS landlord_migrations.ledger (
+    scope text NOT NULL, module text NOT NULL, version bigint NOT NULL, description text NOT NULL,
+    checksum bytea NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), execution_ms bigint NOT NULL,
+    PRIMARY KEY (scope, module, version));";
+
+fn main() -> anyhow::Result<()> {
+    let bench_mode = std::env::args().any(|a| a == "--bench");
+    let tenants: usize = match std::env::var("LANDLORD_BENCH_TENANTS") {
+        Ok(n) => n
+            .parse()
+            .context("LANDLORD_BENCH_TENANTS must be a number")?,
+        Err(_) if bench_mode => 20,
+        Err(_) => 2,
+    };
+    let env = dev_env();
+    let admin_url = env
+        .get("LANDLORD_ADMIN_DATABASE_URL")
+        .context("LANDLORD_ADMIN_DATABASE_URL is not set: run `scripts/dev up` first")?
+        .clone();
+    let landlord_url = env
+        .get("LANDLORD_DATABASE_URL")
+        .context("LANDLORD_DATABASE_URL is not set")?
+        .clone();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let catalog = Catalog::load(&root.join("modules"), &root.join("migrations"))
+        .map_err(|e| anyhow::anyhow!("catalog: {e}"))?;
+
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let databases = Databases::new(&admin_url, &landlord_url, Limits::default())?;
+        let run = format!("bench_{}", std::process::id());
+        let ours: Vec<TenantNames> = (0..tenants)
+            .map(|i| TenantNames::new(&format!("{run}_l{i}")))
+            .collect::<Result<_, _>>()?;
+        let psql: Vec<TenantNames> = (0..tenants)
+            .map(|i| TenantNames::new(&format!("{run}_p{i}")))
+            .collect::<Result<_, _>>()?;
+
+        let result = measure(&databases, &catalog, &admin_url, &ours, &psql).await;
+        // Clean up whatever happened.
+        for tenant in ours.iter().chain(&psql) {
+            db::drop_tenant(&databases, tenant).await?;
+        }
+        let (landlord_db, one_psql) = result?;
+        let per = |d: Duration| d.as_secs_f64() * 1000.0 / tenants as f64;
+        println!(
+            "provision: {tenants} tenants per side, {} core tenant migrations each (sequential)",
+            catalog.core_tenant.migrations.len()
+        );
+        println!(
+            "  landlord::db       {:8.1} ms per tenant",
+            per(landlord_db)
+        );
+        println!("  psql, one session  {:8.1} ms per tenant", per(one_psql));
+        println!(
+            "  ratio              {:8.2} (landlord::db / psql)",
+            per(landlord_db) / per(one_psql)
+        );
+        anyhow::Ok(())
+    })
+}
+
+async fn measure(
+    databases: &Databases,
+    catalog: &Catalog,
+    admin_url: &str,
+    ours: &[TenantNames],
+    psql: &[TenantNames],
+) -> anyhow::Result<(Duration, Duration)> {
+    let core = ModuleScope::core(catalog, Scope::Tenant);
+    let migrator = Migrator::new();
+    let started = Instant::now();
+    for tenant in ours {
+        let password = Password::generate()?;
+        db::ensure_tenant(
+            databases,
+            &db::TenantRequest {
+                tenant,
+                password: &password,
+                reset_password: false,
+                extensions: &[],
+            },
+        )
+        .await?;
+        let mut conn = databases.tenant(tenant).await?;
+        let report = migrator
+            .apply(&mut conn, &core, catalog.core_tenant.latest())
+            .await?;
+        conn.close().await?;
+        if report.executed.len() != catalog.core_tenant.migrations.len() {
+            bail!("{}: applied {:?}", tenant.database(), report.executed);
+        }
+    }
+    let landlord_db = started.elapsed();
+
+    let script = psql_script(psql, &catalog.core_tenant.migrations)?;
+    let started = Instant::now();
+    let mut child = Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", admin_url])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .context("run psql")?;
+    child
+        .stdin
+        .take()
+        .context("psql stdin")?
+        .write_all(script.as_bytes())?;
+    let status = child.wait()?;
+    let one_psql = started.elapsed();
+    if !status.success() {
+        bail!("psql failed: {status}");
+    }
+    Ok((landlord_db, one_psql))
+}
+
+/// What `landlord::db` sends, minus its look-ups and locks: the baseline.
+fn psql_script(tenants: &[TenantNames], migrations: &[Migration]) -> anyhow::Result<String> {
+    let mut script = String::new();
+    for tenant in tenants {
+        let (database, role) = (tenant.database().quoted(), tenant.role().quoted());
+        let password = Password::generate()?;
+        script.push_str(&format!(
+            "CREATE ROLE {role} LOGIN PASSWORD '{}';\nGRANT {role} TO CURRENT_USER;\n\
+             CREATE DATABASE {database} OWNER {role};\n\
+             REVOKE CONNECT, TEMPORARY ON DATABASE {database} FROM PUBLIC;\n\
+             \\connect {}\nSET ROLE {role};\n{LEDGER_DDL}\n",
+            password.expose(),
+            tenant.database()
+        ));
+        for m in migrations {
+            let checksum: String = m.checksum.iter().map(|b| format!("{b:02x}")).collect();
+            script.push_str(&format!(
+                "BEGIN;\n{}\n;\nINSERT INTO landlord_migrations.ledger \
+                 (scope, module, version, description, checksum, execution_ms) \
+                 VALUES ('tenant', 'core', {}, '{}', '\\x{checksum}', 0);\nCOMMIT;\n",
+                m.up.sql, m.version, m.description
+            ));
+        }
+        script.push_str("\\connect postgres\n");
+    }
+    Ok(script)
+}
+
+/// The process environment, else `.dev/env` as written by `scripts/dev up`.
+fn dev_env() -> HashMap<String, String> {
+    let dir = std::env::var("LANDLORD_DEV_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".dev"));
+    let mut vars: HashMap<String, String> = std::fs::read_to_string(dir.join("env"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.trim_start_matches("export ").split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    for key in ["LANDLORD_ADMIN_DATABASE_URL", "LANDLORD_DATABASE_URL"] {
+        if let Ok(value) = std::env::var(key) {
+            vars.insert(key.to_string(), value);
+        }
+    }
+    vars
+}

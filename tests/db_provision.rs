@@ -1,0 +1,345 @@
+//! Tenant provisioning against the real PostgreSQL: validation before SQL, isolation between tenants,
+//! idempotence and adoption, extensions, the connection limit.
+
+mod support;
+
+use std::time::Duration;
+
+use landlord::crd::Reason;
+use landlord::db::{
+    self, Databases, Dropped, Ensured, Error, Ident, Limits, Password, Provisioned, TenantNames,
+    TenantRequest,
+};
+use sqlx::{Connection, PgConnection};
+use support::db::{TestTenant, cleanup, databases, superuser, superuser_options};
+use support::{TestEnv, unique_slug};
+
+/// What a controller does with a Tenant's spec: validate, then provision.
+async fn provision_spec(
+    databases: &Databases,
+    slug: &str,
+    extensions: &[&str],
+) -> Result<Provisioned, Error> {
+    let tenant = TenantNames::new(slug)?;
+    let extensions = Ident::all(extensions)?;
+    let password = Password::generate()?;
+    db::ensure_tenant(
+        databases,
+        &TenantRequest {
+            tenant: &tenant,
+            password: &password,
+            reset_password: false,
+            extensions: &extensions,
+        },
+    )
+    .await
+}
+
+const BAD_SLUGS: &[&str] = &[
+    "acme;drop",
+    "a\"b",
+    "x; DROP DATABASE landlord",
+    "x\"; DROP DATABASE landlord; --",
+    "acme' OR '1'='1",
+    "Acme",
+    "ACME",
+    "acmé",
+    "テナント",
+    "",
+    "_acme",
+    "9acme",
+    // tenant_ + 57 bytes = 64 bytes: PostgreSQL would truncate it.
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+];
+
+const BAD_EXTENSIONS: &[&str] = &[
+    "ltree; DROP DATABASE landlord",
+    "a\"b",
+    "LTREE",
+    "ltree--",
+    "\"ltree\"",
+    "btree gin",
+    "ltrée",
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+];
+
+#[tokio::test]
+async fn injection_attempts_are_rejected_before_any_sql_runs() {
+    // Nothing listens on port 1: any attempt to talk to PostgreSQL would fail as DatabaseUnavailable.
+    let nowhere = Databases::new(
+        "postgres://nobody:x@127.0.0.1:1/postgres",
+        "postgres://nobody:x@127.0.0.1:1/landlord",
+        Limits {
+            connect_timeout: Duration::from_secs(2),
+            ..Limits::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(BAD_SLUGS.last().unwrap().len() + "tenant_".len(), 64);
+    for slug in BAD_SLUGS {
+        let err = provision_spec(&nowhere, slug, &[]).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidIdent { .. }), "{slug:?}: {err}");
+        assert_eq!(err.reason(), Reason::InvalidSpec);
+    }
+    for extension in BAD_EXTENSIONS {
+        let err = provision_spec(&nowhere, "acme", &["ltree", extension])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidIdent { .. }),
+            "{extension:?}: {err}"
+        );
+    }
+    // The control: valid input does reach for the server.
+    let err = provision_spec(&nowhere, "acme", &["ltree"])
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), Reason::DatabaseUnavailable, "{err}");
+
+    // And against the real server nothing happened.
+    let real = databases();
+    for slug in BAD_SLUGS {
+        assert!(provision_spec(&real, slug, &[]).await.is_err());
+    }
+    let mut su = superuser("postgres").await;
+    let landlord: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'landlord')")
+            .fetch_one(&mut su)
+            .await
+            .unwrap();
+    assert!(landlord);
+    let odd: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM pg_database WHERE datname ~ '[^a-z0-9_]')
+              + (SELECT count(*) FROM pg_roles WHERE rolname ~ '[^a-z0-9_]' AND rolname !~ '^pg_')",
+    )
+    .fetch_one(&mut su)
+    .await
+    .unwrap();
+    assert_eq!(odd, 0);
+}
+
+fn is_permission_denied(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|e| e.code().as_deref() == Some("42501"))
+}
+
+#[tokio::test]
+async fn tenant_credentials_open_only_their_own_database() {
+    let databases = databases();
+    let a = TestTenant::provision(&databases, "iso_a", &[]).await;
+    let b = TestTenant::provision(&databases, "iso_b", &[]).await;
+
+    let mut own = a.connect_as_tenant(a.database()).await.unwrap();
+    let user: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(&mut own)
+        .await
+        .unwrap();
+    assert_eq!(user, a.database());
+    own.close().await.unwrap();
+
+    for (who, whose) in [(&a, &b), (&b, &a)] {
+        let err = who.connect_as_tenant(whose.database()).await.unwrap_err();
+        assert!(is_permission_denied(&err), "{err}");
+        let message = err.to_string();
+        assert!(
+            message.contains(&format!(
+                "permission denied for database \"{}\"",
+                whose.database()
+            )),
+            "{message}"
+        );
+    }
+    let err = a.connect_as_tenant("landlord").await.unwrap_err();
+    assert!(is_permission_denied(&err), "{err}");
+
+    // The password is what lets it in.
+    let options = superuser_options(a.database())
+        .username(a.names.role().as_str())
+        .password("not-the-password");
+    let err = PgConnection::connect_with(&options).await.unwrap_err();
+    assert_eq!(
+        err.as_database_error().and_then(|e| e.code()).as_deref(),
+        Some("28P01")
+    );
+}
+
+#[tokio::test]
+async fn provisioning_twice_adopts_and_password_reset_rotates() {
+    let databases = databases();
+    let tenant = TestTenant::provision(&databases, "twice", &["ltree"]).await;
+    let extensions = Ident::all(&["ltree"]).unwrap();
+    let again = db::ensure_tenant(
+        &databases,
+        &TenantRequest {
+            tenant: &tenant.names,
+            password: &Password::generate().unwrap(),
+            reset_password: false,
+            extensions: &extensions,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        again,
+        Provisioned {
+            role: Ensured::Existed,
+            database: Ensured::Existed
+        }
+    );
+    // Without reset, the first password still works.
+    tenant
+        .connect_as_tenant(tenant.database())
+        .await
+        .unwrap()
+        .close()
+        .await
+        .unwrap();
+
+    let first = tenant.password.clone();
+    let rotated = Password::generate().unwrap();
+    db::ensure_tenant(
+        &databases,
+        &TenantRequest {
+            tenant: &tenant.names,
+            password: &rotated,
+            reset_password: true,
+            extensions: &[],
+        },
+    )
+    .await
+    .unwrap();
+    let database = tenant.database();
+    tenant
+        .connect_with_password(database, &rotated)
+        .await
+        .unwrap()
+        .close()
+        .await
+        .unwrap();
+    assert!(
+        tenant
+            .connect_with_password(database, &first)
+            .await
+            .is_err()
+    );
+
+    let credentials = databases.tenant_credentials(&tenant.names, rotated.clone());
+    let mut via_uri = PgConnection::connect(&credentials.uri()).await.unwrap();
+    sqlx::query("SELECT 1").execute(&mut via_uri).await.unwrap();
+    via_uri.close().await.unwrap();
+    assert!(!format!("{credentials:?}").contains(rotated.expose()));
+
+    assert_eq!(
+        db::drop_tenant(&databases, &tenant.names).await.unwrap(),
+        (Dropped::Dropped, Dropped::Dropped)
+    );
+    assert_eq!(
+        db::drop_tenant(&databases, &tenant.names).await.unwrap(),
+        (Dropped::AlreadyGone, Dropped::AlreadyGone)
+    );
+}
+
+#[tokio::test]
+async fn a_database_owned_by_another_role_is_not_adopted() {
+    let databases = databases();
+    let names = TenantNames::new(&unique_slug("foreign")).unwrap();
+    let mut su = superuser("postgres").await;
+    let create = format!(
+        "CREATE DATABASE {} OWNER landlord",
+        names.database().quoted()
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(create))
+        .execute(&mut su)
+        .await
+        .unwrap();
+    su.close().await.unwrap();
+
+    let err = provision_spec(&databases, names.slug(), &[])
+        .await
+        .unwrap_err();
+    let Error::NotOurs { owner, .. } = &err else {
+        panic!("expected NotOurs, got {err:?}");
+    };
+    assert_eq!(owner, "landlord");
+    assert_eq!(err.reason(), Reason::SlugConflict);
+    assert!(!err.is_retryable());
+    // Nor is it dropped.
+    let err = db::drop_tenant(&databases, &names).await.unwrap_err();
+    assert!(matches!(err, Error::NotOurs { .. }), "{err}");
+    cleanup(names.database().as_str());
+}
+
+#[tokio::test]
+async fn extensions_are_created_by_the_tenant_and_missing_ones_reported() {
+    let databases = databases();
+    let tenant = TestTenant::provision(&databases, "ext", &["ltree", "btree_gin"]).await;
+    let mut su = superuser(tenant.database()).await;
+    let extensions: Vec<(String, String)> = sqlx::query_as(
+        "SELECT extname::text, pg_get_userbyid(extowner)::text FROM pg_extension
+         WHERE extname <> 'plpgsql' ORDER BY 1",
+    )
+    .fetch_all(&mut su)
+    .await
+    .unwrap();
+    let owner = tenant.database().to_string();
+    assert_eq!(
+        extensions,
+        [
+            ("btree_gin".to_string(), owner.clone()),
+            ("ltree".to_string(), owner)
+        ]
+    );
+    su.close().await.unwrap();
+
+    let mut conn = databases.tenant(&tenant.names).await.unwrap();
+    let missing = Ident::all(&["no_such_extension"]).unwrap();
+    let err = db::ensure_extensions(&mut conn, &missing)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::ExtensionUnavailable { .. }), "{err}");
+    assert!(err.to_string().contains("not installed"), "{err}");
+    assert_eq!(err.reason(), Reason::InvalidSpec);
+    // Installed but untrusted: only a superuser may create it.
+    let untrusted = Ident::all(&["file_fdw"]).unwrap();
+    let err = db::ensure_extensions(&mut conn, &untrusted)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::ExtensionUnavailable { message, .. } if message.contains("permission denied")),
+        "{err}"
+    );
+    // The session survives both.
+    db::ensure_extensions(&mut conn, &Ident::all(&["ltree"]).unwrap())
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn dedicated_connections_are_bounded_globally() {
+    let env = TestEnv::get();
+    let databases = Databases::new(
+        env.admin_url(),
+        env.landlord_url(),
+        Limits {
+            max_connections: 2,
+            landlord_pool: 1,
+            connect_timeout: Duration::from_millis(500),
+        },
+    )
+    .unwrap();
+    let tenant = TestTenant::provision(&databases, "bound", &[]).await;
+    let first = databases.tenant(&tenant.names).await.unwrap();
+    let _second = databases.admin().await.unwrap();
+    assert_eq!(databases.available_connections(), 0);
+    let err = databases.tenant(&tenant.names).await.unwrap_err();
+    assert!(matches!(err, Error::ConnectTimeout { .. }), "{err}");
+    assert!(err.is_retryable());
+    first.close().await.unwrap();
+    let mut third = databases.tenant(&tenant.names).await.unwrap();
+    let role: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(&mut *third)
+        .await
+        .unwrap();
+    assert_eq!(role, tenant.database());
+}
