@@ -1,9 +1,7 @@
-//! The migration engine against the real PostgreSQL: reversibility, races, failures, drift, locks.
+//! The migration engine against the real PostgreSQL: reversibility, failures, drift, irreversible steps.
 //! Every test provisions its own tenant database and drops it at the end.
 
 mod support;
-
-use std::time::Duration;
 
 use landlord::catalog::Scope;
 use landlord::crd::Reason;
@@ -113,50 +111,6 @@ async fn objects_belong_to_the_tenant_role() {
     assert_eq!(owners, [tenant.database().to_string()]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn racing_engines_apply_each_migration_once() {
-    let databases = databases();
-    let tenant = TestTenant::provision(&databases, "race", &[]).await;
-    let mut migrations = vec![migration(
-        1,
-        "effects",
-        "CREATE TABLE effects (version int NOT NULL); INSERT INTO effects VALUES (1); SELECT pg_sleep(0.3);",
-        Some("DROP TABLE effects"),
-    )];
-    for v in 2..=5 {
-        let up = format!("INSERT INTO effects VALUES ({v}); SELECT pg_sleep(0.05);");
-        migrations.push(migration(v, &format!("effect_{v}"), &up, None));
-    }
-    let effects = set(migrations);
-
-    let racers = (0..3).map(|_| {
-        let databases = &databases;
-        let effects = &effects;
-        let names = &tenant.names;
-        async move {
-            let mut conn = databases.tenant(names).await.unwrap();
-            let track = ModuleScope::new("effects", Scope::Tenant, effects);
-            let report = Migrator::new()
-                .apply(&mut conn, &track, Some(5))
-                .await
-                .unwrap();
-            conn.close().await.unwrap();
-            report.executed.len()
-        }
-    });
-    let executed: Vec<usize> = futures::future::join_all(racers).await;
-    assert_eq!(executed.iter().sum::<usize>(), 5, "{executed:?}");
-
-    let mut su = superuser(tenant.database()).await;
-    let seen: Vec<i32> = sqlx::query_scalar("SELECT version FROM effects ORDER BY version")
-        .fetch_all(&mut su)
-        .await
-        .unwrap();
-    assert_eq!(seen, [1, 2, 3, 4, 5]);
-    let ledger = ledger_rows(tenant.database(), "tenant").await;
-    assert_eq!(ledger.len(), 5);
-}
-
 #[tokio::test]
 async fn failing_third_statement_leaves_nothing_behind() {
     let databases = databases();
@@ -211,82 +165,6 @@ async fn failing_third_statement_leaves_nothing_behind() {
     assert_eq!(status.current, Some(1));
     assert_eq!(status.pending.len(), 1);
     conn.close().await.unwrap();
-}
-
-#[tokio::test]
-async fn lock_is_released_after_a_failing_migration() {
-    let databases = databases();
-    let tenant = TestTenant::provision(&databases, "lock", &[]).await;
-    let broken = set(vec![migration(1, "broken", "SELECT 1/0", None)]);
-    let fixed = set(vec![migration(
-        1,
-        "fixed",
-        "CREATE TABLE fixed (id int)",
-        None,
-    )]);
-    let migrator = Migrator::new().with_lock_timeout(Duration::from_secs(2));
-
-    let mut first = databases.tenant(&tenant.names).await.unwrap();
-    let err = migrator
-        .apply(
-            &mut first,
-            &ModuleScope::new("m", Scope::Tenant, &broken),
-            Some(1),
-        )
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, Error::MigrationFailed(f) if f.sqlstate == "22012"),
-        "{err}"
-    );
-
-    // The first session is still open, and holds no advisory lock.
-    let mut su = superuser(tenant.database()).await;
-    let held: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
-         WHERE l.locktype = 'advisory' AND d.datname = $1",
-    )
-    .bind(tenant.database())
-    .fetch_one(&mut su)
-    .await
-    .unwrap();
-    assert_eq!(held, 0);
-
-    let mut second = databases.tenant(&tenant.names).await.unwrap();
-    let report = migrator
-        .apply(
-            &mut second,
-            &ModuleScope::new("m", Scope::Tenant, &fixed),
-            Some(1),
-        )
-        .await
-        .unwrap();
-    assert_eq!(report.executed.len(), 1);
-    first.close().await.unwrap();
-    second.close().await.unwrap();
-}
-
-#[tokio::test]
-async fn a_held_lock_makes_the_other_engine_wait_then_time_out() {
-    let databases = databases();
-    let tenant = TestTenant::provision(&databases, "busy", &[]).await;
-    let slow = set(vec![migration(1, "slow", "SELECT pg_sleep(3)", None)]);
-    let track = ModuleScope::new("slow", Scope::Tenant, &slow);
-    let mut first = databases.tenant(&tenant.names).await.unwrap();
-    let mut second = databases.tenant(&tenant.names).await.unwrap();
-    let patient = Migrator::new();
-    let impatient = Migrator::new().with_lock_timeout(Duration::from_millis(500));
-
-    let (slow_run, busy) = tokio::join!(patient.apply(&mut first, &track, Some(1)), async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        impatient.apply(&mut second, &track, Some(1)).await
-    });
-    assert_eq!(slow_run.unwrap().executed.len(), 1);
-    let err = busy.unwrap_err();
-    assert!(matches!(err, Error::LockTimeout { .. }), "{err}");
-    assert!(err.is_retryable());
-    first.close().await.unwrap();
-    second.close().await.unwrap();
 }
 
 #[tokio::test]
