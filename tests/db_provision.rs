@@ -343,3 +343,20 @@ async fn dedicated_connections_are_bounded_globally() {
         .unwrap();
     assert_eq!(role, tenant.database());
 }
+
+#[tokio::test]
+async fn drop_waits_for_a_session_it_may_not_terminate() {
+    let databases = databases();
+    let tenant = TestTenant::provision(&databases, "dropwait", &[]).await;
+    // Like an autovacuum worker, a superuser session cannot be terminated by the admin role; it ends soon.
+    let session = superuser(tenant.database()).await;
+    let ends = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        session.close().await.unwrap();
+    });
+    assert_eq!(
+        db::drop_tenant(&databases, &tenant.names).await.unwrap(),
+        (Dropped::Dropped, Dropped::Dropped)
+    );
+    ends.await.unwrap();
+}

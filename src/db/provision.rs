@@ -1,12 +1,17 @@
 //! Creating and dropping tenants through the admin connection. Every function is idempotent: "already
 //! exists" and "already gone" are success, so a reconcile can always run them again.
 
+use std::time::Duration;
+
 use sqlx::PgConnection;
 
 use super::connect::{Databases, DbConnection};
 use super::error::sqlstate;
 use super::ident::{Ident, TenantNames, quote_literal, sql};
 use super::{Error, Password};
+
+/// Tries of DROP DATABASE while an autovacuum worker is in the database (about 4.5 s in all).
+const DROP_ATTEMPTS: u64 = 10;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ensured {
@@ -222,10 +227,22 @@ pub async fn drop_tenant_database(
     }
     check_owner(admin, tenant).await?;
     let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", database.quoted());
-    exec(admin, drop)
-        .await
-        .map_err(|e| Error::sql(format!("dropping database {database}"), admin.database(), e))?;
-    Ok(Dropped::Dropped)
+    let mut attempt = 1;
+    loop {
+        match exec(admin, drop.clone()).await {
+            Ok(()) => return Ok(Dropped::Dropped),
+            // FORCE may only terminate sessions of roles we are a member of, and an autovacuum worker
+            // has no role: it refuses (42501) until the worker is done, which takes moments.
+            Err(e) if sqlstate(&e).as_deref() == Some("42501") && attempt < DROP_ATTEMPTS => {
+                tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                attempt += 1;
+            }
+            Err(e) => {
+                let action = format!("dropping database {database}");
+                return Err(Error::sql(action, admin.database(), e));
+            }
+        }
+    }
 }
 
 pub async fn drop_tenant_role(
