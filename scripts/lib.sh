@@ -250,3 +250,34 @@ env_down() {
   stop_pidfile "$dev_dir/etcd/pid" 20
   stop_postgres
 }
+
+# Runs "$@" against a throwaway environment under a new temporary LANDLORD_DEV_DIR, with its exports set;
+# stops everything and deletes the directory on exit (printing the logs' tails in CI when "$@" failed).
+in_fresh_env() {
+  dev_dir=$(mktemp -d "${TMPDIR:-/tmp}/landlord-env.XXXXXX")
+  export LANDLORD_DEV_DIR=$dev_dir
+  chmod 755 "$dev_dir" # PostgreSQL runs as its own user and must reach its data directory
+  trap fresh_env_cleanup EXIT
+  trap 'exit 130' INT TERM
+  local start
+  start=$(date +%s)
+  env_up
+  log "environment up in $(( $(date +%s) - start ))s"
+  set -a
+  # shellcheck disable=SC1091
+  . "$dev_dir/env"
+  set +a
+  "$@"
+}
+
+fresh_env_cleanup() {
+  local status=$?
+  env_down
+  if (( status != 0 )) && [[ ${CI:-} == true ]]; then
+    for f in "$dev_dir"/logs/*.log "$dev_dir"/pg/postgres.log; do
+      [[ -f $f ]] && { echo "--- tail of $f"; tail -n 40 "$f"; }
+    done >&2
+  fi
+  rm -rf "$dev_dir"
+  exit "$status"
+}
