@@ -70,11 +70,17 @@ fn main() -> anyhow::Result<()> {
                 round % 2 == 1,
             )
             .await;
-            // Clean up whatever happened.
+            // Clean up whatever happened, every tenant even when one fails.
+            let mut leftovers = Vec::new();
             for tenant in ours.iter().chain(&psql) {
-                db::drop_tenant(&databases, tenant).await?;
+                if let Err(e) = db::drop_tenant(&databases, tenant).await {
+                    leftovers.push(format!("{}: {e}", tenant.database()));
+                }
             }
             let (landlord_db, one_psql) = result?;
+            if !leftovers.is_empty() {
+                bail!("could not drop: {}", leftovers.join("; "));
+            }
             let per = |d: Duration| d.as_secs_f64() * 1000.0 / tenants as f64;
             println!(
                 "round {}: landlord::db {:7.1} ms, psql {:7.1} ms per tenant",
