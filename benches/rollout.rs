@@ -36,10 +36,17 @@ fn main() {
 }
 
 async fn run(tenants: usize, concurrency: &str) {
-    let catalog = Catalog::load(&repo_root().join("modules"), &repo_root().join("migrations")).expect("catalog");
+    let catalog = Catalog::load(
+        &repo_root().join("modules"),
+        &repo_root().join("migrations"),
+    )
+    .expect("catalog");
     let client = client().await;
     let ns = namespace(&client, "bench-rollout").await;
-    let mut operator = Operator::start(&ns, &[("LANDLORD_CONCURRENCY", concurrency), ("RUST_LOG", "warn")]);
+    let mut operator = Operator::start(
+        &ns,
+        &[("LANDLORD_CONCURRENCY", concurrency), ("RUST_LOG", "warn")],
+    );
     let prefix = unique_slug("bench");
     let slugs: Vec<String> = (0..tenants).map(|i| format!("{prefix}_{i}")).collect();
 
@@ -77,8 +84,16 @@ async fn run(tenants: usize, concurrency: &str) {
 
     // The floor: the same DDL, one psql session, no Kubernetes, no ledger, no locks.
     let floor_prefix = unique_slug("floor");
-    let floor_slugs: Vec<String> = (0..tenants).map(|i| format!("{floor_prefix}_{i}")).collect();
-    let core_sql = scope_sql(catalog.core(Scope::Tenant).migrations.iter().map(|m| m.up.sql.as_str()));
+    let floor_slugs: Vec<String> = (0..tenants)
+        .map(|i| format!("{floor_prefix}_{i}"))
+        .collect();
+    let core_sql = scope_sql(
+        catalog
+            .core(Scope::Tenant)
+            .migrations
+            .iter()
+            .map(|m| m.up.sql.as_str()),
+    );
     let module = catalog.module(MODULE).expect("module in catalog");
     let module_sql = scope_sql(module.tenant.migrations.iter().map(|m| m.up.sql.as_str()));
     let mut script = String::from("\\set ON_ERROR_STOP on\n");
@@ -92,7 +107,9 @@ async fn run(tenants: usize, concurrency: &str) {
     let floor_tenants = psql(&script);
     let mut script = String::from("\\set ON_ERROR_STOP on\n");
     for slug in &floor_slugs {
-        script.push_str(&format!("\\c \"tenant_{slug}\"\nSET ROLE \"tenant_{slug}\";\n{module_sql}\n"));
+        script.push_str(&format!(
+            "\\c \"tenant_{slug}\"\nSET ROLE \"tenant_{slug}\";\n{module_sql}\n"
+        ));
     }
     let floor_module = psql(&script);
     for slug in &floor_slugs {
@@ -100,7 +117,9 @@ async fn run(tenants: usize, concurrency: &str) {
     }
 
     let per = |d: Duration| d.as_secs_f64() * 1000.0 / tenants as f64;
-    println!("rollout benchmark: {tenants} tenants, operator concurrency {concurrency}, module {MODULE}");
+    println!(
+        "rollout benchmark: {tenants} tenants, operator concurrency {concurrency}, module {MODULE}"
+    );
     println!(
         "  tenants  apply → all Ready : {:>8.0} ms total, {:>6.1} ms/tenant | psql floor {:>6.1} ms/tenant | ratio {:.2}x",
         tenant_time.as_secs_f64() * 1000.0,
@@ -128,7 +147,11 @@ fn apply(ns: &str, yaml: &str) {
 
 async fn wait_all_ready<K>(api: &Api<K>, expected: usize)
 where
-    K: kube::Resource + support::kube::Conditions + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K: kube::Resource
+        + support::kube::Conditions
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
 {
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
@@ -140,7 +163,10 @@ where
         if ready == expected {
             return;
         }
-        assert!(Instant::now() < deadline, "only {ready}/{expected} Ready after 10 minutes");
+        assert!(
+            Instant::now() < deadline,
+            "only {ready}/{expected} Ready after 10 minutes"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -154,7 +180,12 @@ fn psql(script: &str) -> Duration {
         .stdout(Stdio::null())
         .spawn()
         .expect("run psql");
-    child.stdin.take().expect("psql stdin").write_all(script.as_bytes()).expect("write script");
+    child
+        .stdin
+        .take()
+        .expect("psql stdin")
+        .write_all(script.as_bytes())
+        .expect("write script");
     let status = child.wait().expect("wait for psql");
     assert!(status.success(), "psql failed");
     start.elapsed()

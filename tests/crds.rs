@@ -16,7 +16,8 @@ use support::kube::{client, kubectl, kubectl_with_input, namespace, rejection};
 #[test]
 fn crds_directory_matches_landlord_crds() {
     let generated = landlord::crd::crds_yaml().unwrap();
-    let committed = std::fs::read_to_string(support::repo_root().join("crds/landlord.yaml")).unwrap();
+    let committed =
+        std::fs::read_to_string(support::repo_root().join("crds/landlord.yaml")).unwrap();
     assert!(
         committed == generated,
         "crds/landlord.yaml is out of date: run `cargo run -- crds > crds/landlord.yaml`"
@@ -30,7 +31,9 @@ async fn crds_install_and_become_established() {
     let params = PatchParams::apply("landlord-tests").force();
     for crd in landlord::crd::crds() {
         let name = crd.name_any();
-        crds.patch(&name, &params, &Patch::Apply(&crd)).await.unwrap();
+        crds.patch(&name, &params, &Patch::Apply(&crd))
+            .await
+            .unwrap();
         let established = await_condition(crds.clone(), &name, conditions::is_crd_established());
         tokio::time::timeout(std::time::Duration::from_secs(30), established)
             .await
@@ -54,10 +57,19 @@ async fn slug_with_sql_in_it_is_rejected() {
     let client = client().await;
     let ns = namespace(&client, "crd-slug").await;
     let tenants: Api<Tenant> = Api::namespaced(client, &ns);
-    let (code, message) =
-        rejection(tenants.create(&PostParams::default(), &tenant("acme", json!({"slug": "acme;drop"}))).await);
+    let (code, message) = rejection(
+        tenants
+            .create(
+                &PostParams::default(),
+                &tenant("acme", json!({"slug": "acme;drop"})),
+            )
+            .await,
+    );
     assert_eq!(code, 422);
-    assert!(message.contains("spec.slug") && message.contains("^[a-z][a-z0-9_]*$"), "{message}");
+    assert!(
+        message.contains("spec.slug") && message.contains("^[a-z][a-z0-9_]*$"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -67,20 +79,39 @@ async fn database_name_over_63_bytes_is_rejected() {
     let tenants: Api<Tenant> = Api::namespaced(client, &ns);
 
     let longest = "a".repeat(56); // tenant_ + 56 = 63 bytes: the limit itself is fine
-    tenants.create(&PostParams::default(), &tenant("fits", json!({"slug": longest}))).await.unwrap();
+    tenants
+        .create(
+            &PostParams::default(),
+            &tenant("fits", json!({"slug": longest})),
+        )
+        .await
+        .unwrap();
 
     let (code, message) = rejection(
-        tenants.create(&PostParams::default(), &tenant("too-long", json!({"slug": "a".repeat(57)}))).await,
+        tenants
+            .create(
+                &PostParams::default(),
+                &tenant("too-long", json!({"slug": "a".repeat(57)})),
+            )
+            .await,
     );
     assert_eq!(code, 422);
     assert!(message.contains("63-byte"), "{message}");
 
     // Without spec.slug, the name is the slug: it must be usable as one.
     let long_name = format!("t{}", "a".repeat(56));
-    let (code, message) = rejection(tenants.create(&PostParams::default(), &tenant(&long_name, json!({}))).await);
+    let (code, message) = rejection(
+        tenants
+            .create(&PostParams::default(), &tenant(&long_name, json!({})))
+            .await,
+    );
     assert_eq!(code, 422);
     assert!(message.contains("set spec.slug"), "{message}");
-    let (_, message) = rejection(tenants.create(&PostParams::default(), &tenant("dotted.name", json!({}))).await);
+    let (_, message) = rejection(
+        tenants
+            .create(&PostParams::default(), &tenant("dotted.name", json!({})))
+            .await,
+    );
     assert!(message.contains("set spec.slug"), "{message}");
 }
 
@@ -93,7 +124,10 @@ async fn valid_tenant_round_trips_with_defaults() {
     let created = tenants
         .create(
             &PostParams::default(),
-            &tenant("acme-corp", json!({"displayName": "Acme Corp", "extensions": ["ltree", "btree_gin"]})),
+            &tenant(
+                "acme-corp",
+                json!({"displayName": "Acme Corp", "extensions": ["ltree", "btree_gin"]}),
+            ),
         )
         .await
         .unwrap();
@@ -112,7 +146,12 @@ async fn valid_tenant_round_trips_with_defaults() {
     assert_eq!(fetched.database_name(), "tenant_acme_corp");
 
     let (code, message) = rejection(
-        tenants.create(&PostParams::default(), &tenant("dup-ext", json!({"extensions": ["ltree", "ltree"]}))).await,
+        tenants
+            .create(
+                &PostParams::default(),
+                &tenant("dup-ext", json!({"extensions": ["ltree", "ltree"]})),
+            )
+            .await,
     );
     assert_eq!(code, 422, "{message}");
 
@@ -121,7 +160,10 @@ async fn valid_tenant_round_trips_with_defaults() {
     );
     let (ok, _, err) = kubectl_with_input(&["apply", "-f", "-"], &yaml);
     assert!(!ok);
-    assert!(err.contains("spec.deletionPolicy") && err.contains("Unsupported value: \"Purge\""), "{err}");
+    assert!(
+        err.contains("spec.deletionPolicy") && err.contains("Unsupported value: \"Purge\""),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -129,20 +171,40 @@ async fn slug_is_immutable() {
     let client = client().await;
     let ns = namespace(&client, "crd-immutable").await;
     let tenants: Api<Tenant> = Api::namespaced(client, &ns);
-    tenants.create(&PostParams::default(), &tenant("acme", json!({"slug": "acme"}))).await.unwrap();
-    tenants.create(&PostParams::default(), &tenant("beta", json!({}))).await.unwrap();
+    tenants
+        .create(
+            &PostParams::default(),
+            &tenant("acme", json!({"slug": "acme"})),
+        )
+        .await
+        .unwrap();
+    tenants
+        .create(&PostParams::default(), &tenant("beta", json!({})))
+        .await
+        .unwrap();
 
     let change = Patch::Merge(json!({"spec": {"slug": "other"}}));
-    let (code, message) = rejection(tenants.patch("acme", &PatchParams::default(), &change).await);
+    let (code, message) = rejection(
+        tenants
+            .patch("acme", &PatchParams::default(), &change)
+            .await,
+    );
     assert_eq!(code, 422);
     assert!(message.contains("spec.slug is immutable"), "{message}");
 
-    let (_, message) = rejection(tenants.patch("beta", &PatchParams::default(), &change).await);
+    let (_, message) = rejection(
+        tenants
+            .patch("beta", &PatchParams::default(), &change)
+            .await,
+    );
     assert!(message.contains("cannot be added or removed"), "{message}");
 
     // Other fields stay editable.
     let paused = Patch::Merge(json!({"spec": {"paused": true}}));
-    let patched = tenants.patch("acme", &PatchParams::default(), &paused).await.unwrap();
+    let patched = tenants
+        .patch("acme", &PatchParams::default(), &paused)
+        .await
+        .unwrap();
     assert!(patched.spec.paused);
 }
 
@@ -158,7 +220,10 @@ async fn module_installation_validates_and_keeps_its_identity() {
         ..Default::default()
     };
     installations
-        .create(&PostParams::default(), &ModuleInstallation::new("acme-expenses", spec))
+        .create(
+            &PostParams::default(),
+            &ModuleInstallation::new("acme-expenses", spec),
+        )
         .await
         .unwrap();
     let fetched = installations.get("acme-expenses").await.unwrap();
@@ -166,12 +231,20 @@ async fn module_installation_validates_and_keeps_its_identity() {
     assert_eq!(fetched.spec.uninstall_policy, UninstallPolicy::Retain);
 
     let retarget = Patch::Merge(json!({"spec": {"tenant": "other"}}));
-    let (_, message) = rejection(installations.patch("acme-expenses", &PatchParams::default(), &retarget).await);
+    let (_, message) = rejection(
+        installations
+            .patch("acme-expenses", &PatchParams::default(), &retarget)
+            .await,
+    );
     assert!(message.contains("spec.tenant is immutable"), "{message}");
 
     let bad = ModuleInstallation::new(
         "bad",
-        ModuleInstallationSpec { tenant: "acme".into(), module: "Expenses; DROP".into(), ..Default::default() },
+        ModuleInstallationSpec {
+            tenant: "acme".into(),
+            module: "Expenses; DROP".into(),
+            ..Default::default()
+        },
     );
     let (code, _) = rejection(installations.create(&PostParams::default(), &bad).await);
     assert_eq!(code, 422);
@@ -184,7 +257,11 @@ async fn module_installation_validates_and_keeps_its_identity() {
             ..Default::default()
         },
     );
-    let (code, _) = rejection(installations.create(&PostParams::default(), &bad_version).await);
+    let (code, _) = rejection(
+        installations
+            .create(&PostParams::default(), &bad_version)
+            .await,
+    );
     assert_eq!(code, 422);
 }
 
@@ -193,10 +270,26 @@ async fn kubectl_get_shows_the_printer_columns() {
     let client = client().await;
     let ns = namespace(&client, "crd-columns").await;
     let tenants: Api<Tenant> = Api::namespaced(client.clone(), &ns);
-    tenants.create(&PostParams::default(), &tenant("acme", json!({"slug": "acme_slug"}))).await.unwrap();
+    tenants
+        .create(
+            &PostParams::default(),
+            &tenant("acme", json!({"slug": "acme_slug"})),
+        )
+        .await
+        .unwrap();
     let installations: Api<ModuleInstallation> = Api::namespaced(client, &ns);
-    let spec = ModuleInstallationSpec { tenant: "acme".into(), module: "tasks".into(), ..Default::default() };
-    installations.create(&PostParams::default(), &ModuleInstallation::new("acme-tasks", spec)).await.unwrap();
+    let spec = ModuleInstallationSpec {
+        tenant: "acme".into(),
+        module: "tasks".into(),
+        ..Default::default()
+    };
+    installations
+        .create(
+            &PostParams::default(),
+            &ModuleInstallation::new("acme-tasks", spec),
+        )
+        .await
+        .unwrap();
 
     let (ok, out, err) = kubectl(&["get", "tn", "-n", &ns]);
     assert!(ok, "{err}");
@@ -208,6 +301,9 @@ async fn kubectl_get_shows_the_printer_columns() {
     let (ok, out, err) = kubectl(&["get", "moduleinstallations", "-n", &ns]);
     assert!(ok, "{err}");
     let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(header, ["NAME", "TENANT", "MODULE", "VERSION", "READY", "AGE"]);
+    assert_eq!(
+        header,
+        ["NAME", "TENANT", "MODULE", "VERSION", "READY", "AGE"]
+    );
     assert!(out.contains("acme-tasks") && out.contains("tasks"), "{out}");
 }

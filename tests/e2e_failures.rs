@@ -11,7 +11,10 @@ use landlord::crd::{ModuleInstallation, Tenant};
 use serde_json::json;
 use sqlx::Connection;
 use support::catalog::catalog_with;
-use support::kube::{Conditions, apply_yaml, client, condition, namespace, wait_condition, wait_gone, wait_ready, wait_until};
+use support::kube::{
+    Conditions, apply_yaml, client, condition, namespace, wait_condition, wait_gone, wait_ready,
+    wait_until,
+};
 use support::operator::Operator;
 use support::proxy::Proxy;
 use support::{TestEnv, pg, unique_slug};
@@ -29,7 +32,12 @@ fn installation(name: &str, module: &str, extra: &str) -> String {
 }
 
 fn ready_message<K: Conditions>(object: &K) -> String {
-    object.conditions().into_iter().find(|c| c.type_ == "Ready").map(|c| c.message).unwrap_or_default()
+    object
+        .conditions()
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.message)
+        .unwrap_or_default()
 }
 
 async fn ready_tenant(client: &kube::Client, ns: &str) -> String {
@@ -42,27 +50,43 @@ async fn ready_tenant(client: &kube::Client, ns: &str) -> String {
 async fn delete_all(client: &kube::Client, ns: &str, installations: &[&str]) {
     let installs: Api<ModuleInstallation> = Api::namespaced(client.clone(), ns);
     for name in installations {
-        installs.delete(name, &DeleteParams::default()).await.unwrap();
+        installs
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
         wait_gone(&installs, name).await;
     }
     let tenants: Api<Tenant> = Api::namespaced(client.clone(), ns);
-    tenants.delete("acme", &DeleteParams::default()).await.unwrap();
+    tenants
+        .delete("acme", &DeleteParams::default())
+        .await
+        .unwrap();
     wait_gone(&tenants, "acme").await;
 }
 
-const BROKEN_MODULE: &str = "name: broken\nreleases:\n  - version: \"1.0.0\"\n    tenant: 20260101000002\n";
+const BROKEN_MODULE: &str =
+    "name: broken\nreleases:\n  - version: \"1.0.0\"\n    tenant: 20260101000002\n";
 
 #[tokio::test]
 async fn a_failing_migration_leaves_nothing_behind_and_touches_no_other_module() {
     let catalog = catalog_with(&[
         ("broken/module.yaml", BROKEN_MODULE),
-        ("broken/tenant/20260101000001_create_things.up.sql", "CREATE TABLE broken_things (id int);\n"),
-        ("broken/tenant/20260101000001_create_things.down.sql", "DROP TABLE broken_things;\n"),
+        (
+            "broken/tenant/20260101000001_create_things.up.sql",
+            "CREATE TABLE broken_things (id int);\n",
+        ),
+        (
+            "broken/tenant/20260101000001_create_things.down.sql",
+            "DROP TABLE broken_things;\n",
+        ),
         (
             "broken/tenant/20260101000002_fill_things.up.sql",
             "CREATE TABLE broken_more (id int);\nINSERT INTO broken_things VALUES (1);\nINSERT INTO no_such_table VALUES (1);\n",
         ),
-        ("broken/tenant/20260101000002_fill_things.down.sql", "DROP TABLE broken_more;\n"),
+        (
+            "broken/tenant/20260101000002_fill_things.down.sql",
+            "DROP TABLE broken_more;\n",
+        ),
     ]);
     let client = client().await;
     let ns = namespace(&client, "e2e-broken").await;
@@ -73,19 +97,52 @@ async fn a_failing_migration_leaves_nothing_behind_and_touches_no_other_module()
     apply_yaml(&ns, &installation("acme-tasks", "tasks", ""));
     wait_ready(&installs, "acme-tasks").await;
 
-    apply_yaml(&ns, &installation("acme-broken", "broken", "  uninstallPolicy: Rollback\n"));
-    let broken = wait_condition(&installs, "acme-broken", "Ready", "False", "MigrationFailed").await;
+    apply_yaml(
+        &ns,
+        &installation("acme-broken", "broken", "  uninstallPolicy: Rollback\n"),
+    );
+    let broken = wait_condition(
+        &installs,
+        "acme-broken",
+        "Ready",
+        "False",
+        "MigrationFailed",
+    )
+    .await;
     let message = ready_message(&broken);
-    assert!(message.contains("20260101000002_fill_things.up.sql"), "{message}");
-    assert!(message.contains("no_such_table") && message.contains("42P01"), "{message}");
-    assert_eq!(condition(&broken, "TenantMigrated"), Some(("False".into(), "MigrationFailed".into())));
+    assert!(
+        message.contains("20260101000002_fill_things.up.sql"),
+        "{message}"
+    );
+    assert!(
+        message.contains("no_such_table") && message.contains("42P01"),
+        "{message}"
+    );
+    assert_eq!(
+        condition(&broken, "TenantMigrated"),
+        Some(("False".into(), "MigrationFailed".into()))
+    );
 
     // The first migration stays applied, the failed one left nothing; the other module is untouched.
     let tables = pg::tables(&db).await;
-    assert!(tables.contains(&"broken_things".to_string()) && !tables.contains(&"broken_more".to_string()), "{tables:?}");
-    assert_eq!(pg::strings(&db, "SELECT count(*)::text FROM broken_things").await, ["0"]);
-    assert_eq!(condition(&installs.get("acme-tasks").await.unwrap(), "Ready"), Some(("True".into(), "Reconciled".into())));
-    let ledger = pg::strings(&db, "SELECT version::text FROM landlord_migrations.ledger WHERE module = 'broken'").await;
+    assert!(
+        tables.contains(&"broken_things".to_string())
+            && !tables.contains(&"broken_more".to_string()),
+        "{tables:?}"
+    );
+    assert_eq!(
+        pg::strings(&db, "SELECT count(*)::text FROM broken_things").await,
+        ["0"]
+    );
+    assert_eq!(
+        condition(&installs.get("acme-tasks").await.unwrap(), "Ready"),
+        Some(("True".into(), "Reconciled".into()))
+    );
+    let ledger = pg::strings(
+        &db,
+        "SELECT version::text FROM landlord_migrations.ledger WHERE module = 'broken'",
+    )
+    .await;
     assert_eq!(ledger, ["20260101000001"]);
 
     delete_all(&client, &ns, &["acme-broken", "acme-tasks"]).await;
@@ -105,19 +162,41 @@ async fn an_applied_migration_that_changed_is_drift_and_is_never_rerun() {
     operator.stop();
 
     // Someone edits an applied migration in the catalog, then the operator restarts with it.
-    let file = catalog.path().join("tasks/tenant/20251001090000_create_tasks.up.sql");
+    let file = catalog
+        .path()
+        .join("tasks/tenant/20251001090000_create_tasks.up.sql");
     let edited = std::fs::read_to_string(&file).unwrap() + "\nCREATE TABLE sneaky (id int);\n";
     std::fs::write(&file, edited).unwrap();
     let _operator = Operator::start(&ns, &[("LANDLORD_MODULES_DIR", &modules)]);
     installs
-        .patch("acme-tasks", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"annotations": {"poke": "1"}}})))
+        .patch(
+            "acme-tasks",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"poke": "1"}}})),
+        )
         .await
         .unwrap();
-    let drifted = wait_condition(&installs, "acme-tasks", "Ready", "False", "ChecksumMismatch").await;
-    assert!(ready_message(&drifted).contains("20251001090000_create_tasks.up.sql"), "{drifted:?}");
+    let drifted = wait_condition(
+        &installs,
+        "acme-tasks",
+        "Ready",
+        "False",
+        "ChecksumMismatch",
+    )
+    .await;
+    assert!(
+        ready_message(&drifted).contains("20251001090000_create_tasks.up.sql"),
+        "{drifted:?}"
+    );
     assert!(!pg::tables(&db).await.contains(&"sneaky".to_string()));
 
-    std::fs::write(&file, std::fs::read_to_string(&file).unwrap().replace("\nCREATE TABLE sneaky (id int);\n", "")).unwrap();
+    std::fs::write(
+        &file,
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("\nCREATE TABLE sneaky (id int);\n", ""),
+    )
+    .unwrap();
     delete_all(&client, &ns, &["acme-tasks"]).await;
 }
 
@@ -128,11 +207,26 @@ async fn rolling_back_through_a_migration_without_down_is_refused_before_anythin
             "oneway/module.yaml",
             "name: oneway\nreleases:\n  - version: \"1.0.0\"\n    tenant: 20260201000001\n  - version: \"2.0.0\"\n    tenant: 20260201000003\n",
         ),
-        ("oneway/tenant/20260201000001_create_a.up.sql", "CREATE TABLE oneway_a (id int);\n"),
-        ("oneway/tenant/20260201000001_create_a.down.sql", "DROP TABLE oneway_a;\n"),
-        ("oneway/tenant/20260201000002_create_b.up.sql", "CREATE TABLE oneway_b (id int);\n"),
-        ("oneway/tenant/20260201000002_create_b.down.sql", "DROP TABLE oneway_b;\n"),
-        ("oneway/tenant/20260201000003_merge_data.up.sql", "CREATE TABLE oneway_c (id int);\n"),
+        (
+            "oneway/tenant/20260201000001_create_a.up.sql",
+            "CREATE TABLE oneway_a (id int);\n",
+        ),
+        (
+            "oneway/tenant/20260201000001_create_a.down.sql",
+            "DROP TABLE oneway_a;\n",
+        ),
+        (
+            "oneway/tenant/20260201000002_create_b.up.sql",
+            "CREATE TABLE oneway_b (id int);\n",
+        ),
+        (
+            "oneway/tenant/20260201000002_create_b.down.sql",
+            "DROP TABLE oneway_b;\n",
+        ),
+        (
+            "oneway/tenant/20260201000003_merge_data.up.sql",
+            "CREATE TABLE oneway_c (id int);\n",
+        ),
     ]);
     let client = client().await;
     let ns = namespace(&client, "e2e-oneway").await;
@@ -140,20 +234,43 @@ async fn rolling_back_through_a_migration_without_down_is_refused_before_anythin
     let _operator = Operator::start(&ns, &[("LANDLORD_MODULES_DIR", &modules)]);
     let db = ready_tenant(&client, &ns).await;
     let installs: Api<ModuleInstallation> = Api::namespaced(client.clone(), &ns);
-    apply_yaml(&ns, &installation("acme-oneway", "oneway", "  version: \"2.0.0\"\n"));
+    apply_yaml(
+        &ns,
+        &installation("acme-oneway", "oneway", "  version: \"2.0.0\"\n"),
+    );
     wait_ready(&installs, "acme-oneway").await;
 
     installs
-        .patch("acme-oneway", &PatchParams::default(), &Patch::Merge(json!({"spec": {"version": "1.0.0"}})))
+        .patch(
+            "acme-oneway",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"version": "1.0.0"}})),
+        )
         .await
         .unwrap();
-    let refused = wait_condition(&installs, "acme-oneway", "Ready", "False", "IrreversibleMigration").await;
-    assert!(ready_message(&refused).contains("20260201000003_merge_data"), "{refused:?}");
+    let refused = wait_condition(
+        &installs,
+        "acme-oneway",
+        "Ready",
+        "False",
+        "IrreversibleMigration",
+    )
+    .await;
+    assert!(
+        ready_message(&refused).contains("20260201000003_merge_data"),
+        "{refused:?}"
+    );
     let tables = pg::tables(&db).await;
     for table in ["oneway_a", "oneway_b", "oneway_c"] {
-        assert!(tables.contains(&table.to_string()), "{table} must be untouched: {tables:?}");
+        assert!(
+            tables.contains(&table.to_string()),
+            "{table} must be untouched: {tables:?}"
+        );
     }
-    assert_eq!(refused.status.unwrap().installed_version.as_deref(), Some("2.0.0"));
+    assert_eq!(
+        refused.status.unwrap().installed_version.as_deref(),
+        Some("2.0.0")
+    );
     delete_all(&client, &ns, &["acme-oneway"]).await;
 }
 
@@ -167,16 +284,27 @@ async fn reinstall_starts_fresh_outside_production() {
     apply_yaml(&ns, &installation("acme-tasks", "tasks", ""));
     wait_ready(&installs, "acme-tasks").await;
     let mut conn = pg::connect(&db).await;
-    sqlx::query("INSERT INTO tasks (title, created_by) VALUES ('old', 'u1')").execute(&mut conn).await.unwrap();
+    sqlx::query("INSERT INTO tasks (title, created_by) VALUES ('old', 'u1')")
+        .execute(&mut conn)
+        .await
+        .unwrap();
 
-    let annotate = Patch::Merge(json!({"metadata": {"annotations": {"tenancy.landlord.dev/reinstall": "2026-11-23"}}}));
-    installs.patch("acme-tasks", &PatchParams::default(), &annotate).await.unwrap();
+    let annotate = Patch::Merge(
+        json!({"metadata": {"annotations": {"tenancy.landlord.dev/reinstall": "2026-11-23"}}}),
+    );
+    installs
+        .patch("acme-tasks", &PatchParams::default(), &annotate)
+        .await
+        .unwrap();
     wait_until(&installs, "acme-tasks", "reinstalled", |mi| {
         mi.status.as_ref().and_then(|s| s.reinstalled.as_deref()) == Some("2026-11-23")
             && condition(mi, "Ready") == Some(("True".into(), "Reconciled".into()))
     })
     .await;
-    assert_eq!(pg::strings(&db, "SELECT count(*)::text FROM tasks").await, ["0"]);
+    assert_eq!(
+        pg::strings(&db, "SELECT count(*)::text FROM tasks").await,
+        ["0"]
+    );
     conn.close().await.unwrap(); // a superuser session would keep the tenant's database from being dropped
     delete_all(&client, &ns, &["acme-tasks"]).await;
 }
@@ -188,37 +316,78 @@ async fn production_refuses_reinstall_and_rollback() {
     let _operator = Operator::start(&ns, &[("LANDLORD_ENVIRONMENT", "production")]);
     let db = ready_tenant(&client, &ns).await;
     let installs: Api<ModuleInstallation> = Api::namespaced(client.clone(), &ns);
-    apply_yaml(&ns, &installation("acme-tasks", "tasks", "  uninstallPolicy: Rollback\n"));
+    apply_yaml(
+        &ns,
+        &installation("acme-tasks", "tasks", "  uninstallPolicy: Rollback\n"),
+    );
     wait_ready(&installs, "acme-tasks").await;
     let mut conn = pg::connect(&db).await;
-    sqlx::query("INSERT INTO tasks (title, created_by) VALUES ('keep me', 'u1')").execute(&mut conn).await.unwrap();
+    sqlx::query("INSERT INTO tasks (title, created_by) VALUES ('keep me', 'u1')")
+        .execute(&mut conn)
+        .await
+        .unwrap();
 
-    let annotate = Patch::Merge(json!({"metadata": {"annotations": {"tenancy.landlord.dev/reinstall": "now"}}}));
-    installs.patch("acme-tasks", &PatchParams::default(), &annotate).await.unwrap();
-    wait_condition(&installs, "acme-tasks", "Ready", "False", "DestructiveActionBlocked").await;
-    assert_eq!(pg::strings(&db, "SELECT title FROM tasks").await, ["keep me"]);
+    let annotate = Patch::Merge(
+        json!({"metadata": {"annotations": {"tenancy.landlord.dev/reinstall": "now"}}}),
+    );
+    installs
+        .patch("acme-tasks", &PatchParams::default(), &annotate)
+        .await
+        .unwrap();
+    wait_condition(
+        &installs,
+        "acme-tasks",
+        "Ready",
+        "False",
+        "DestructiveActionBlocked",
+    )
+    .await;
+    assert_eq!(
+        pg::strings(&db, "SELECT title FROM tasks").await,
+        ["keep me"]
+    );
 
-    installs.delete("acme-tasks", &DeleteParams::default()).await.unwrap();
+    installs
+        .delete("acme-tasks", &DeleteParams::default())
+        .await
+        .unwrap();
     wait_until(&installs, "acme-tasks", "rollback refused", |mi| {
         condition(mi, "Ready") == Some(("False".into(), "DestructiveActionBlocked".into()))
             && ready_message(mi).contains("uninstallPolicy: Retain")
     })
     .await;
-    assert_eq!(pg::strings(&db, "SELECT title FROM tasks").await, ["keep me"]);
+    assert_eq!(
+        pg::strings(&db, "SELECT title FROM tasks").await,
+        ["keep me"]
+    );
     installs
-        .patch("acme-tasks", &PatchParams::default(), &Patch::Merge(json!({"spec": {"uninstallPolicy": "Retain"}})))
+        .patch(
+            "acme-tasks",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"uninstallPolicy": "Retain"}})),
+        )
         .await
         .unwrap();
     wait_gone(&installs, "acme-tasks").await;
-    assert_eq!(pg::strings(&db, "SELECT title FROM tasks").await, ["keep me"]);
+    assert_eq!(
+        pg::strings(&db, "SELECT title FROM tasks").await,
+        ["keep me"]
+    );
 
     // Production also keeps the tenant database: Retain it, then clean up as the test.
     let tenants: Api<Tenant> = Api::namespaced(client.clone(), &ns);
     tenants
-        .patch("acme", &PatchParams::default(), &Patch::Merge(json!({"spec": {"deletionPolicy": "Retain"}})))
+        .patch(
+            "acme",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"deletionPolicy": "Retain"}})),
+        )
         .await
         .unwrap();
-    tenants.delete("acme", &DeleteParams::default()).await.unwrap();
+    tenants
+        .delete("acme", &DeleteParams::default())
+        .await
+        .unwrap();
     wait_gone(&tenants, "acme").await;
     conn.close().await.unwrap();
     pg::drop_tenant(&db).await;
@@ -234,7 +403,15 @@ fn via(url: &str, proxy: &Proxy) -> String {
 #[tokio::test]
 async fn the_database_going_away_is_reported_and_recovers_by_itself() {
     let env = TestEnv::get();
-    let server = env.admin_url().rsplit_once('@').unwrap().1.split_once('/').unwrap().0.to_string();
+    let server = env
+        .admin_url()
+        .rsplit_once('@')
+        .unwrap()
+        .1
+        .split_once('/')
+        .unwrap()
+        .0
+        .to_string();
     let upstream = server.to_socket_addrs().unwrap().next().unwrap();
     let proxy = Proxy::start(upstream).await;
     let client = client().await;
@@ -243,22 +420,35 @@ async fn the_database_going_away_is_reported_and_recovers_by_itself() {
     let landlord = via(env.landlord_url(), &proxy);
     let _operator = Operator::start(
         &ns,
-        &[("LANDLORD_ADMIN_DATABASE_URL", &admin), ("LANDLORD_DATABASE_URL", &landlord)],
+        &[
+            ("LANDLORD_ADMIN_DATABASE_URL", &admin),
+            ("LANDLORD_DATABASE_URL", &landlord),
+        ],
     );
     let db = ready_tenant(&client, &ns).await;
 
     proxy.cut().await;
     let tenants: Api<Tenant> = Api::namespaced(client.clone(), &ns);
     tenants
-        .patch("acme", &PatchParams::default(), &Patch::Merge(json!({"spec": {"extensions": ["btree_gin"]}})))
+        .patch(
+            "acme",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"extensions": ["btree_gin"]}})),
+        )
         .await
         .unwrap();
     let down = wait_condition(&tenants, "acme", "Ready", "False", "DatabaseUnavailable").await;
-    assert_eq!(condition(&down, "DatabaseReady"), Some(("False".into(), "DatabaseUnavailable".into())));
+    assert_eq!(
+        condition(&down, "DatabaseReady"),
+        Some(("False".into(), "DatabaseUnavailable".into()))
+    );
 
     proxy.restore().await;
     wait_ready(&tenants, "acme").await;
     let extensions = pg::strings(&db, "SELECT extname::text FROM pg_extension ORDER BY 1").await;
-    assert!(extensions.contains(&"btree_gin".to_string()), "{extensions:?}");
+    assert!(
+        extensions.contains(&"btree_gin".to_string()),
+        "{extensions:?}"
+    );
     delete_all(&client, &ns, &[]).await;
 }

@@ -7,19 +7,26 @@ use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use landlord::crd::{Direction, ModuleInstallation, Tenant};
 use serde_json::json;
-use support::kube::{apply_yaml, client, condition, namespace, wait_condition, wait_gone, wait_ready, wait_until};
+use support::kube::{
+    apply_yaml, client, condition, namespace, wait_condition, wait_gone, wait_ready, wait_until,
+};
 use support::operator::Operator;
 use support::{pg, unique_slug};
 
 /// A namespace with its own operator and a Ready tenant; returns (namespace, tenant database, operator).
-async fn tenant_ready(prefix: &str, extra_env: &[(&str, &str)]) -> (kube::Client, String, String, Operator) {
+async fn tenant_ready(
+    prefix: &str,
+    extra_env: &[(&str, &str)],
+) -> (kube::Client, String, String, Operator) {
     let client = client().await;
     let ns = namespace(&client, prefix).await;
     let operator = Operator::start(&ns, extra_env);
     let slug = unique_slug("mod");
     apply_yaml(
         &ns,
-        &format!("apiVersion: tenancy.landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: acme}}\nspec: {{slug: {slug}, deletionPolicy: Delete}}\n"),
+        &format!(
+            "apiVersion: tenancy.landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: acme}}\nspec: {{slug: {slug}, deletionPolicy: Delete}}\n"
+        ),
     );
     wait_ready(&Api::<Tenant>::namespaced(client.clone(), &ns), "acme").await;
     (client, ns, format!("tenant_{slug}"), operator)
@@ -32,19 +39,36 @@ fn installation(name: &str, module: &str, extra: &str) -> String {
 }
 
 fn message<K: support::kube::Conditions>(object: &K, type_: &str) -> String {
-    object.conditions().into_iter().find(|c| c.type_ == type_).map(|c| c.message).unwrap_or_default()
+    object
+        .conditions()
+        .into_iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| c.message)
+        .unwrap_or_default()
 }
 
 async fn set_version(api: &Api<ModuleInstallation>, name: &str, version: &str) {
-    api.patch(name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"version": version}})))
-        .await
-        .unwrap();
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"version": version}})),
+    )
+    .await
+    .unwrap();
 }
 
-async fn wait_version(api: &Api<ModuleInstallation>, name: &str, version: &str) -> ModuleInstallation {
+async fn wait_version(
+    api: &Api<ModuleInstallation>,
+    name: &str,
+    version: &str,
+) -> ModuleInstallation {
     wait_until(api, name, &format!("Ready at {version}"), |mi| {
         condition(mi, "Ready") == Some(("True".into(), "Reconciled".into()))
-            && mi.status.as_ref().and_then(|s| s.installed_version.as_deref()) == Some(version)
+            && mi
+                .status
+                .as_ref()
+                .and_then(|s| s.installed_version.as_deref())
+                == Some(version)
             && mi.status.as_ref().and_then(|s| s.observed_generation) == mi.metadata.generation
     })
     .await
@@ -55,22 +79,56 @@ async fn install_upgrade_downgrade_and_roll_back() {
     let (client, ns, db, _operator) = tenant_ready("e2e-lifecycle", &[]).await;
     let installs: Api<ModuleInstallation> = Api::namespaced(client.clone(), &ns);
     apply_yaml(&ns, &installation("acme-tasks", "tasks", ""));
-    apply_yaml(&ns, &installation("acme-expenses", "expenses", "  version: \"1.0.0\"\n  uninstallPolicy: Rollback\n"));
+    apply_yaml(
+        &ns,
+        &installation(
+            "acme-expenses",
+            "expenses",
+            "  version: \"1.0.0\"\n  uninstallPolicy: Rollback\n",
+        ),
+    );
 
     let expenses = wait_version(&installs, "acme-expenses", "1.0.0").await;
     let status = expenses.status.clone().unwrap();
     assert_eq!(status.applied.as_ref().map(|a| a.tenant), Some(2));
     assert!(status.plan.is_empty());
-    for type_ in ["DependenciesSatisfied", "LandlordMigrated", "TenantMigrated"] {
-        assert_eq!(condition(&expenses, type_).map(|c| c.0), Some("True".to_string()), "{type_}");
+    for type_ in [
+        "DependenciesSatisfied",
+        "LandlordMigrated",
+        "TenantMigrated",
+    ] {
+        assert_eq!(
+            condition(&expenses, type_).map(|c| c.0),
+            Some("True".to_string()),
+            "{type_}"
+        );
     }
     let tables = pg::tables(&db).await;
     for table in ["expense_categories", "expenses", "tasks", "task_comments"] {
-        assert!(tables.contains(&table.to_string()), "{table} missing: {tables:?}");
+        assert!(
+            tables.contains(&table.to_string()),
+            "{table} missing: {tables:?}"
+        );
     }
-    assert!(!pg::columns(&db, "expenses").await.contains(&"reimbursed_at".to_string()));
-    let permissions = pg::strings(&db, "SELECT name FROM permissions WHERE module = 'expenses' ORDER BY 1").await;
-    assert_eq!(permissions, ["expenses.create", "expenses.delete", "expenses.edit", "expenses.view"]);
+    assert!(
+        !pg::columns(&db, "expenses")
+            .await
+            .contains(&"reimbursed_at".to_string())
+    );
+    let permissions = pg::strings(
+        &db,
+        "SELECT name FROM permissions WHERE module = 'expenses' ORDER BY 1",
+    )
+    .await;
+    assert_eq!(
+        permissions,
+        [
+            "expenses.create",
+            "expenses.delete",
+            "expenses.edit",
+            "expenses.view"
+        ]
+    );
     let grants = pg::strings(
         &db,
         "SELECT r.name || ':' || p.name FROM roles r JOIN role_permissions rp ON rp.role_id = r.id \
@@ -78,35 +136,80 @@ async fn install_upgrade_downgrade_and_roll_back() {
     )
     .await;
     assert_eq!(grants, ["expenses_viewer:expenses.view"]);
-    let mirrored = pg::strings("landlord", "SELECT module || ' ' || version || ' ' || status FROM tenant_modules ORDER BY 1").await;
-    assert!(mirrored.contains(&"expenses 1.0.0 Installed".to_string()), "{mirrored:?}");
+    let mirrored = pg::strings(
+        "landlord",
+        "SELECT module || ' ' || version || ' ' || status FROM tenant_modules ORDER BY 1",
+    )
+    .await;
+    assert!(
+        mirrored.contains(&"expenses 1.0.0 Installed".to_string()),
+        "{mirrored:?}"
+    );
 
     set_version(&installs, "acme-expenses", "1.1.0").await;
     let upgraded = wait_version(&installs, "acme-expenses", "1.1.0").await;
     assert_eq!(upgraded.status.unwrap().applied.map(|a| a.tenant), Some(4));
-    assert!(pg::columns(&db, "expenses").await.contains(&"reimbursed_at".to_string()));
+    assert!(
+        pg::columns(&db, "expenses")
+            .await
+            .contains(&"reimbursed_at".to_string())
+    );
 
     set_version(&installs, "acme-expenses", "1.0.0").await;
     wait_version(&installs, "acme-expenses", "1.0.0").await;
-    assert!(!pg::columns(&db, "expenses").await.contains(&"reimbursed_at".to_string()));
+    assert!(
+        !pg::columns(&db, "expenses")
+            .await
+            .contains(&"reimbursed_at".to_string())
+    );
 
-    installs.delete("acme-expenses", &DeleteParams::default()).await.unwrap();
+    installs
+        .delete("acme-expenses", &DeleteParams::default())
+        .await
+        .unwrap();
     wait_gone(&installs, "acme-expenses").await;
     let tables = pg::tables(&db).await;
-    assert!(!tables.contains(&"expenses".to_string()) && !tables.contains(&"expense_categories".to_string()), "{tables:?}");
-    assert!(tables.contains(&"tasks".to_string()), "tasks must be untouched: {tables:?}");
-    assert!(pg::strings(&db, "SELECT name FROM permissions WHERE module = 'expenses'").await.is_empty());
-    assert!(pg::strings(&db, "SELECT name FROM roles WHERE module = 'expenses'").await.is_empty());
+    assert!(
+        !tables.contains(&"expenses".to_string())
+            && !tables.contains(&"expense_categories".to_string()),
+        "{tables:?}"
+    );
+    assert!(
+        tables.contains(&"tasks".to_string()),
+        "tasks must be untouched: {tables:?}"
+    );
+    assert!(
+        pg::strings(
+            &db,
+            "SELECT name FROM permissions WHERE module = 'expenses'"
+        )
+        .await
+        .is_empty()
+    );
+    assert!(
+        pg::strings(&db, "SELECT name FROM roles WHERE module = 'expenses'")
+            .await
+            .is_empty()
+    );
 
-    installs.delete("acme-tasks", &DeleteParams::default()).await.unwrap();
+    installs
+        .delete("acme-tasks", &DeleteParams::default())
+        .await
+        .unwrap();
     wait_gone(&installs, "acme-tasks").await;
-    assert!(pg::tables(&db).await.contains(&"tasks".to_string()), "uninstallPolicy Retain keeps the tables");
+    assert!(
+        pg::tables(&db).await.contains(&"tasks".to_string()),
+        "uninstallPolicy Retain keeps the tables"
+    );
     teardown(&client, &ns).await;
 }
 
 async fn teardown(client: &kube::Client, ns: &str) {
     let tenants: Api<Tenant> = Api::namespaced(client.clone(), ns);
-    tenants.delete("acme", &DeleteParams::default()).await.unwrap();
+    tenants
+        .delete("acme", &DeleteParams::default())
+        .await
+        .unwrap();
     wait_gone(&tenants, "acme").await;
 }
 
@@ -115,27 +218,63 @@ async fn dependencies_order_installs_and_block_uninstalls() {
     let (client, ns, db, _operator) = tenant_ready("e2e-deps", &[]).await;
     let installs: Api<ModuleInstallation> = Api::namespaced(client.clone(), &ns);
     apply_yaml(&ns, &installation("acme-expenses", "expenses", ""));
-    let waiting = wait_condition(&installs, "acme-expenses", "Ready", "False", "DependencyMissing").await;
-    assert!(message(&waiting, "DependenciesSatisfied").contains("tasks >=1.0.0"), "{waiting:?}");
+    let waiting = wait_condition(
+        &installs,
+        "acme-expenses",
+        "Ready",
+        "False",
+        "DependencyMissing",
+    )
+    .await;
+    assert!(
+        message(&waiting, "DependenciesSatisfied").contains("tasks >=1.0.0"),
+        "{waiting:?}"
+    );
     assert!(!pg::tables(&db).await.contains(&"expenses".to_string()));
 
-    apply_yaml(&ns, &installation("acme-tasks", "tasks", "  uninstallPolicy: Rollback\n"));
+    apply_yaml(
+        &ns,
+        &installation("acme-tasks", "tasks", "  uninstallPolicy: Rollback\n"),
+    );
     wait_ready(&installs, "acme-tasks").await;
     wait_version(&installs, "acme-expenses", "1.1.0").await;
 
     // Rolling back tasks under expenses is refused; expenses stays Ready.
-    installs.delete("acme-tasks", &DeleteParams::default()).await.unwrap();
-    let blocked = wait_condition(&installs, "acme-tasks", "Ready", "False", "UninstallBlocked").await;
-    assert!(message(&blocked, "Ready").contains("acme-expenses"), "{blocked:?}");
+    installs
+        .delete("acme-tasks", &DeleteParams::default())
+        .await
+        .unwrap();
+    let blocked = wait_condition(
+        &installs,
+        "acme-tasks",
+        "Ready",
+        "False",
+        "UninstallBlocked",
+    )
+    .await;
+    assert!(
+        message(&blocked, "Ready").contains("acme-expenses"),
+        "{blocked:?}"
+    );
     assert!(pg::tables(&db).await.contains(&"tasks".to_string()));
-    assert_eq!(condition(&installs.get("acme-expenses").await.unwrap(), "Ready"), Some(("True".into(), "Reconciled".into())));
+    assert_eq!(
+        condition(&installs.get("acme-expenses").await.unwrap(), "Ready"),
+        Some(("True".into(), "Reconciled".into()))
+    );
 
     // Once expenses is rolled back too (its tables refer to tasks), tasks rolls back.
     installs
-        .patch("acme-expenses", &PatchParams::default(), &Patch::Merge(json!({"spec": {"uninstallPolicy": "Rollback"}})))
+        .patch(
+            "acme-expenses",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"uninstallPolicy": "Rollback"}})),
+        )
         .await
         .unwrap();
-    installs.delete("acme-expenses", &DeleteParams::default()).await.unwrap();
+    installs
+        .delete("acme-expenses", &DeleteParams::default())
+        .await
+        .unwrap();
     wait_gone(&installs, "acme-tasks").await;
     let tables = pg::tables(&db).await;
     assert!(!tables.contains(&"tasks".to_string()), "{tables:?}");
@@ -146,27 +285,47 @@ async fn dependencies_order_installs_and_block_uninstalls() {
 async fn dry_run_publishes_the_plan_and_applies_nothing() {
     let (client, ns, db, _operator) = tenant_ready("e2e-dryrun", &[]).await;
     let installs: Api<ModuleInstallation> = Api::namespaced(client.clone(), &ns);
-    apply_yaml(&ns, &installation("acme-tasks", "tasks", "  dryRun: true\n"));
+    apply_yaml(
+        &ns,
+        &installation("acme-tasks", "tasks", "  dryRun: true\n"),
+    );
     let planned = wait_condition(&installs, "acme-tasks", "Ready", "False", "DryRun").await;
     let plan = planned.status.unwrap().plan;
-    let steps: Vec<(String, String, Direction)> =
-        plan.into_iter().map(|s| (s.scope, s.migration, s.direction)).collect();
+    let steps: Vec<(String, String, Direction)> = plan
+        .into_iter()
+        .map(|s| (s.scope, s.migration, s.direction))
+        .collect();
     assert_eq!(
         steps,
         [
-            ("Tenant".into(), "20251001090000_create_tasks".into(), Direction::Up),
-            ("Tenant".into(), "20251001090100_create_task_comments".into(), Direction::Up)
+            (
+                "Tenant".into(),
+                "20251001090000_create_tasks".into(),
+                Direction::Up
+            ),
+            (
+                "Tenant".into(),
+                "20251001090100_create_task_comments".into(),
+                Direction::Up
+            )
         ]
     );
     assert!(!pg::tables(&db).await.contains(&"tasks".to_string()));
 
     installs
-        .patch("acme-tasks", &PatchParams::default(), &Patch::Merge(json!({"spec": {"dryRun": false}})))
+        .patch(
+            "acme-tasks",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"dryRun": false}})),
+        )
         .await
         .unwrap();
     wait_version(&installs, "acme-tasks", "1.0.0").await;
     assert!(pg::tables(&db).await.contains(&"tasks".to_string()));
-    installs.delete("acme-tasks", &DeleteParams::default()).await.unwrap();
+    installs
+        .delete("acme-tasks", &DeleteParams::default())
+        .await
+        .unwrap();
     wait_gone(&installs, "acme-tasks").await;
     teardown(&client, &ns).await;
 }
@@ -176,17 +335,37 @@ async fn unknown_module_and_missing_release_are_refused_with_a_reason() {
     let (client, ns, _db, _operator) = tenant_ready("e2e-unknown", &[]).await;
     let installs: Api<ModuleInstallation> = Api::namespaced(client.clone(), &ns);
     apply_yaml(&ns, &installation("acme-payroll", "payroll", ""));
-    apply_yaml(&ns, &installation("acme-tasks", "tasks", "  version: \"9.9.9\"\n"));
-    let unknown = wait_condition(&installs, "acme-payroll", "Ready", "False", "ModuleNotFound").await;
-    assert!(message(&unknown, "Ready").contains("expenses, tasks"), "{unknown:?}");
-    let missing = wait_condition(&installs, "acme-tasks", "Ready", "False", "VersionNotFound").await;
-    assert!(message(&missing, "Ready").contains("releases: 1.0.0"), "{missing:?}");
+    apply_yaml(
+        &ns,
+        &installation("acme-tasks", "tasks", "  version: \"9.9.9\"\n"),
+    );
+    let unknown = wait_condition(
+        &installs,
+        "acme-payroll",
+        "Ready",
+        "False",
+        "ModuleNotFound",
+    )
+    .await;
+    assert!(
+        message(&unknown, "Ready").contains("expenses, tasks"),
+        "{unknown:?}"
+    );
+    let missing =
+        wait_condition(&installs, "acme-tasks", "Ready", "False", "VersionNotFound").await;
+    assert!(
+        message(&missing, "Ready").contains("releases: 1.0.0"),
+        "{missing:?}"
+    );
 
     // Fixing the spec recovers.
     set_version(&installs, "acme-tasks", "1.0.0").await;
     wait_version(&installs, "acme-tasks", "1.0.0").await;
     for name in ["acme-payroll", "acme-tasks"] {
-        installs.delete(name, &DeleteParams::default()).await.unwrap();
+        installs
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
         wait_gone(&installs, name).await;
     }
     teardown(&client, &ns).await;
@@ -203,17 +382,25 @@ async fn a_module_on_a_missing_tenant_waits_and_installs_when_it_appears() {
     let slug = unique_slug("late");
     apply_yaml(
         &ns,
-        &format!("apiVersion: tenancy.landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: acme}}\nspec: {{slug: {slug}, deletionPolicy: Delete}}\n"),
+        &format!(
+            "apiVersion: tenancy.landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: acme}}\nspec: {{slug: {slug}, deletionPolicy: Delete}}\n"
+        ),
     );
     wait_version(&installs, "acme-tasks", "1.0.0").await;
 
     // The tenant is not torn down while it still has installations.
     let tenants: Api<Tenant> = Api::namespaced(client.clone(), &ns);
-    tenants.delete("acme", &DeleteParams::default()).await.unwrap();
+    tenants
+        .delete("acme", &DeleteParams::default())
+        .await
+        .unwrap();
     let blocked = wait_condition(&tenants, "acme", "Ready", "False", "UninstallBlocked").await;
     assert!(message(&blocked, "Ready").contains("acme-tasks"));
     assert!(pg::database_exists(&format!("tenant_{slug}")).await);
-    installs.delete("acme-tasks", &DeleteParams::default()).await.unwrap();
+    installs
+        .delete("acme-tasks", &DeleteParams::default())
+        .await
+        .unwrap();
     wait_gone(&tenants, "acme").await;
     assert!(!pg::database_exists(&format!("tenant_{slug}")).await);
 }
@@ -224,18 +411,34 @@ async fn landlord_scope_runs_in_the_landlord_database() {
     let installs: Api<ModuleInstallation> = Api::namespaced(client.clone(), &ns);
     apply_yaml(&ns, &installation("acme-card", "digital_card", ""));
     let card = wait_version(&installs, "acme-card", "1.0.0").await;
-    assert_eq!(card.status.unwrap().applied.map(|a| (a.landlord, a.tenant)), Some((1, 2)));
-    assert!(pg::tables("landlord").await.contains(&"digital_card_global_settings".to_string()));
+    assert_eq!(
+        card.status.unwrap().applied.map(|a| (a.landlord, a.tenant)),
+        Some((1, 2))
+    );
+    assert!(
+        pg::tables("landlord")
+            .await
+            .contains(&"digital_card_global_settings".to_string())
+    );
     let tables = pg::tables(&db).await;
-    assert!(tables.contains(&"digital_cards".to_string()) && tables.contains(&"card_templates".to_string()));
-    assert!(!tables.contains(&"digital_card_global_settings".to_string()), "landlord tables stay out of tenants");
+    assert!(
+        tables.contains(&"digital_cards".to_string())
+            && tables.contains(&"card_templates".to_string())
+    );
+    assert!(
+        !tables.contains(&"digital_card_global_settings".to_string()),
+        "landlord tables stay out of tenants"
+    );
     let ledger = pg::strings(
         "landlord",
         "SELECT module || ' ' || scope || ' ' || version FROM landlord_migrations.ledger WHERE module = 'digital_card'",
     )
     .await;
     assert_eq!(ledger, ["digital_card landlord 20251010120000"]);
-    installs.delete("acme-card", &DeleteParams::default()).await.unwrap();
+    installs
+        .delete("acme-card", &DeleteParams::default())
+        .await
+        .unwrap();
     wait_gone(&installs, "acme-card").await;
     teardown(&client, &ns).await;
 }

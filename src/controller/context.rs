@@ -25,6 +25,9 @@ pub struct Context {
     pub migrator: Migrator,
     pub config: Config,
     recorder: Recorder,
+    /// The installation controller's cache, for hot-path reads of sibling installations.
+    pub(super) installations:
+        std::sync::OnceLock<kube::runtime::reflector::Store<ModuleInstallation>>,
     /// Consecutive failures per object UID, for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -54,7 +57,11 @@ impl Context {
         note: String,
     ) {
         let event = Event {
-            type_: if warning { EventType::Warning } else { EventType::Normal },
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
             reason: reason.to_string(),
             note: Some(truncate(note, 1000)),
             action: action.to_string(),
@@ -70,11 +77,16 @@ impl Context {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let n = failures.entry(uid.to_string()).or_insert(0);
         *n = n.saturating_add(1);
-        BACKOFF_BASE.saturating_mul(1 << (*n - 1).min(10)).min(BACKOFF_CAP)
+        BACKOFF_BASE
+            .saturating_mul(1 << (*n - 1).min(10))
+            .min(BACKOFF_CAP)
     }
 
     pub fn succeeded(&self, uid: &str) {
-        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(uid);
     }
 }
 
@@ -101,8 +113,13 @@ pub async fn conclude<K: Resource<DynamicType = ()>>(
         tracing::debug!(reason = err.metric_label(), %err, "waiting");
         return Ok(Action::requeue(WAIT_POLL));
     }
-    ctx.event(object, true, err.reason().as_str(), action, err.to_string()).await;
-    if err.is_retryable() { Err(err) } else { Ok(Action::await_change()) }
+    ctx.event(object, true, err.reason().as_str(), action, err.to_string())
+        .await;
+    if err.is_retryable() {
+        Err(err)
+    } else {
+        Ok(Action::await_change())
+    }
 }
 
 /// Cleanup that cannot finish must end in an error: an `Ok` would let the finalizer go and the resource
@@ -115,7 +132,8 @@ pub async fn refuse_cleanup<K: Resource<DynamicType = ()>>(
     err: Error,
 ) -> Result<Action, Error> {
     if !err.is_waiting() {
-        ctx.event(object, true, err.reason().as_str(), action, err.to_string()).await;
+        ctx.event(object, true, err.reason().as_str(), action, err.to_string())
+            .await;
     }
     Err(err)
 }
@@ -143,28 +161,44 @@ pub fn error_policy<K: Resource>(object: Arc<K>, error: &Error, ctx: Arc<Context
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let catalog = Catalog::load(&config.modules_dir, &config.migrations_dir).map_err(|errors| {
         let list: Vec<String> = errors.problems.iter().map(|p| p.to_string()).collect();
-        anyhow::anyhow!("{errors} (run `landlord catalog check`):\n{}", list.join("\n"))
+        anyhow::anyhow!(
+            "{errors} (run `landlord catalog check`):\n{}",
+            list.join("\n")
+        )
     })?;
     info!(modules = catalog.modules.len(), "catalog loaded");
-    let limits = Limits { max_connections: config.max_db_connections, ..Limits::default() };
+    let limits = Limits {
+        max_connections: config.max_db_connections,
+        ..Limits::default()
+    };
     let databases = Databases::new(&config.admin_database_url, &config.database_url, limits)?;
     let client = Client::try_default().await?;
 
     wait_for_crds(&client).await?;
     let ctx = Arc::new(Context {
-        recorder: Recorder::new(client.clone(), Reporter { controller: "landlord".into(), instance: None }),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "landlord".into(),
+                instance: None,
+            },
+        ),
         client,
         catalog: Arc::new(catalog),
         databases: Arc::new(databases),
         migrator: Migrator::new(),
         config,
+        installations: std::sync::OnceLock::new(),
         failures: Mutex::default(),
     });
     migrate_landlord_core(&ctx).await;
 
     let tenants = super::tenant::controller(ctx.clone());
     let installations = super::installation::controller(ctx.clone());
-    futures::join!(tenants.for_each(|_| async {}), installations.for_each(|_| async {}));
+    futures::join!(
+        tenants.for_each(|_| async {}),
+        installations.for_each(|_| async {})
+    );
     info!("controllers stopped");
     Ok(())
 }
@@ -185,14 +219,20 @@ async fn migrate_landlord_core(ctx: &Context) {
     loop {
         let result = async {
             let mut conn = ctx.databases.landlord().await?;
-            let report = ctx.migrator.apply(&mut conn, &track, ctx.catalog.core_landlord.latest()).await;
+            let report = ctx
+                .migrator
+                .apply(&mut conn, &track, ctx.catalog.core_landlord.latest())
+                .await;
             conn.close().await?;
             report
         }
         .await;
         match result {
             Ok(report) => {
-                info!(applied = report.executed.len(), "landlord database migrated");
+                info!(
+                    applied = report.executed.len(),
+                    "landlord database migrated"
+                );
                 return;
             }
             Err(err) => {
@@ -222,5 +262,9 @@ impl CrdName for ModuleInstallation {
 
 /// Names for logs and messages: `namespace/name`.
 pub fn object_key<K: ResourceExt>(object: &K) -> String {
-    format!("{}/{}", object.namespace().unwrap_or_default(), object.name_any())
+    format!(
+        "{}/{}",
+        object.namespace().unwrap_or_default(),
+        object.name_any()
+    )
 }

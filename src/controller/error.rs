@@ -17,7 +17,10 @@ pub enum Error {
 
 impl Error {
     pub fn refused(reason: Reason, message: impl Into<String>) -> Self {
-        Error::Refused { reason, message: message.into() }
+        Error::Refused {
+            reason,
+            message: message.into(),
+        }
     }
 
     pub fn reason(&self) -> Reason {

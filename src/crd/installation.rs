@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 pub const REINSTALL_ANNOTATION: &str = "tenancy.landlord.dev/reinstall";
 
 /// A feature module installed, at a release, into one tenant.
+// Several printcolumns repeat `type_`: clippy mistakes them for duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[kube(
     group = "tenancy.landlord.dev",

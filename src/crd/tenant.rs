@@ -8,6 +8,8 @@ pub const MAX_SLUG_LEN: usize = 63 - "tenant_".len();
 pub const SLUG_PATTERN: &str = "^[a-z][a-z0-9_]*$";
 
 /// A tenant of the platform: its own PostgreSQL database `tenant_<slug>`, its own role, and the core schema.
+// Several printcolumns repeat `type_`: clippy mistakes them for duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[kube(
     group = "tenancy.landlord.dev",

@@ -31,7 +31,11 @@ pub struct TenantRecord<'a> {
 
 /// Claims `slug` for `owner`: a free slug (never seen, or released by a retained deletion) becomes ours
 /// atomically, so two resources racing for it cannot both win.
-pub async fn claim_tenant(pool: &PgPool, record: &TenantRecord<'_>, owner: &TenantOwner) -> Result<Claim, Error> {
+pub async fn claim_tenant(
+    pool: &PgPool,
+    record: &TenantRecord<'_>,
+    owner: &TenantOwner,
+) -> Result<Claim, Error> {
     let claimed = sqlx::query(
         "INSERT INTO tenants (slug, database_name, display_name, status, resource_uid, namespace, name)
          VALUES ($1, $2, $3, 'Provisioning', $4, $5, $6)
@@ -81,7 +85,12 @@ pub async fn owner_of(pool: &PgPool, slug: &str) -> Result<Option<TenantOwner>, 
 }
 
 /// Records the tenant's state for applications; only the owner's row changes, and only when it differs.
-pub async fn set_tenant_status(pool: &PgPool, slug: &str, uid: &str, status: &str) -> Result<(), Error> {
+pub async fn set_tenant_status(
+    pool: &PgPool,
+    slug: &str,
+    uid: &str,
+    status: &str,
+) -> Result<(), Error> {
     sqlx::query(
         "UPDATE tenants SET status = $3, updated_at = now()
           WHERE slug = $1 AND resource_uid = $2 AND status IS DISTINCT FROM $3",
@@ -160,12 +169,18 @@ pub async fn forget_module(pool: &PgPool, slug: &str, module: &str) -> Result<()
 }
 
 /// Tenants other than `except_slug` that have `module` recorded: the landlord scope is shared by them.
-pub async fn other_tenants_with_module(pool: &PgPool, module: &str, except_slug: &str) -> Result<Vec<String>, Error> {
-    let rows = sqlx::query("SELECT tenant_slug FROM tenant_modules WHERE module = $1 AND tenant_slug <> $2 ORDER BY 1")
-        .bind(module)
-        .bind(except_slug)
-        .fetch_all(pool)
-        .await
-        .map_err(|e| Error::sql("reading the module mirror", DATABASE, e))?;
+pub async fn other_tenants_with_module(
+    pool: &PgPool,
+    module: &str,
+    except_slug: &str,
+) -> Result<Vec<String>, Error> {
+    let rows = sqlx::query(
+        "SELECT tenant_slug FROM tenant_modules WHERE module = $1 AND tenant_slug <> $2 ORDER BY 1",
+    )
+    .bind(module)
+    .bind(except_slug)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| Error::sql("reading the module mirror", DATABASE, e))?;
     Ok(rows.into_iter().map(|row| row.get(0)).collect())
 }

@@ -21,13 +21,13 @@ use self::status::{Progress, desired_status};
 use self::validate::{Resolved, check_dependencies, dependents, resolve};
 use super::conditions::Step;
 use super::context::{conclude, error_policy, object_key, refuse_cleanup};
-use super::tenant::scoped;
 use super::status::publish_status;
+use super::tenant::scoped;
 use super::{Context, Error, FINALIZER, INSTALLATION_CONTROLLER};
 use crate::catalog::{Module, Scope};
 use crate::crd::{
-    AppliedCounts, ConditionType, DesiredCondition, Direction, InstallScope, ModuleInstallation, PlanStep,
-    REINSTALL_ANNOTATION, Reason, Tenant, UninstallPolicy,
+    AppliedCounts, ConditionType, DesiredCondition, Direction, InstallScope, ModuleInstallation,
+    PlanStep, REINSTALL_ANNOTATION, Reason, Tenant, UninstallPolicy,
 };
 use crate::db::{self, DbConnection, ModuleScope, Plan, TenantNames, mirror};
 
@@ -35,13 +35,19 @@ const RESYNC: Duration = Duration::from_secs(600);
 
 pub fn controller(
     ctx: Arc<Context>,
-) -> impl Stream<Item = Result<(ObjectRef<ModuleInstallation>, Action), controller::Error<Error, watcher::Error>>> {
+) -> impl Stream<
+    Item = Result<
+        (ObjectRef<ModuleInstallation>, Action),
+        controller::Error<Error, watcher::Error>,
+    >,
+> {
     let namespace = ctx.config.watch_namespace.as_deref();
     let installations: Api<ModuleInstallation> = scoped(&ctx, namespace);
     let tenants: Api<Tenant> = scoped(&ctx, namespace);
     let controller = Controller::new(installations.clone(), watcher::Config::default());
     let store = controller.store();
     let siblings = store.clone();
+    let _ = ctx.installations.set(store.clone());
     controller
         // A Tenant becoming Ready (or going away) wakes its installations.
         .watches(tenants, watcher::Config::default(), move |tenant| {
@@ -87,7 +93,14 @@ async fn reconcile(mi: Arc<ModuleInstallation>, ctx: Arc<Context>) -> Result<Act
 async fn publish(mi: &ModuleInstallation, ctx: &Context, progress: Progress) -> Result<(), Error> {
     let status = desired_status(mi, progress, &ctx.now());
     let api: Api<ModuleInstallation> = ctx.api(&mi.namespace().unwrap_or_default());
-    publish_status(&api, INSTALLATION_CONTROLLER, &mi.name_any(), mi.status.as_ref(), &status).await?;
+    publish_status(
+        &api,
+        INSTALLATION_CONTROLLER,
+        &mi.name_any(),
+        mi.status.as_ref(),
+        &status,
+    )
+    .await?;
     Ok(())
 }
 
@@ -114,16 +127,26 @@ struct Target<'a> {
 
 async fn gather<'a>(mi: &ModuleInstallation, ctx: &'a Context) -> Result<Target<'a>, Error> {
     let ns = mi.namespace().unwrap_or_default();
-    let tenant = ctx.api::<Tenant>(&ns).get_opt(&mi.spec.tenant).await?.ok_or_else(|| {
-        Error::refused(
-            Reason::TenantNotFound,
-            format!("Tenant {} does not exist in namespace {ns}; create it or fix spec.tenant.", mi.spec.tenant),
-        )
-    })?;
+    let tenant = ctx
+        .api::<Tenant>(&ns)
+        .get_opt(&mi.spec.tenant)
+        .await?
+        .ok_or_else(|| {
+            Error::refused(
+                Reason::TenantNotFound,
+                format!(
+                    "Tenant {} does not exist in namespace {ns}; create it or fix spec.tenant.",
+                    mi.spec.tenant
+                ),
+            )
+        })?;
     if !tenant_ready(&tenant) {
         return Err(Error::refused(
             Reason::TenantNotReady,
-            format!("Tenant {} is not Ready yet; installing once it is.", mi.spec.tenant),
+            format!(
+                "Tenant {} is not Ready yet; installing once it is.",
+                mi.spec.tenant
+            ),
         ));
     }
     let names = TenantNames::new(&tenant.slug())?;
@@ -133,23 +156,53 @@ async fn gather<'a>(mi: &ModuleInstallation, ctx: &'a Context) -> Result<Target<
         InstallScope::Landlord => vec![Scope::Landlord],
         InstallScope::Tenant => vec![Scope::Tenant],
     };
-    Ok(Target { names, resolved, scopes })
+    Ok(Target {
+        names,
+        resolved,
+        scopes,
+    })
+}
+
+/// Installations of the namespace from the controller's cache (the API when the cache is not there yet).
+/// Only for decisions a stale read merely delays; cleanup reads the API.
+async fn installations_of(ctx: &Context, ns: &str) -> Result<Vec<ModuleInstallation>, Error> {
+    match ctx.installations.get() {
+        Some(store) => Ok(store
+            .state()
+            .into_iter()
+            .filter(|mi| mi.namespace().as_deref() == Some(ns))
+            .map(|mi| (*mi).clone())
+            .collect()),
+        None => Ok(ctx
+            .api::<ModuleInstallation>(ns)
+            .list(&ListParams::default())
+            .await?
+            .items),
+    }
 }
 
 fn tenant_ready(tenant: &Tenant) -> bool {
     tenant.status.as_ref().is_some_and(|s| {
         s.conditions.iter().any(|c| {
-            c.type_ == "Ready" && c.status == "True" && c.observed_generation == tenant.metadata.generation
+            c.type_ == "Ready"
+                && c.status == "True"
+                && c.observed_generation == tenant.metadata.generation
         })
     })
 }
 
-async fn install(mi: &ModuleInstallation, ctx: &Context, progress: &mut Progress) -> Result<Action, Error> {
-    let target = gather(mi, ctx).await.inspect_err(|e| progress.dependencies = Some(failed(e)))?;
+async fn install(
+    mi: &ModuleInstallation,
+    ctx: &Context,
+    progress: &mut Progress,
+) -> Result<Action, Error> {
+    let target = gather(mi, ctx)
+        .await
+        .inspect_err(|e| progress.dependencies = Some(failed(e)))?;
     let module = target.resolved.module;
     let release = target.resolved.release;
-    let siblings = ctx.api::<ModuleInstallation>(&mi.namespace().unwrap_or_default()).list(&ListParams::default()).await?;
-    let deps = check_dependencies(module, &mi.spec.tenant, &siblings.items)
+    let siblings = installations_of(ctx, &mi.namespace().unwrap_or_default()).await?;
+    let deps = check_dependencies(module, &mi.spec.tenant, &siblings)
         .inspect_err(|e| progress.dependencies = Some(failed(e)))?;
     progress.dependencies = Some(Step::Done(deps));
 
@@ -172,35 +225,65 @@ async fn install(mi: &ModuleInstallation, ctx: &Context, progress: &mut Progress
     let mut plans = Vec::new();
     for scope in [Scope::Landlord, Scope::Tenant] {
         if !target.scopes.contains(&scope) {
-            let message = format!("The {scope} scope is not managed by this installation (spec.scope).");
+            let message =
+                format!("The {scope} scope is not managed by this installation (spec.scope).");
+            *scope_step(progress, scope) = Some(Step::Done(message));
+            continue;
+        }
+        if module.migrations(scope).is_empty() {
+            let message = format!("Module {} has no {scope} migrations.", module.name);
             *scope_step(progress, scope) = Some(Step::Done(message));
             continue;
         }
         let wanted = release.target(scope);
-        let mut conn = connect(ctx, scope, &target.names).await.inspect_err(|e| *scope_step(progress, scope) = Some(failed(e)))?;
+        let mut conn = connect(ctx, scope, &target.names)
+            .await
+            .inspect_err(|e| *scope_step(progress, scope) = Some(failed(e)))?;
         let track = ModuleScope::of(module, scope);
         let planned = async {
             let mut plan = ctx.migrator.plan(&mut conn, &track, wanted).await?;
             if reinstall {
                 let down = ctx.migrator.plan(&mut conn, &track, None).await?;
                 let mut steps = down.steps;
-                steps.extend(module.migrations(scope).migrations.iter().filter(|m| wanted.is_some_and(|t| m.version <= t)).map(
-                    |m| db::Step { version: m.version, name: m.name(), direction: db::Direction::Up },
-                ));
+                steps.extend(
+                    module
+                        .migrations(scope)
+                        .migrations
+                        .iter()
+                        .filter(|m| wanted.is_some_and(|t| m.version <= t))
+                        .map(|m| db::Step {
+                            version: m.version,
+                            name: m.name(),
+                            direction: db::Direction::Up,
+                        }),
+                );
                 plan.steps = steps;
             }
             Ok::<_, db::Error>(plan)
         }
         .await;
         conn.close().await.ok();
-        let plan = planned.map_err(Error::from).inspect_err(|e| *scope_step(progress, scope) = Some(failed(e)))?;
+        let plan = planned
+            .map_err(Error::from)
+            .inspect_err(|e| *scope_step(progress, scope) = Some(failed(e)))?;
         plans.push(plan);
     }
     // The landlord scope is shared by every tenant with the module: never roll it back under the others.
-    let shared_with = mirror::other_tenants_with_module(ctx.databases.landlord_pool(), &module.name, target.names.slug())
+    let landlord_down = plans
+        .iter()
+        .any(|p| p.scope == Scope::Landlord && goes_down(p));
+    let shared_with = if landlord_down {
+        mirror::other_tenants_with_module(
+            ctx.databases.landlord_pool(),
+            &module.name,
+            target.names.slug(),
+        )
         .await
         .map_err(Error::from)
-        .inspect_err(|e| progress.landlord = Some(failed(e)))?;
+        .inspect_err(|e| progress.landlord = Some(failed(e)))?
+    } else {
+        Vec::new()
+    };
     plans.retain(|plan| {
         let keep = !(plan.scope == Scope::Landlord && goes_down(plan) && !shared_with.is_empty());
         if !keep {
@@ -220,7 +303,10 @@ async fn install(mi: &ModuleInstallation, ctx: &Context, progress: &mut Progress
             let message = if plan.is_empty() {
                 "Dry run: nothing to apply.".to_string()
             } else {
-                format!("Dry run: would run {}; nothing was applied.", describe(plan))
+                format!(
+                    "Dry run: would run {}; nothing was applied.",
+                    describe(plan)
+                )
             };
             *scope_step(progress, plan.scope) = Some(Step::Failed(Reason::DryRun, message));
         }
@@ -233,15 +319,29 @@ async fn install(mi: &ModuleInstallation, ctx: &Context, progress: &mut Progress
     }
     for plan in &plans {
         let scope = plan.scope;
-        let ran = run_scope(ctx, &target.names, module, scope, release.target(scope), reinstall)
-            .await
-            .inspect_err(|e| *scope_step(progress, scope) = Some(failed(e)))?;
+        let ran = run_scope(
+            ctx,
+            &target.names,
+            module,
+            scope,
+            release.target(scope),
+            reinstall,
+        )
+        .await
+        .inspect_err(|e| *scope_step(progress, scope) = Some(failed(e)))?;
         if ran > 0 {
-            let note = format!("Ran {} in the {scope} scope of module {}.", describe(plan), module.name);
+            let note = format!(
+                "Ran {} in the {scope} scope of module {}.",
+                describe(plan),
+                module.name
+            );
             ctx.event(mi, false, "Migrated", "Migrate", note).await;
         }
         let message = match release.target(scope) {
-            Some(version) => format!("The {scope} scope of module {} is at migration {version}.", module.name),
+            Some(version) => format!(
+                "The {scope} scope of module {} is at migration {version}.",
+                module.name
+            ),
             None => format!("Release {} has no {scope} migrations.", release.version),
         };
         *scope_step(progress, scope) = Some(Step::Done(message));
@@ -257,12 +357,24 @@ async fn install(mi: &ModuleInstallation, ctx: &Context, progress: &mut Progress
         &mi.uid().unwrap_or_default(),
     )
     .await;
-    recorded.map_err(Error::from).inspect_err(|e| progress.tenant = Some(failed(e)))?;
+    recorded
+        .map_err(Error::from)
+        .inspect_err(|e| progress.tenant = Some(failed(e)))?;
     progress.plan.clear();
     progress.installed_version = Some(version);
     progress.applied = Some(AppliedCounts {
-        landlord: applied_count(module, Scope::Landlord, release.target(Scope::Landlord), &target.scopes),
-        tenant: applied_count(module, Scope::Tenant, release.target(Scope::Tenant), &target.scopes),
+        landlord: applied_count(
+            module,
+            Scope::Landlord,
+            release.target(Scope::Landlord),
+            &target.scopes,
+        ),
+        tenant: applied_count(
+            module,
+            Scope::Tenant,
+            release.target(Scope::Tenant),
+            &target.scopes,
+        ),
     });
     if reinstall {
         progress.reinstalled = token;
@@ -299,9 +411,19 @@ async fn run_scope(
     let result = async {
         let mut ran = 0;
         if reinstall {
-            ran += ctx.migrator.rollback(&mut conn, &track, None).await?.executed.len();
+            ran += ctx
+                .migrator
+                .rollback(&mut conn, &track, None)
+                .await?
+                .executed
+                .len();
         }
-        ran += ctx.migrator.migrate(&mut conn, &track, target).await?.executed.len();
+        ran += ctx
+            .migrator
+            .migrate(&mut conn, &track, target)
+            .await?
+            .executed
+            .len();
         if scope == Scope::Tenant {
             db::register_module_acl(&mut conn, module).await?;
         }
@@ -313,7 +435,9 @@ async fn run_scope(
 }
 
 fn goes_down(plan: &Plan) -> bool {
-    plan.steps.iter().any(|s| s.direction == db::Direction::Down)
+    plan.steps
+        .iter()
+        .any(|s| s.direction == db::Direction::Down)
 }
 
 fn plan_steps(plan: &Plan) -> Vec<PlanStep> {
@@ -334,7 +458,11 @@ fn plan_steps(plan: &Plan) -> Vec<PlanStep> {
 }
 
 fn describe(plan: &Plan) -> String {
-    let steps: Vec<String> = plan.steps.iter().map(|s| format!("{} {}", s.name, s.direction)).collect();
+    let steps: Vec<String> = plan
+        .steps
+        .iter()
+        .map(|s| format!("{} {}", s.name, s.direction))
+        .collect();
     steps.join(", ")
 }
 
@@ -342,7 +470,12 @@ fn applied_count(module: &Module, scope: Scope, target: Option<i64>, managed: &[
     if !managed.contains(&scope) {
         return 0;
     }
-    let count = module.migrations(scope).migrations.iter().filter(|m| target.is_some_and(|t| m.version <= t)).count();
+    let count = module
+        .migrations(scope)
+        .migrations
+        .iter()
+        .filter(|m| target.is_some_and(|t| m.version <= t))
+        .count();
     u32::try_from(count).unwrap_or(u32::MAX)
 }
 
@@ -350,8 +483,21 @@ async fn cleanup(mi: &ModuleInstallation, ctx: &Context) -> Result<Action, Error
     match uninstall(mi, ctx).await {
         Ok(action) => Ok(action),
         Err(err) => {
-            let deleting = DesiredCondition::new(ConditionType::Ready, Some(false), err.reason(), err.to_string());
-            publish(mi, ctx, Progress { deleting: Some(deleting), ..Default::default() }).await?;
+            let deleting = DesiredCondition::new(
+                ConditionType::Ready,
+                Some(false),
+                err.reason(),
+                err.to_string(),
+            );
+            publish(
+                mi,
+                ctx,
+                Progress {
+                    deleting: Some(deleting),
+                    ..Default::default()
+                },
+            )
+            .await?;
             refuse_cleanup(mi, ctx, "Uninstall", err).await
         }
     }
@@ -367,8 +513,16 @@ async fn uninstall(mi: &ModuleInstallation, ctx: &Context) -> Result<Action, Err
     };
     // Whatever the policy, a module others depend on stays until they are gone: removing it would turn
     // their Ready into DependencyMissing.
-    let siblings = ctx.api::<ModuleInstallation>(&ns).list(&ListParams::default()).await?;
-    let blocking = dependents(&ctx.catalog, &mi.spec.module, &mi.spec.tenant, &siblings.items);
+    let siblings = ctx
+        .api::<ModuleInstallation>(&ns)
+        .list(&ListParams::default())
+        .await?;
+    let blocking = dependents(
+        &ctx.catalog,
+        &mi.spec.module,
+        &mi.spec.tenant,
+        &siblings.items,
+    );
     if !blocking.is_empty() {
         return Err(Error::refused(
             Reason::UninstallBlocked,
@@ -381,7 +535,10 @@ async fn uninstall(mi: &ModuleInstallation, ctx: &Context) -> Result<Action, Err
     }
     if mi.spec.uninstall_policy == UninstallPolicy::Retain {
         mirror::forget_module(pool, names.slug(), &mi.spec.module).await?;
-        let note = format!("Kept the tables of module {} (uninstallPolicy Retain).", mi.spec.module);
+        let note = format!(
+            "Kept the tables of module {} (uninstallPolicy Retain).",
+            mi.spec.module
+        );
         ctx.event(mi, false, "Retained", "Uninstall", note).await;
         return Ok(Action::await_change());
     }
@@ -396,25 +553,40 @@ async fn uninstall(mi: &ModuleInstallation, ctx: &Context) -> Result<Action, Err
         mirror::forget_module(pool, names.slug(), &mi.spec.module).await?;
         return Ok(Action::await_change());
     };
-    let manages = |scope| mi.spec.scope == InstallScope::All || (mi.spec.scope == InstallScope::Tenant) == (scope == Scope::Tenant);
+    let manages = |scope| {
+        mi.spec.scope == InstallScope::All
+            || (mi.spec.scope == InstallScope::Tenant) == (scope == Scope::Tenant)
+    };
     if manages(Scope::Tenant) {
         let mut conn = ctx.databases.tenant(&names).await?;
         let result = async {
-            ctx.migrator.rollback(&mut conn, &ModuleScope::of(module, Scope::Tenant), None).await?;
+            ctx.migrator
+                .rollback(&mut conn, &ModuleScope::of(module, Scope::Tenant), None)
+                .await?;
             db::remove_module_acl(&mut conn, &module.name).await
         }
         .await;
         conn.close().await.ok();
         result?;
     }
-    if manages(Scope::Landlord) && mirror::other_tenants_with_module(pool, &module.name, names.slug()).await?.is_empty() {
+    if manages(Scope::Landlord)
+        && mirror::other_tenants_with_module(pool, &module.name, names.slug())
+            .await?
+            .is_empty()
+    {
         let mut conn = ctx.databases.landlord().await?;
-        let result = ctx.migrator.rollback(&mut conn, &ModuleScope::of(module, Scope::Landlord), None).await;
+        let result = ctx
+            .migrator
+            .rollback(&mut conn, &ModuleScope::of(module, Scope::Landlord), None)
+            .await;
         conn.close().await.ok();
         result?;
     }
     mirror::forget_module(pool, names.slug(), &module.name).await?;
-    let note = format!("Rolled back module {} and removed its permissions and roles.", module.name);
+    let note = format!(
+        "Rolled back module {} and removed its permissions and roles.",
+        module.name
+    );
     ctx.event(mi, false, "RolledBack", "Uninstall", note).await;
     Ok(Action::await_change())
 }

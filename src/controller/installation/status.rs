@@ -4,8 +4,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::super::conditions::{Step, summarize};
 use crate::crd::{
-    AppliedCounts, ConditionType, DesiredCondition, ModuleInstallation, ModuleInstallationStatus, PlanStep,
-    merge_conditions,
+    AppliedCounts, ConditionType, DesiredCondition, ModuleInstallation, ModuleInstallationStatus,
+    PlanStep, merge_conditions,
 };
 
 #[derive(Debug, Default)]
@@ -22,13 +22,26 @@ pub struct Progress {
     pub deleting: Option<DesiredCondition>,
 }
 
-pub fn desired_status(mi: &ModuleInstallation, progress: Progress, now: &Time) -> ModuleInstallationStatus {
+pub fn desired_status(
+    mi: &ModuleInstallation,
+    progress: Progress,
+    now: &Time,
+) -> ModuleInstallationStatus {
     let current = mi.status.clone().unwrap_or_default();
     let mut desired = summarize(
         vec![
-            (ConditionType::DependenciesSatisfied, progress.dependencies.unwrap_or(Step::NotReached)),
-            (ConditionType::LandlordMigrated, progress.landlord.unwrap_or(Step::NotReached)),
-            (ConditionType::TenantMigrated, progress.tenant.unwrap_or(Step::NotReached)),
+            (
+                ConditionType::DependenciesSatisfied,
+                progress.dependencies.unwrap_or(Step::NotReached),
+            ),
+            (
+                ConditionType::LandlordMigrated,
+                progress.landlord.unwrap_or(Step::NotReached),
+            ),
+            (
+                ConditionType::TenantMigrated,
+                progress.tenant.unwrap_or(Step::NotReached),
+            ),
         ],
         "The module is installed at the requested release.",
     );
@@ -63,7 +76,10 @@ mod tests {
             landlord: Some(Step::Done("none".into())),
             tenant: Some(Step::Done("2 applied".into())),
             installed_version: Some("1.0.0".into()),
-            applied: Some(AppliedCounts { landlord: 0, tenant: 2 }),
+            applied: Some(AppliedCounts {
+                landlord: 0,
+                tenant: 2,
+            }),
             ..Default::default()
         }
     }
@@ -75,7 +91,12 @@ mod tests {
         let first = desired_status(&mi, installed(), &at(10));
         mi.status = Some(first.clone());
         assert_eq!(desired_status(&mi, installed(), &at(99)), first);
-        assert!(first.conditions.iter().all(|c| c.status == "True" && c.observed_generation == Some(2)));
+        assert!(
+            first
+                .conditions
+                .iter()
+                .all(|c| c.status == "True" && c.observed_generation == Some(2))
+        );
     }
 
     #[test]
@@ -89,6 +110,13 @@ mod tests {
         let status = desired_status(&mi, progress, &at(20));
         assert_eq!(status.installed_version.as_deref(), Some("1.0.0"));
         let ready = status.conditions.last().unwrap();
-        assert_eq!((ready.type_.as_str(), ready.status.as_str(), ready.reason.as_str()), ("Ready", "False", "TenantNotReady"));
+        assert_eq!(
+            (
+                ready.type_.as_str(),
+                ready.status.as_str(),
+                ready.reason.as_str()
+            ),
+            ("Ready", "False", "TenantNotReady")
+        );
     }
 }

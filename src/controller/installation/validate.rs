@@ -13,18 +13,34 @@ pub struct Resolved<'a> {
     pub release: &'a Release,
 }
 
-pub fn resolve<'a>(catalog: &'a Catalog, spec: &ModuleInstallationSpec) -> Result<Resolved<'a>, Error> {
+pub fn resolve<'a>(
+    catalog: &'a Catalog,
+    spec: &ModuleInstallationSpec,
+) -> Result<Resolved<'a>, Error> {
     let Some(module) = catalog.module(&spec.module) else {
         let known: Vec<&str> = catalog.modules.keys().map(String::as_str).collect();
         return Err(Error::refused(
             Reason::ModuleNotFound,
-            format!("Module {} is not in the catalog; available modules: {}.", spec.module, known.join(", ")),
+            format!(
+                "Module {} is not in the catalog; available modules: {}.",
+                spec.module,
+                known.join(", ")
+            ),
         ));
     };
-    let releases = || module.releases.iter().map(|r| r.version.to_string()).collect::<Vec<_>>().join(", ");
+    let releases = || {
+        module
+            .releases
+            .iter()
+            .map(|r| r.version.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let release = match &spec.version {
         None => module.newest_release(),
-        Some(wanted) => semver::Version::parse(wanted).ok().and_then(|v| module.release(&v)),
+        Some(wanted) => semver::Version::parse(wanted)
+            .ok()
+            .and_then(|v| module.release(&v)),
     };
     let release = release.ok_or_else(|| {
         Error::refused(
@@ -42,14 +58,20 @@ pub fn resolve<'a>(catalog: &'a Catalog, spec: &ModuleInstallationSpec) -> Resul
 
 /// Ready for its current generation, as a dependency must be.
 pub fn is_ready(mi: &ModuleInstallation) -> bool {
-    let Some(status) = &mi.status else { return false };
+    let Some(status) = &mi.status else {
+        return false;
+    };
     status.conditions.iter().any(|c| {
         c.type_ == "Ready" && c.status == "True" && c.observed_generation == mi.metadata.generation
     })
 }
 
 /// Every dependency of `module` must be installed for the same tenant, Ready, at an acceptable release.
-pub fn check_dependencies(module: &Module, tenant: &str, installations: &[ModuleInstallation]) -> Result<String, Error> {
+pub fn check_dependencies(
+    module: &Module,
+    tenant: &str,
+    installations: &[ModuleInstallation],
+) -> Result<String, Error> {
     let mut unmet = Vec::new();
     let mut met = Vec::new();
     for dep in &module.depends_on {
@@ -57,12 +79,17 @@ pub fn check_dependencies(module: &Module, tenant: &str, installations: &[Module
             Some(req) => format!("{} {}", dep.module, req),
             None => dep.module.clone(),
         };
-        let found = installations.iter().find(|mi| mi.spec.tenant == tenant && mi.spec.module == dep.module);
+        let found = installations
+            .iter()
+            .find(|mi| mi.spec.tenant == tenant && mi.spec.module == dep.module);
         let Some(found) = found else {
             unmet.push(format!("{wanted} (no ModuleInstallation for this tenant)"));
             continue;
         };
-        let version = found.status.as_ref().and_then(|s| s.installed_version.clone());
+        let version = found
+            .status
+            .as_ref()
+            .and_then(|s| s.installed_version.clone());
         let acceptable = version
             .as_deref()
             .and_then(|v| semver::Version::parse(v).ok())
@@ -72,7 +99,11 @@ pub fn check_dependencies(module: &Module, tenant: &str, installations: &[Module
         if !is_ready(found) && !deleting {
             unmet.push(format!("{wanted} ({} is not Ready)", found.name_any()));
         } else if !acceptable {
-            unmet.push(format!("{wanted} ({} is at {})", found.name_any(), version.as_deref().unwrap_or("no release")));
+            unmet.push(format!(
+                "{wanted} ({} is at {})",
+                found.name_any(),
+                version.as_deref().unwrap_or("no release")
+            ));
         } else {
             met.push(format!("{} {}", dep.module, version.unwrap_or_default()));
         }
@@ -81,7 +112,11 @@ pub fn check_dependencies(module: &Module, tenant: &str, installations: &[Module
         unmet.sort();
         return Err(Error::refused(
             Reason::DependencyMissing,
-            format!("Module {} needs, for this tenant: {}.", module.name, unmet.join("; ")),
+            format!(
+                "Module {} needs, for this tenant: {}.",
+                module.name,
+                unmet.join("; ")
+            ),
         ));
     }
     met.sort();
@@ -93,12 +128,23 @@ pub fn check_dependencies(module: &Module, tenant: &str, installations: &[Module
 }
 
 /// Installations of the same tenant whose module depends on `module`: they block its rollback.
-pub fn dependents(catalog: &Catalog, module: &str, tenant: &str, installations: &[ModuleInstallation]) -> Vec<String> {
+pub fn dependents(
+    catalog: &Catalog,
+    module: &str,
+    tenant: &str,
+    installations: &[ModuleInstallation],
+) -> Vec<String> {
     let mut names: Vec<String> = installations
         .iter()
-        .filter(|mi| mi.spec.tenant == tenant && mi.spec.module != module && mi.metadata.deletion_timestamp.is_none())
         .filter(|mi| {
-            catalog.module(&mi.spec.module).is_some_and(|m| m.depends_on.iter().any(|d| d.module == module))
+            mi.spec.tenant == tenant
+                && mi.spec.module != module
+                && mi.metadata.deletion_timestamp.is_none()
+        })
+        .filter(|mi| {
+            catalog
+                .module(&mi.spec.module)
+                .is_some_and(|m| m.depends_on.iter().any(|d| d.module == module))
         })
         .map(|mi| mi.name_any())
         .collect();

@@ -26,7 +26,9 @@ use super::context::{conclude, error_policy, object_key, refuse_cleanup};
 use super::status::publish_status;
 use super::{Context, Error, FINALIZER, TENANT_CONTROLLER};
 use crate::catalog::Scope;
-use crate::crd::{ConditionType, DeletionPolicy, DesiredCondition, ModuleInstallation, Reason, Tenant};
+use crate::crd::{
+    ConditionType, DeletionPolicy, DesiredCondition, ModuleInstallation, Reason, Tenant,
+};
 use crate::db::mirror::{self, Claim, TenantOwner, TenantRecord};
 use crate::db::{ModuleScope, Password, TenantRequest, ensure_tenant};
 
@@ -36,7 +38,8 @@ const RESYNC: Duration = Duration::from_secs(300);
 
 pub fn controller(
     ctx: Arc<Context>,
-) -> impl Stream<Item = Result<(ObjectRef<Tenant>, Action), controller::Error<Error, watcher::Error>>> {
+) -> impl Stream<Item = Result<(ObjectRef<Tenant>, Action), controller::Error<Error, watcher::Error>>>
+{
     let namespace = ctx.config.watch_namespace.as_deref();
     let tenants: Api<Tenant> = scoped(&ctx, namespace);
     let secrets: Api<Secret> = scoped(&ctx, namespace);
@@ -46,7 +49,8 @@ pub fn controller(
         .owns(secrets, watcher::Config::default().labels(&managed))
         // A deleted installation may unblock its tenant's deletion.
         .watches(installations, watcher::Config::default(), |mi| {
-            mi.namespace().map(|ns| ObjectRef::new(&mi.spec.tenant).within(&ns))
+            mi.namespace()
+                .map(|ns| ObjectRef::new(&mi.spec.tenant).within(&ns))
         })
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
         .shutdown_on_signal()
@@ -79,8 +83,15 @@ async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Err
 }
 
 async fn apply(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
-    let mut progress = Progress { paused: tenant.spec.paused, ..Default::default() };
-    let result = if tenant.spec.paused { Ok(()) } else { provision(tenant, ctx, &mut progress).await };
+    let mut progress = Progress {
+        paused: tenant.spec.paused,
+        ..Default::default()
+    };
+    let result = if tenant.spec.paused {
+        Ok(())
+    } else {
+        provision(tenant, ctx, &mut progress).await
+    };
     publish(tenant, ctx, progress).await?;
     match result {
         Ok(()) if tenant.spec.paused => Ok(Action::await_change()),
@@ -92,7 +103,14 @@ async fn apply(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
 async fn publish(tenant: &Tenant, ctx: &Context, progress: Progress) -> Result<(), Error> {
     let status = desired_status(tenant, progress, &ctx.now());
     let api: Api<Tenant> = ctx.api(&tenant.namespace().unwrap_or_default());
-    publish_status(&api, TENANT_CONTROLLER, &tenant.name_any(), tenant.status.as_ref(), &status).await?;
+    publish_status(
+        &api,
+        TENANT_CONTROLLER,
+        &tenant.name_any(),
+        tenant.status.as_ref(),
+        &status,
+    )
+    .await?;
     Ok(())
 }
 
@@ -103,7 +121,9 @@ fn failed(err: &Error) -> Step {
 async fn provision(tenant: &Tenant, ctx: &Context, progress: &mut Progress) -> Result<(), Error> {
     let valid = validate(tenant).inspect_err(|e| progress.database_step = Some(failed(e)))?;
     progress.database = Some(valid.names.database().to_string());
-    claim(tenant, &valid, ctx).await.inspect_err(|e| progress.database_step = Some(failed(e)))?;
+    claim(tenant, &valid, ctx)
+        .await
+        .inspect_err(|e| progress.database_step = Some(failed(e)))?;
 
     let secret_name = secret_name(tenant);
     let database = valid.names.database().to_string();
@@ -123,7 +143,8 @@ async fn provision(tenant: &Tenant, ctx: &Context, progress: &mut Progress) -> R
     .inspect_err(|e| progress.database_step = Some(failed(e)))?;
     if provisioned.database == crate::db::Ensured::Created {
         let note = format!("Created database {database} owned by its own role.");
-        ctx.event(tenant, false, "Provisioned", "Provision", note).await;
+        ctx.event(tenant, false, "Provisioned", "Provision", note)
+            .await;
     }
     progress.secret_name = Some(secret_name.clone());
     progress.database_step = Some(Step::Done(format!(
@@ -164,7 +185,11 @@ async fn claim(tenant: &Tenant, valid: &ValidatedTenant, ctx: &Context) -> Resul
 }
 
 fn owner(valid: &ValidatedTenant) -> TenantOwner {
-    TenantOwner { uid: valid.uid.clone(), namespace: valid.namespace.clone(), name: valid.name.clone() }
+    TenantOwner {
+        uid: valid.uid.clone(),
+        namespace: valid.namespace.clone(),
+        name: valid.name.clone(),
+    }
 }
 
 fn secret_name(tenant: &Tenant) -> String {
@@ -172,7 +197,11 @@ fn secret_name(tenant: &Tenant) -> String {
 }
 
 /// The password already handed out in the Secret, or a new one that the role must be set to.
-async fn current_password(ctx: &Context, valid: &ValidatedTenant, name: &str) -> Result<(Password, bool), Error> {
+async fn current_password(
+    ctx: &Context,
+    valid: &ValidatedTenant,
+    name: &str,
+) -> Result<(Password, bool), Error> {
     let secrets: Api<Secret> = ctx.api(&valid.namespace);
     let existing = secrets
         .get_opt(name)
@@ -214,7 +243,10 @@ async fn write_secret(
         metadata: ObjectMeta {
             name: Some(name.to_string()),
             namespace: Some(valid.namespace.clone()),
-            labels: Some(BTreeMap::from([(MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string())])),
+            labels: Some(BTreeMap::from([(
+                MANAGED_BY.0.to_string(),
+                MANAGED_BY.1.to_string(),
+            )])),
             owner_references: tenant.controller_owner_ref(&()).map(|r| vec![r]),
             ..Default::default()
         },
@@ -222,11 +254,21 @@ async fn write_secret(
         type_: Some("Opaque".into()),
         ..Default::default()
     };
-    secrets.patch(name, &PatchParams::apply(TENANT_CONTROLLER).force(), &Patch::Apply(&secret)).await?;
+    secrets
+        .patch(
+            name,
+            &PatchParams::apply(TENANT_CONTROLLER).force(),
+            &Patch::Apply(&secret),
+        )
+        .await?;
     Ok(())
 }
 
-async fn migrate_core(tenant: &Tenant, ctx: &Context, valid: &ValidatedTenant) -> Result<Option<i64>, Error> {
+async fn migrate_core(
+    tenant: &Tenant,
+    ctx: &Context,
+    valid: &ValidatedTenant,
+) -> Result<Option<i64>, Error> {
     let target = ctx.catalog.core_tenant.latest();
     let track = ModuleScope::core(&ctx.catalog, Scope::Tenant);
     let mut conn = ctx.databases.tenant(&valid.names).await?;
@@ -234,11 +276,21 @@ async fn migrate_core(tenant: &Tenant, ctx: &Context, valid: &ValidatedTenant) -
     conn.close().await?;
     let report = report?;
     if !report.executed.is_empty() {
-        let names: Vec<String> = report.executed.iter().map(|e| e.step.name.clone()).collect();
+        let names: Vec<String> = report
+            .executed
+            .iter()
+            .map(|e| e.step.name.clone())
+            .collect();
         let note = format!("Applied core tenant migrations: {}.", names.join(", "));
         ctx.event(tenant, false, "Migrated", "Migrate", note).await;
     }
-    mirror::set_tenant_status(ctx.databases.landlord_pool(), valid.names.slug(), &valid.uid, "Ready").await?;
+    mirror::set_tenant_status(
+        ctx.databases.landlord_pool(),
+        valid.names.slug(),
+        &valid.uid,
+        "Ready",
+    )
+    .await?;
     Ok(target)
 }
 
@@ -246,16 +298,29 @@ async fn migrate_core(tenant: &Tenant, ctx: &Context, valid: &ValidatedTenant) -
 async fn cleanup(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     let deleting = |reason: Reason, message: String| Progress {
         paused: tenant.spec.paused,
-        deleting: Some(DesiredCondition::new(ConditionType::Ready, Some(false), reason, message)),
+        deleting: Some(DesiredCondition::new(
+            ConditionType::Ready,
+            Some(false),
+            reason,
+            message,
+        )),
         ..Default::default()
     };
     if tenant.spec.paused {
         let message = "Deletion waits until spec.paused is unset.".to_string();
         publish(tenant, ctx, deleting(Reason::Paused, message.clone())).await?;
-        return refuse_cleanup(tenant, ctx, "Delete", Error::refused(Reason::Paused, message)).await;
+        return refuse_cleanup(
+            tenant,
+            ctx,
+            "Delete",
+            Error::refused(Reason::Paused, message),
+        )
+        .await;
     }
     // An invalid slug never reached a database, and a slug owned by someone else is not ours to clean.
-    let Ok(valid) = validate(tenant) else { return Ok(Action::await_change()) };
+    let Ok(valid) = validate(tenant) else {
+        return Ok(Action::await_change());
+    };
     let pool = ctx.databases.landlord_pool();
     match mirror::owner_of(pool, valid.names.slug()).await? {
         Some(owner) if owner.uid == valid.uid => {}
@@ -276,8 +341,19 @@ async fn cleanup(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
             "Deletion waits for the ModuleInstallations of this tenant to be deleted first: {}.",
             remaining.join(", ")
         );
-        publish(tenant, ctx, deleting(Reason::UninstallBlocked, message.clone())).await?;
-        return refuse_cleanup(tenant, ctx, "Delete", Error::refused(Reason::UninstallBlocked, message)).await;
+        publish(
+            tenant,
+            ctx,
+            deleting(Reason::UninstallBlocked, message.clone()),
+        )
+        .await?;
+        return refuse_cleanup(
+            tenant,
+            ctx,
+            "Delete",
+            Error::refused(Reason::UninstallBlocked, message),
+        )
+        .await;
     }
 
     let database = valid.names.database().to_string();
@@ -292,14 +368,22 @@ async fn cleanup(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
                 "Refusing to drop database {database} in production; set deletionPolicy: Retain to let the \
                  deletion finish and keep the data."
             );
-            publish(tenant, ctx, deleting(Reason::DestructiveActionBlocked, message.clone())).await?;
+            publish(
+                tenant,
+                ctx,
+                deleting(Reason::DestructiveActionBlocked, message.clone()),
+            )
+            .await?;
             let err = Error::refused(Reason::DestructiveActionBlocked, message);
             return refuse_cleanup(tenant, ctx, "Delete", err).await;
         }
         DeletionPolicy::Delete => {
             crate::db::drop_tenant(&ctx.databases, &valid.names).await?;
             let secrets: Api<Secret> = ctx.api(&valid.namespace);
-            match secrets.delete(&secret_name(tenant), &DeleteParams::default()).await {
+            match secrets
+                .delete(&secret_name(tenant), &DeleteParams::default())
+                .await
+            {
                 Ok(_) => {}
                 Err(kube::Error::Api(status)) if status.code == 404 => {}
                 Err(err) => return Err(err.into()),

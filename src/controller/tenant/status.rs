@@ -30,16 +30,22 @@ pub fn desired_status(tenant: &Tenant, progress: Progress, now: &Time) -> Tenant
     } else {
         summarize(
             vec![
-                (ConditionType::DatabaseReady, progress.database_step.unwrap_or(Step::NotReached)),
-                (ConditionType::Migrated, progress.migrated_step.unwrap_or(Step::NotReached)),
+                (
+                    ConditionType::DatabaseReady,
+                    progress.database_step.unwrap_or(Step::NotReached),
+                ),
+                (
+                    ConditionType::Migrated,
+                    progress.migrated_step.unwrap_or(Step::NotReached),
+                ),
             ],
             "The tenant database is provisioned and its core schema is up to date.",
         )
     };
-    if let Some(deleting) = progress.deleting {
-        if let Some(ready) = desired.iter_mut().find(|c| c.type_ == ConditionType::Ready) {
-            *ready = deleting;
-        }
+    if let Some(deleting) = progress.deleting
+        && let Some(ready) = desired.iter_mut().find(|c| c.type_ == ConditionType::Ready)
+    {
+        *ready = deleting;
     }
     let generation = tenant.metadata.generation;
     TenantStatus {
@@ -78,9 +84,19 @@ mod tests {
         let first = desired_status(&tenant, ready_progress(), &at(100));
         tenant.status = Some(first.clone());
         let second = desired_status(&tenant, ready_progress(), &at(500));
-        assert_eq!(first, second, "a no-op reconcile must not produce a different status");
-        let ready = first.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
-        assert_eq!((ready.status.as_str(), ready.observed_generation), ("True", Some(1)));
+        assert_eq!(
+            first, second,
+            "a no-op reconcile must not produce a different status"
+        );
+        let ready = first
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.observed_generation),
+            ("True", Some(1))
+        );
     }
 
     #[test]
@@ -93,15 +109,40 @@ mod tests {
         };
         let status = desired_status(&tenant, progress, &at(200));
         assert_eq!(status.core_version, Some(3));
-        let ready = status.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
-        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "DatabaseUnavailable"));
+        let ready = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "DatabaseUnavailable")
+        );
         assert_eq!(ready.last_transition_time, at(200));
     }
 
     #[test]
     fn paused_reports_paused() {
-        let tenant = Tenant::new("acme", TenantSpec { paused: true, ..Default::default() });
-        let status = desired_status(&tenant, Progress { paused: true, ..Default::default() }, &at(1));
-        assert!(status.conditions.iter().all(|c| c.reason == Reason::Paused.as_str()));
+        let tenant = Tenant::new(
+            "acme",
+            TenantSpec {
+                paused: true,
+                ..Default::default()
+            },
+        );
+        let status = desired_status(
+            &tenant,
+            Progress {
+                paused: true,
+                ..Default::default()
+            },
+            &at(1),
+        );
+        assert!(
+            status
+                .conditions
+                .iter()
+                .all(|c| c.reason == Reason::Paused.as_str())
+        );
     }
 }

@@ -19,13 +19,21 @@ pub fn validate(tenant: &Tenant) -> Result<ValidatedTenant, Error> {
     let invalid = |what: String| Error::refused(Reason::InvalidSpec, what);
     let slug = tenant.slug();
     // The apiserver enforces the same rules; this guards against a CRD installed without them.
-    let names = TenantNames::new(&slug).map_err(|e| invalid(format!("spec.slug {slug:?} cannot be used: {e}")))?;
-    let extensions = Ident::all(&tenant.spec.extensions)
-        .map_err(|e| invalid(format!("spec.extensions holds a name PostgreSQL cannot take safely: {e}")))?;
+    let names = TenantNames::new(&slug)
+        .map_err(|e| invalid(format!("spec.slug {slug:?} cannot be used: {e}")))?;
+    let extensions = Ident::all(&tenant.spec.extensions).map_err(|e| {
+        invalid(format!(
+            "spec.extensions holds a name PostgreSQL cannot take safely: {e}"
+        ))
+    })?;
     Ok(ValidatedTenant {
         names,
         extensions,
-        uid: tenant.metadata.uid.clone().ok_or_else(|| invalid("the Tenant has no UID yet".into()))?,
+        uid: tenant
+            .metadata
+            .uid
+            .clone()
+            .ok_or_else(|| invalid("the Tenant has no UID yet".into()))?,
         namespace: tenant.metadata.namespace.clone().unwrap_or_default(),
         name: tenant.metadata.name.clone().unwrap_or_default(),
     })
@@ -52,7 +60,13 @@ mod tests {
 
     #[test]
     fn injection_is_invalid_spec() {
-        let mut t = Tenant::new("acme", TenantSpec { slug: Some("acme;drop".into()), ..Default::default() });
+        let mut t = Tenant::new(
+            "acme",
+            TenantSpec {
+                slug: Some("acme;drop".into()),
+                ..Default::default()
+            },
+        );
         t.metadata.uid = Some("u1".into());
         let err = validate(&t).unwrap_err();
         assert_eq!(err.reason(), Reason::InvalidSpec);
