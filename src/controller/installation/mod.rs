@@ -18,7 +18,7 @@ use kube::{Api, ResourceExt};
 use tracing::instrument;
 
 use self::status::{Progress, desired_status};
-use self::validate::{Resolved, check_dependencies, dependents, resolve};
+use self::validate::{Resolved, check_dependencies, check_unique, dependents, resolve};
 use super::conditions::Step;
 use super::context::{conclude, error_policy, object_key, refuse_cleanup};
 use super::status::publish_status;
@@ -202,6 +202,7 @@ async fn install(
     let module = target.resolved.module;
     let release = target.resolved.release;
     let siblings = installations_of(ctx, &mi.namespace().unwrap_or_default()).await?;
+    check_unique(mi, &siblings).inspect_err(|e| progress.dependencies = Some(failed(e)))?;
     let deps = check_dependencies(module, &mi.spec.tenant, &siblings)
         .inspect_err(|e| progress.dependencies = Some(failed(e)))?;
     progress.dependencies = Some(Step::Done(deps));

@@ -56,6 +56,36 @@ pub fn resolve<'a>(
     Ok(Resolved { module, release })
 }
 
+/// Two installations of one module for one tenant would fight over the same ledger: the older one owns it.
+pub fn check_unique(
+    mi: &ModuleInstallation,
+    installations: &[ModuleInstallation],
+) -> Result<(), Error> {
+    let key = |m: &ModuleInstallation| {
+        (
+            m.metadata.creation_timestamp.clone().map(|t| t.0),
+            m.name_any(),
+        )
+    };
+    let owner = installations
+        .iter()
+        .filter(|other| other.spec.tenant == mi.spec.tenant && other.spec.module == mi.spec.module)
+        .filter(|other| other.metadata.uid != mi.metadata.uid)
+        .find(|other| key(other) < key(mi));
+    match owner {
+        Some(owner) => Err(Error::refused(
+            Reason::InvalidSpec,
+            format!(
+                "ModuleInstallation {} already manages module {} for tenant {}; delete this one or that one.",
+                owner.name_any(),
+                mi.spec.module,
+                mi.spec.tenant
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Ready for its current generation, as a dependency must be.
 pub fn is_ready(mi: &ModuleInstallation) -> bool {
     let Some(status) = &mi.status else {
@@ -150,4 +180,139 @@ pub fn dependents(
         .collect();
     names.sort();
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn mi(
+        name: &str,
+        uid: &str,
+        created: i64,
+        module: &str,
+        version: Option<&str>,
+        ready: bool,
+    ) -> ModuleInstallation {
+        let mut mi = ModuleInstallation::new(
+            name,
+            ModuleInstallationSpec {
+                tenant: "acme".into(),
+                module: module.into(),
+                ..Default::default()
+            },
+        );
+        mi.metadata.uid = Some(uid.into());
+        mi.metadata.generation = Some(1);
+        mi.metadata.creation_timestamp = Some(Time(jiff::Timestamp::from_second(created).unwrap()));
+        let condition = k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+            type_: "Ready".into(),
+            status: if ready { "True" } else { "False" }.into(),
+            reason: "Reconciled".into(),
+            message: String::new(),
+            observed_generation: Some(1),
+            last_transition_time: Time(jiff::Timestamp::from_second(created).unwrap()),
+        };
+        mi.status = Some(crate::crd::ModuleInstallationStatus {
+            installed_version: version.map(String::from),
+            conditions: vec![condition],
+            ..Default::default()
+        });
+        mi
+    }
+
+    fn catalog() -> Catalog {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        Catalog::load(&root.join("modules"), &root.join("migrations")).unwrap()
+    }
+
+    #[test]
+    fn the_older_of_two_installations_of_a_module_wins() {
+        let first = mi("first", "u1", 10, "tasks", None, false);
+        let second = mi("second", "u2", 20, "tasks", None, false);
+        let all = [first.clone(), second.clone()];
+        assert!(check_unique(&first, &all).is_ok());
+        let err = check_unique(&second, &all).unwrap_err();
+        assert_eq!(err.reason(), Reason::InvalidSpec);
+        assert!(err.to_string().contains("first"));
+    }
+
+    #[test]
+    fn dependencies_need_a_ready_installation_at_an_acceptable_release() {
+        let catalog = catalog();
+        let expenses = catalog.module("expenses").unwrap();
+        let err = check_dependencies(expenses, "acme", &[]).unwrap_err();
+        assert_eq!(err.reason(), Reason::DependencyMissing);
+        assert!(
+            err.to_string()
+                .contains("tasks >=1.0.0 (no ModuleInstallation"),
+            "{err}"
+        );
+
+        let not_ready = mi("acme-tasks", "u1", 1, "tasks", Some("1.0.0"), false);
+        assert!(
+            check_dependencies(expenses, "acme", &[not_ready])
+                .unwrap_err()
+                .to_string()
+                .contains("not Ready")
+        );
+
+        let ready = mi("acme-tasks", "u1", 1, "tasks", Some("1.0.0"), true);
+        let met = check_dependencies(expenses, "acme", &[ready.clone()]).unwrap();
+        assert_eq!(met, "Dependencies installed and Ready: tasks 1.0.0.");
+
+        // Being deleted (and so blocked by this module) still counts as installed.
+        let mut deleting = mi("acme-tasks", "u1", 1, "tasks", Some("1.0.0"), false);
+        deleting.metadata.deletion_timestamp = Some(Time(jiff::Timestamp::from_second(5).unwrap()));
+        assert!(check_dependencies(expenses, "acme", &[deleting]).is_ok());
+
+        // Another tenant's installation does not count.
+        let mut elsewhere = ready;
+        elsewhere.spec.tenant = "other".into();
+        assert!(check_dependencies(expenses, "acme", &[elsewhere]).is_err());
+    }
+
+    #[test]
+    fn dependents_block_a_rollback_unless_they_are_leaving_too() {
+        let catalog = catalog();
+        let tasks = mi("acme-tasks", "u1", 1, "tasks", Some("1.0.0"), true);
+        let mut expenses = mi("acme-expenses", "u2", 2, "expenses", Some("1.1.0"), true);
+        let all = [tasks.clone(), expenses.clone()];
+        assert_eq!(
+            dependents(&catalog, "tasks", "acme", &all),
+            ["acme-expenses"]
+        );
+        assert!(dependents(&catalog, "expenses", "acme", &all).is_empty());
+        expenses.metadata.deletion_timestamp = Some(Time(jiff::Timestamp::from_second(5).unwrap()));
+        assert!(dependents(&catalog, "tasks", "acme", &[tasks, expenses]).is_empty());
+    }
+
+    #[test]
+    fn unknown_module_and_release_name_what_exists() {
+        let catalog = catalog();
+        let spec = |module: &str, version: Option<&str>| ModuleInstallationSpec {
+            tenant: "acme".into(),
+            module: module.into(),
+            version: version.map(String::from),
+            ..Default::default()
+        };
+        let err = resolve(&catalog, &spec("payroll", None)).unwrap_err();
+        assert_eq!(err.reason(), Reason::ModuleNotFound);
+        assert!(
+            err.to_string().contains("digital_card, expenses, tasks"),
+            "{err}"
+        );
+        let err = resolve(&catalog, &spec("expenses", Some("2.0.0"))).unwrap_err();
+        assert_eq!(err.reason(), Reason::VersionNotFound);
+        assert!(err.to_string().contains("1.0.0, 1.1.0"), "{err}");
+        assert_eq!(
+            resolve(&catalog, &spec("expenses", None))
+                .unwrap()
+                .release
+                .version
+                .to_string(),
+            "1.1.0"
+        );
+    }
 }
