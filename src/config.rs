@@ -1,5 +1,6 @@
 //! Operator configuration from the environment (names fixed by DESIGN.md).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use thiserror::Error;
@@ -22,6 +23,15 @@ pub struct Config {
     pub environment: Environment,
     pub max_db_connections: usize,
     pub concurrency: u16,
+    /// `/healthz`, `/readyz`, `/metrics` (LANDLORD_HTTP_ADDR, default 0.0.0.0:8080).
+    pub http_addr: SocketAddr,
+    /// Where the leader Lease `landlord` lives: LANDLORD_LEASE_NAMESPACE, else POD_NAMESPACE, else the
+    /// watched namespace, else `default`.
+    pub lease_namespace: String,
+    /// This replica's name in the Lease: POD_NAME, else hostname and pid.
+    pub identity: String,
+    /// How long a Lease stays valid without renewal (LANDLORD_LEASE_DURATION_SECONDS, default 15).
+    pub lease_duration_seconds: u64,
 }
 
 impl std::fmt::Debug for Config {
@@ -35,6 +45,10 @@ impl std::fmt::Debug for Config {
             .field("environment", &self.environment)
             .field("max_db_connections", &self.max_db_connections)
             .field("concurrency", &self.concurrency)
+            .field("http_addr", &self.http_addr)
+            .field("lease_namespace", &self.lease_namespace)
+            .field("identity", &self.identity)
+            .field("lease_duration_seconds", &self.lease_duration_seconds)
             .finish()
     }
 }
@@ -45,6 +59,8 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error("{name} must be a positive integer, got {value:?}")]
     NotANumber { name: &'static str, value: String },
+    #[error("LANDLORD_HTTP_ADDR must be an address like 0.0.0.0:8080, got {0:?}")]
+    NotAnAddress(String),
 }
 
 impl Config {
@@ -65,6 +81,19 @@ impl Config {
             }
         };
         let concurrency = number("LANDLORD_CONCURRENCY", 4)?;
+        let watch_namespace = lookup("LANDLORD_WATCH_NAMESPACE");
+        let http_addr = lookup("LANDLORD_HTTP_ADDR").unwrap_or_else(|| "0.0.0.0:8080".into());
+        let http_addr = http_addr
+            .parse()
+            .map_err(|_| ConfigError::NotAnAddress(http_addr))?;
+        let lease_namespace = lookup("LANDLORD_LEASE_NAMESPACE")
+            .or_else(|| lookup("POD_NAMESPACE"))
+            .or_else(|| watch_namespace.clone())
+            .unwrap_or_else(|| "default".into());
+        let identity = lookup("POD_NAME").unwrap_or_else(|| {
+            let host = lookup("HOSTNAME").unwrap_or_else(|| "landlord".into());
+            format!("{host}-{}", std::process::id())
+        });
         Ok(Config {
             admin_database_url: required("LANDLORD_ADMIN_DATABASE_URL")?,
             database_url: required("LANDLORD_DATABASE_URL")?,
@@ -74,7 +103,7 @@ impl Config {
             migrations_dir: lookup("LANDLORD_MIGRATIONS_DIR")
                 .unwrap_or_else(|| "/migrations".into())
                 .into(),
-            watch_namespace: lookup("LANDLORD_WATCH_NAMESPACE"),
+            watch_namespace,
             environment: match lookup("LANDLORD_ENVIRONMENT") {
                 Some(env) if env.eq_ignore_ascii_case("production") => Environment::Production,
                 Some(env) => Environment::Other(env),
@@ -82,6 +111,10 @@ impl Config {
             },
             max_db_connections: number("LANDLORD_MAX_DB_CONNECTIONS", 16)?,
             concurrency: u16::try_from(concurrency).unwrap_or(u16::MAX),
+            http_addr,
+            lease_namespace,
+            identity,
+            lease_duration_seconds: number("LANDLORD_LEASE_DURATION_SECONDS", 15)? as u64,
         })
     }
 
@@ -123,6 +156,20 @@ mod tests {
         assert!(!config.is_production());
         assert_eq!(config.max_db_connections, 16);
         assert_eq!(config.concurrency, 4);
+        assert_eq!(config.http_addr.port(), 8080);
+        assert_eq!(config.lease_namespace, "default");
+        assert_eq!(config.lease_duration_seconds, 15);
+    }
+
+    #[test]
+    fn lease_namespace_follows_the_pod_then_the_watched_namespace() {
+        let mut pairs = URLS.to_vec();
+        pairs.push(("LANDLORD_WATCH_NAMESPACE", "team-a"));
+        assert_eq!(config(&pairs).unwrap().lease_namespace, "team-a");
+        pairs.push(("POD_NAMESPACE", "landlord-system"));
+        assert_eq!(config(&pairs).unwrap().lease_namespace, "landlord-system");
+        pairs.push(("LANDLORD_LEASE_NAMESPACE", "leases"));
+        assert_eq!(config(&pairs).unwrap().lease_namespace, "leases");
     }
 
     #[test]

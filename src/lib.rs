@@ -9,4 +9,6 @@ pub mod config;
 pub mod controller;
 pub mod crd;
 pub mod db;
+pub mod metrics;
+pub mod serve;
 pub mod telemetry;

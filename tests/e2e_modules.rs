@@ -364,8 +364,18 @@ async fn unknown_module_and_missing_release_are_refused_with_a_reason() {
 
     // A second installation of the same module for the same tenant would fight over its ledger.
     apply_yaml(&ns, &installation("acme-tasks-again", "tasks", ""));
-    let duplicate = wait_condition(&installs, "acme-tasks-again", "Ready", "False", "InvalidSpec").await;
-    assert!(message(&duplicate, "Ready").contains("acme-tasks already manages module tasks"), "{duplicate:?}");
+    let duplicate = wait_condition(
+        &installs,
+        "acme-tasks-again",
+        "Ready",
+        "False",
+        "InvalidSpec",
+    )
+    .await;
+    assert!(
+        message(&duplicate, "Ready").contains("acme-tasks already manages module tasks"),
+        "{duplicate:?}"
+    );
     for name in ["acme-payroll", "acme-tasks-again", "acme-tasks"] {
         installs
             .delete(name, &DeleteParams::default())

@@ -2,20 +2,18 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::wait::{await_condition, conditions};
 use kube::{Api, Client, Resource, ResourceExt};
-use tracing::{info, warn};
+use tracing::warn;
 
 use super::Error;
-use crate::catalog::{Catalog, Scope};
+use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::crd::{ModuleInstallation, Tenant};
-use crate::db::{Databases, Limits, Migrator, ModuleScope};
+use crate::db::{Databases, Migrator};
+use crate::metrics::{Metrics, ReasonLabel};
 
 /// What every reconcile shares.
 pub struct Context {
@@ -24,7 +22,10 @@ pub struct Context {
     pub databases: Arc<Databases>,
     pub migrator: Migrator,
     pub config: Config,
+    pub metrics: Arc<Metrics>,
     recorder: Recorder,
+    /// The tenant controller's cache, for the state gauges.
+    pub(super) tenants: std::sync::OnceLock<kube::runtime::reflector::Store<Tenant>>,
     /// The installation controller's cache, for hot-path reads of sibling installations.
     pub(super) installations:
         std::sync::OnceLock<kube::runtime::reflector::Store<ModuleInstallation>>,
@@ -32,10 +33,73 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
 }
 
-const BACKOFF_BASE: Duration = Duration::from_secs(2);
-const BACKOFF_CAP: Duration = Duration::from_secs(60);
+pub(super) const BACKOFF_BASE: Duration = Duration::from_secs(2);
+pub(super) const BACKOFF_CAP: Duration = Duration::from_secs(60);
 
 impl Context {
+    pub fn new(
+        client: Client,
+        catalog: Catalog,
+        databases: Databases,
+        config: Config,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Context {
+            recorder: Recorder::new(
+                client.clone(),
+                Reporter {
+                    controller: "landlord".into(),
+                    instance: None,
+                },
+            ),
+            client,
+            catalog: Arc::new(catalog),
+            databases: Arc::new(databases),
+            migrator: Migrator::new(),
+            config,
+            metrics,
+            tenants: std::sync::OnceLock::new(),
+            installations: std::sync::OnceLock::new(),
+            failures: Mutex::default(),
+        }
+    }
+
+    /// Recounts tenants and installations by the reason of their Ready condition, from the caches.
+    pub fn refresh_resource_metrics(&self) {
+        fn ready_reason(
+            conditions: Option<&Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>,
+        ) -> String {
+            conditions
+                .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+                .map(|c| c.reason.clone())
+                .unwrap_or_else(|| "Pending".into())
+        }
+        fn count(states: impl Iterator<Item = String>) -> HashMap<String, i64> {
+            let mut counts = HashMap::new();
+            for state in states {
+                *counts.entry(state).or_insert(0) += 1;
+            }
+            counts
+        }
+        self.metrics.clear_resources();
+        if let Some(store) = self.tenants.get() {
+            let states = store
+                .state()
+                .into_iter()
+                .map(|t| ready_reason(t.status.as_ref().map(|s| &s.conditions)));
+            self.metrics
+                .set_resources(super::TENANT_CONTROLLER, count(states));
+        }
+        if let Some(store) = self.installations.get() {
+            let states = store
+                .state()
+                .into_iter()
+                .map(|m| ready_reason(m.status.as_ref().map(|s| &s.conditions)));
+            self.metrics
+                .set_resources(super::INSTALLATION_CONTROLLER, count(states));
+        }
+    }
+
     pub fn api<K>(&self, namespace: &str) -> Api<K>
     where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
@@ -157,109 +221,6 @@ pub fn error_policy<K: Resource>(object: Arc<K>, error: &Error, ctx: Arc<Context
     }
 }
 
-/// `landlord run`: load the catalog, migrate the landlord database, then reconcile until a signal.
-pub async fn run(config: Config) -> anyhow::Result<()> {
-    let catalog = Catalog::load(&config.modules_dir, &config.migrations_dir).map_err(|errors| {
-        let list: Vec<String> = errors.problems.iter().map(|p| p.to_string()).collect();
-        anyhow::anyhow!(
-            "{errors} (run `landlord catalog check`):\n{}",
-            list.join("\n")
-        )
-    })?;
-    info!(modules = catalog.modules.len(), "catalog loaded");
-    let limits = Limits {
-        max_connections: config.max_db_connections,
-        ..Limits::default()
-    };
-    let databases = Databases::new(&config.admin_database_url, &config.database_url, limits)?;
-    let client = Client::try_default().await?;
-
-    wait_for_crds(&client).await?;
-    let ctx = Arc::new(Context {
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "landlord".into(),
-                instance: None,
-            },
-        ),
-        client,
-        catalog: Arc::new(catalog),
-        databases: Arc::new(databases),
-        migrator: Migrator::new(),
-        config,
-        installations: std::sync::OnceLock::new(),
-        failures: Mutex::default(),
-    });
-    migrate_landlord_core(&ctx).await;
-
-    let tenants = super::tenant::controller(ctx.clone());
-    let installations = super::installation::controller(ctx.clone());
-    futures::join!(
-        tenants.for_each(|_| async {}),
-        installations.for_each(|_| async {})
-    );
-    info!("controllers stopped");
-    Ok(())
-}
-
-async fn wait_for_crds(client: &Client) -> anyhow::Result<()> {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for name in [Tenant::crd_name(), ModuleInstallation::crd_name()] {
-        info!(crd = name, "waiting for the CRD to be established");
-        await_condition(crds.clone(), name, conditions::is_crd_established()).await?;
-    }
-    Ok(())
-}
-
-/// Core landlord migrations run once, before any reconcile; retried until the landlord database answers.
-async fn migrate_landlord_core(ctx: &Context) {
-    let track = ModuleScope::core(&ctx.catalog, Scope::Landlord);
-    let mut delay = BACKOFF_BASE;
-    loop {
-        let result = async {
-            let mut conn = ctx.databases.landlord().await?;
-            let report = ctx
-                .migrator
-                .apply(&mut conn, &track, ctx.catalog.core_landlord.latest())
-                .await;
-            conn.close().await?;
-            report
-        }
-        .await;
-        match result {
-            Ok(report) => {
-                info!(
-                    applied = report.executed.len(),
-                    "landlord database migrated"
-                );
-                return;
-            }
-            Err(err) => {
-                warn!(%err, ?delay, "could not migrate the landlord database, retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(BACKOFF_CAP);
-            }
-        }
-    }
-}
-
-trait CrdName {
-    fn crd_name() -> &'static str;
-}
-
-impl CrdName for Tenant {
-    fn crd_name() -> &'static str {
-        "tenants.tenancy.landlord.dev"
-    }
-}
-
-impl CrdName for ModuleInstallation {
-    fn crd_name() -> &'static str {
-        "moduleinstallations.tenancy.landlord.dev"
-    }
-}
-
 /// Names for logs and messages: `namespace/name`.
 pub fn object_key<K: ResourceExt>(object: &K) -> String {
     format!(
@@ -267,4 +228,10 @@ pub fn object_key<K: ResourceExt>(object: &K) -> String {
         object.namespace().unwrap_or_default(),
         object.name_any()
     )
+}
+
+impl ReasonLabel for Error {
+    fn reason_label(&self) -> &'static str {
+        self.metric_label()
+    }
 }

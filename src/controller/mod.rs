@@ -5,11 +5,13 @@ pub mod conditions;
 mod context;
 mod error;
 pub mod installation;
+mod run;
 pub mod status;
 pub mod tenant;
 
-pub use context::{Context, run};
+pub use context::Context;
 pub use error::Error;
+pub use run::run;
 
 /// Field manager for status writes and reporter of Events.
 pub const TENANT_CONTROLLER: &str = "landlord-tenant";

@@ -31,6 +31,9 @@ impl Operator {
             .env("LANDLORD_MIGRATIONS_DIR", repo_root().join("migrations"))
             .env("LANDLORD_WATCH_NAMESPACE", namespace)
             .env("LANDLORD_MAX_DB_CONNECTIONS", "4")
+            // Many operators run side by side: a free port each, and a short lease for quick failover.
+            .env("LANDLORD_HTTP_ADDR", "127.0.0.1:0")
+            .env("LANDLORD_LEASE_DURATION_SECONDS", "6")
             .env("RUST_LOG", "info,landlord=debug")
             .stdin(Stdio::null())
             .stdout(out)

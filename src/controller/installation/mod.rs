@@ -71,7 +71,6 @@ pub fn controller(
                 .collect::<Vec<_>>()
         })
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
-        .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
 }
 
@@ -79,13 +78,18 @@ pub fn controller(
 async fn reconcile(mi: Arc<ModuleInstallation>, ctx: Arc<Context>) -> Result<Action, Error> {
     let api: Api<ModuleInstallation> = ctx.api(&mi.namespace().unwrap_or_default());
     let uid = mi.uid().unwrap_or_default();
-    let action = finalizer(&api, FINALIZER, mi, |event| async {
+    let started = std::time::Instant::now();
+    let result = finalizer(&api, FINALIZER, mi, |event| async {
         match event {
             Finalizer::Apply(mi) => apply(&mi, &ctx).await,
             Finalizer::Cleanup(mi) => cleanup(&mi, &ctx).await,
         }
     })
-    .await?;
+    .await
+    .map_err(Error::from);
+    ctx.metrics
+        .reconciled(INSTALLATION_CONTROLLER, started, result.as_ref().map(drop));
+    let action = result?;
     ctx.succeeded(&uid);
     Ok(action)
 }
@@ -330,6 +334,7 @@ async fn install(
         )
         .await
         .inspect_err(|e| *scope_step(progress, scope) = Some(failed(e)))?;
+        ctx.metrics.migrations_applied(scope.as_str(), ran);
         if ran > 0 {
             let note = format!(
                 "Ran {} in the {scope} scope of module {}.",

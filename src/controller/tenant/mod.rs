@@ -45,7 +45,9 @@ pub fn controller(
     let secrets: Api<Secret> = scoped(&ctx, namespace);
     let installations: Api<ModuleInstallation> = scoped(&ctx, namespace);
     let managed = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
-    Controller::new(tenants, watcher::Config::default())
+    let controller = Controller::new(tenants, watcher::Config::default());
+    let _ = ctx.tenants.set(controller.store());
+    controller
         .owns(secrets, watcher::Config::default().labels(&managed))
         // A deleted installation may unblock its tenant's deletion.
         .watches(installations, watcher::Config::default(), |mi| {
@@ -53,7 +55,6 @@ pub fn controller(
                 .map(|ns| ObjectRef::new(&mi.spec.tenant).within(&ns))
         })
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
-        .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
 }
 
@@ -71,13 +72,18 @@ where
 async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
     let api: Api<Tenant> = ctx.api(&tenant.namespace().unwrap_or_default());
     let uid = tenant.uid().unwrap_or_default();
-    let action = finalizer(&api, FINALIZER, tenant, |event| async {
+    let started = std::time::Instant::now();
+    let result = finalizer(&api, FINALIZER, tenant, |event| async {
         match event {
             Finalizer::Apply(tenant) => apply(&tenant, &ctx).await,
             Finalizer::Cleanup(tenant) => cleanup(&tenant, &ctx).await,
         }
     })
-    .await?;
+    .await
+    .map_err(Error::from);
+    ctx.metrics
+        .reconciled(TENANT_CONTROLLER, started, result.as_ref().map(drop));
+    let action = result?;
     ctx.succeeded(&uid);
     Ok(action)
 }
@@ -275,6 +281,8 @@ async fn migrate_core(
     let report = ctx.migrator.apply(&mut conn, &track, target).await;
     conn.close().await?;
     let report = report?;
+    ctx.metrics
+        .migrations_applied("tenant", report.executed.len());
     if !report.executed.is_empty() {
         let names: Vec<String> = report
             .executed

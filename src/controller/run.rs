@@ -1,0 +1,180 @@
+//! `landlord run`: load the catalog, serve health and metrics, wait for the CRDs, then reconcile only
+//! while this replica holds the leader Lease — two replicas never reconcile at once, and losing the
+//! Lease stops reconciling until it is won back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Api, Client};
+use kube_lease_manager::LeaseManagerBuilder;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::Context;
+use super::context::{BACKOFF_BASE, BACKOFF_CAP};
+use crate::catalog::{Catalog, Scope};
+use crate::config::Config;
+use crate::db::{Databases, Limits, ModuleScope};
+use crate::metrics::Metrics;
+
+const LEASE_NAME: &str = "landlord";
+const CRDS: [&str; 2] = [
+    "tenants.tenancy.landlord.dev",
+    "moduleinstallations.tenancy.landlord.dev",
+];
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let catalog = Catalog::load(&config.modules_dir, &config.migrations_dir).map_err(|errors| {
+        let list: Vec<String> = errors.problems.iter().map(|p| p.to_string()).collect();
+        anyhow::anyhow!(
+            "{errors} (run `landlord catalog check`):\n{}",
+            list.join("\n")
+        )
+    })?;
+    info!(modules = catalog.modules.len(), "catalog loaded");
+    let limits = Limits {
+        max_connections: config.max_db_connections,
+        ..Limits::default()
+    };
+    let databases = Databases::new(&config.admin_database_url, &config.database_url, limits)?;
+    let client = Client::try_default().await?;
+    let metrics = Arc::new(Metrics::default());
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        catalog,
+        databases,
+        config,
+        metrics.clone(),
+    ));
+    let refresh = {
+        let ctx = ctx.clone();
+        Arc::new(move || ctx.refresh_resource_metrics())
+    };
+    crate::serve::serve(ctx.config.http_addr, metrics.clone(), refresh).await?;
+
+    wait_for_crds(&client).await?;
+    metrics.set_ready();
+
+    let duration = ctx.config.lease_duration_seconds.max(2);
+    let lease = LeaseManagerBuilder::new(client, LEASE_NAME)
+        .with_namespace(ctx.config.lease_namespace.clone())
+        .with_identity(ctx.config.identity.clone())
+        .with_duration(duration)
+        .with_grace((duration / 3).max(1))
+        .build()
+        .await?;
+    let (mut leader, lease_task) = lease.watch().await;
+    info!(identity = %ctx.config.identity, namespace = %ctx.config.lease_namespace, "waiting for the leader lease");
+
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            held = until(&mut leader, true) => held?,
+        }
+        info!(identity = %ctx.config.identity, "leading: reconciling");
+        metrics.set_leader(true);
+        let work = async {
+            migrate_landlord_core(&ctx).await;
+            let tenants = super::tenant::controller(ctx.clone());
+            let installations = super::installation::controller(ctx.clone());
+            futures::join!(
+                tenants.for_each(|_| async {}),
+                installations.for_each(|_| async {})
+            );
+        };
+        // Dropping `work` cancels in-flight reconciles: an interrupted migration's transaction rolls back
+        // and its advisory lock goes with the connection.
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = work => break,
+            lost = until(&mut leader, false) => {
+                lost?;
+                metrics.set_leader(false);
+                warn!(identity = %ctx.config.identity, "lost the leader lease: reconciling stopped");
+            }
+        }
+    }
+    metrics.set_leader(false);
+    // Closing the channel makes the lease task release the Lease, so a standby takes over at once.
+    drop(leader);
+    let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
+    info!("stopped");
+    Ok(())
+}
+
+/// Waits until the lease state is `held`; an error when the lease task has died.
+async fn until(leader: &mut watch::Receiver<bool>, held: bool) -> anyhow::Result<()> {
+    leader
+        .wait_for(|state| *state == held)
+        .await
+        .map(drop)
+        .map_err(|_| anyhow::anyhow!("the leader election task stopped"))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    info!("shutdown requested");
+}
+
+async fn wait_for_crds(client: &Client) -> anyhow::Result<()> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for name in CRDS {
+        info!(crd = name, "waiting for the CRD to be established");
+        await_condition(crds.clone(), name, conditions::is_crd_established()).await?;
+    }
+    Ok(())
+}
+
+/// Core landlord migrations run once per leadership, before any reconcile; retried until the landlord
+/// database answers.
+async fn migrate_landlord_core(ctx: &Context) {
+    let track = ModuleScope::core(&ctx.catalog, Scope::Landlord);
+    let mut delay = BACKOFF_BASE;
+    loop {
+        let result = async {
+            let mut conn = ctx.databases.landlord().await?;
+            let report = ctx
+                .migrator
+                .apply(&mut conn, &track, ctx.catalog.core_landlord.latest())
+                .await;
+            conn.close().await?;
+            report
+        }
+        .await;
+        match result {
+            Ok(report) => {
+                ctx.metrics
+                    .migrations_applied("landlord", report.executed.len());
+                info!(
+                    applied = report.executed.len(),
+                    "landlord database migrated"
+                );
+                return;
+            }
+            Err(err) => {
+                warn!(%err, ?delay, "could not migrate the landlord database, retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(BACKOFF_CAP);
+            }
+        }
+    }
+}

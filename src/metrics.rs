@@ -1,0 +1,199 @@
+//! Prometheus metrics. Labels are the controller and the condition reason, never an object's name, so
+//! cardinality stays bounded however many tenants there are.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ControllerLabels {
+    pub controller: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureLabels {
+    pub controller: &'static str,
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScopeLabels {
+    pub scope: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    pub controller: &'static str,
+    /// The reason of the Ready condition (`Reconciled`, `MigrationFailed`, …), `Pending` without one.
+    pub state: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<ControllerLabels, Counter>,
+    failures: Family<FailureLabels, Counter>,
+    durations: Family<ControllerLabels, Histogram>,
+    migrations: Family<ScopeLabels, Counter>,
+    resources: Family<StateLabels, Gauge>,
+    leader: Gauge,
+    ready: AtomicBool,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("landlord");
+        let reconciles = Family::<ControllerLabels, Counter>::default();
+        let failures = Family::<FailureLabels, Counter>::default();
+        let durations = Family::<ControllerLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(exponential_buckets(0.005, 2.0, 14))) as fn() -> Histogram,
+        );
+        let migrations = Family::<ScopeLabels, Counter>::default();
+        let resources = Family::<StateLabels, Gauge>::default();
+        let leader = Gauge::default();
+        registry.register("reconciles", "Reconciles run", reconciles.clone());
+        registry.register(
+            "reconcile_failures",
+            "Reconciles that failed, by condition reason",
+            failures.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time spent in one reconcile",
+            durations.clone(),
+        );
+        registry.register(
+            "migrations_applied",
+            "Migrations run (up or down), by scope",
+            migrations.clone(),
+        );
+        registry.register(
+            "resources",
+            "Tenants and installations by the reason of their Ready condition",
+            resources.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this process holds the leader lease",
+            leader.clone(),
+        );
+        Metrics {
+            registry,
+            reconciles,
+            failures,
+            durations,
+            migrations,
+            resources,
+            leader,
+            ready: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn reconciled<E: ReasonLabel>(
+        &self,
+        controller: &'static str,
+        started: Instant,
+        result: Result<(), &E>,
+    ) {
+        let labels = ControllerLabels { controller };
+        self.reconciles.get_or_create(&labels).inc();
+        self.durations
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
+        if let Err(err) = result {
+            self.failures
+                .get_or_create(&FailureLabels {
+                    controller,
+                    reason: err.reason_label(),
+                })
+                .inc();
+        }
+    }
+
+    pub fn migrations_applied(&self, scope: &'static str, count: usize) {
+        self.migrations
+            .get_or_create(&ScopeLabels { scope })
+            .inc_by(count as u64);
+    }
+
+    /// Replaces the per-state counts of one controller (computed from its cache at scrape time).
+    pub fn set_resources(
+        &self,
+        controller: &'static str,
+        counts: impl IntoIterator<Item = (String, i64)>,
+    ) {
+        for (state, count) in counts {
+            self.resources
+                .get_or_create(&StateLabels { controller, state })
+                .set(count);
+        }
+    }
+
+    pub fn clear_resources(&self) {
+        self.resources.clear();
+    }
+
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
+    }
+
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// The label an error contributes to `landlord_reconcile_failures_total`.
+pub trait ReasonLabel {
+    fn reason_label(&self) -> &'static str;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Failure;
+    impl ReasonLabel for Failure {
+        fn reason_label(&self) -> &'static str {
+            "MigrationFailed"
+        }
+    }
+
+    #[test]
+    fn failures_are_labelled_by_controller_and_reason_only() {
+        let metrics = Metrics::default();
+        metrics.reconciled::<Failure>("landlord-tenant", Instant::now(), Ok(()));
+        metrics.reconciled("landlord-tenant", Instant::now(), Err(&Failure));
+        metrics.migrations_applied("tenant", 3);
+        let text = metrics.encode();
+        assert!(
+            text.contains(r#"landlord_reconciles_total{controller="landlord-tenant"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"landlord_reconcile_failures_total{controller="landlord-tenant",reason="MigrationFailed"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"landlord_migrations_applied_total{scope="tenant"} 3"#),
+            "{text}"
+        );
+    }
+}
