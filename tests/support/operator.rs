@@ -3,6 +3,7 @@
 use std::fs::File;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{TestEnv, repo_root};
 
@@ -18,7 +19,9 @@ impl Operator {
         let env = TestEnv::get();
         let dir = repo_root().join("target/e2e-logs");
         std::fs::create_dir_all(&dir).expect("create e2e log dir");
-        let log = dir.join(format!("{namespace}.log"));
+        // Several operators may share a namespace (leader election): one log each.
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let log = dir.join(format!("{namespace}-{}.log", STARTED.fetch_add(1, Ordering::Relaxed)));
         let out = File::create(&log).expect("create operator log");
         let err = out.try_clone().expect("clone operator log");
         let mut command = Command::new(env!("CARGO_BIN_EXE_landlord"));
