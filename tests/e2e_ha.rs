@@ -17,11 +17,19 @@ use support::{pg, unique_slug};
 const TENANTS: usize = 12;
 
 async fn holder(leases: &Api<Lease>) -> Option<String> {
-    leases.get_opt("landlord").await.unwrap().and_then(|l| l.spec).and_then(|s| s.holder_identity)
+    leases
+        .get_opt("landlord")
+        .await
+        .unwrap()
+        .and_then(|l| l.spec)
+        .and_then(|s| s.holder_identity)
 }
 
 fn ready_count<K: support::kube::Conditions>(items: &[K]) -> usize {
-    items.iter().filter(|o| condition(*o, "Ready") == Some(("True".into(), "Reconciled".into()))).count()
+    items
+        .iter()
+        .filter(|o| condition(*o, "Ready") == Some(("True".into(), "Reconciled".into())))
+        .count()
 }
 
 #[tokio::test]
@@ -32,7 +40,11 @@ async fn the_standby_takes_over_when_the_leader_dies_mid_rollout() {
     let mut b = Operator::start(&ns, &[("POD_NAME", "landlord-b")]);
     let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
     let first = wait_for_holder(&leases, None).await;
-    let (leader, standby) = if first == "landlord-a" { (&mut a, &mut b) } else { (&mut b, &mut a) };
+    let (leader, standby) = if first == "landlord-a" {
+        (&mut a, &mut b)
+    } else {
+        (&mut b, &mut a)
+    };
 
     let prefix = unique_slug("ha");
     let mut yaml = String::new();
@@ -55,11 +67,20 @@ async fn the_standby_takes_over_when_the_leader_dies_mid_rollout() {
         if ready >= 2 && installed < 2 * TENANTS {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "rollout never got under way ({ready} tenants Ready)");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "rollout never got under way ({ready} tenants Ready)"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(!standby.logs().contains("leading: reconciling"), "the standby reconciled while the other led");
-    assert!(!standby.logs().contains("migration done"), "the standby ran migrations while the other led");
+    assert!(
+        !standby.logs().contains("leading: reconciling"),
+        "the standby reconciled while the other led"
+    );
+    assert!(
+        !standby.logs().contains("migration done"),
+        "the standby ran migrations while the other led"
+    );
     leader.stop(); // SIGKILL: no chance to release the Lease
 
     let next = wait_for_holder(&leases, Some(&first)).await;
@@ -71,10 +92,17 @@ async fn the_standby_takes_over_when_the_leader_dies_mid_rollout() {
         if ready == 2 * TENANTS {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "only {ready}/{} installations Ready after failover", 2 * TENANTS);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {ready}/{} installations Ready after failover",
+            2 * TENANTS
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(ready_count(&tenants.list(&ListParams::default()).await.unwrap().items), TENANTS);
+    assert_eq!(
+        ready_count(&tenants.list(&ListParams::default()).await.unwrap().items),
+        TENANTS
+    );
 
     // Every migration exactly once per tenant: the ledger of each database holds each version once, and
     // nothing failed on the way (a second run would have hit "already exists").
@@ -88,7 +116,10 @@ async fn the_standby_takes_over_when_the_leader_dies_mid_rollout() {
         assert_eq!(ledger, ["core:3:3", "expenses:4:4", "tasks:2:2"], "{db}");
     }
     let logs = standby.logs();
-    assert!(!logs.contains("MigrationFailed"), "a migration failed after failover:\n{logs}");
+    assert!(
+        !logs.contains("MigrationFailed"),
+        "a migration failed after failover:\n{logs}"
+    );
     standby.stop();
     for i in 0..TENANTS {
         pg::drop_tenant(&format!("tenant_{prefix}_{i}")).await;
@@ -103,7 +134,10 @@ async fn wait_for_holder(leases: &Api<Lease>, not: Option<&str>) -> String {
         {
             return holder;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no (new) lease holder after 60s");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no (new) lease holder after 60s"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -116,7 +150,10 @@ async fn http_addr(operator: &Operator) -> String {
         if let Some(rest) = logs.split("bound=").nth(1) {
             return rest.split_whitespace().next().unwrap().to_string();
         }
-        assert!(tokio::time::Instant::now() < deadline, "the operator never logged its address:\n{logs}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the operator never logged its address:\n{logs}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -124,7 +161,10 @@ async fn http_addr(operator: &Operator) -> String {
 async fn get(addr: &str, path: &str) -> (String, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
     let (head, body) = response.split_once("\r\n\r\n").unwrap();
@@ -138,7 +178,13 @@ async fn health_readiness_and_metrics_answer() {
     let operator = Operator::start(&ns, &[]);
     let addr = http_addr(&operator).await;
     assert_eq!(get(&addr, "/healthz").await.0, "HTTP/1.1 200 OK");
-    wait_until(&Api::<Lease>::namespaced(client.clone(), &ns), "landlord", "a leader", |_| true).await;
+    wait_until(
+        &Api::<Lease>::namespaced(client.clone(), &ns),
+        "landlord",
+        "a leader",
+        |_| true,
+    )
+    .await;
     assert_eq!(get(&addr, "/readyz").await.0, "HTTP/1.1 200 OK");
 
     let slug = unique_slug("metrics");
@@ -150,7 +196,14 @@ async fn health_readiness_and_metrics_answer() {
         ),
     );
     let installs: Api<ModuleInstallation> = Api::namespaced(client.clone(), &ns);
-    support::kube::wait_condition(&installs, "acme-payroll", "Ready", "False", "ModuleNotFound").await;
+    support::kube::wait_condition(
+        &installs,
+        "acme-payroll",
+        "Ready",
+        "False",
+        "ModuleNotFound",
+    )
+    .await;
     let (status, metrics) = get(&addr, "/metrics").await;
     assert_eq!(status, "HTTP/1.1 200 OK");
     for line in [
@@ -161,8 +214,14 @@ async fn health_readiness_and_metrics_answer() {
     ] {
         assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
     }
-    assert!(metrics.contains(r#"landlord_reconciles_total{controller="landlord-tenant"}"#), "{metrics}");
-    assert!(!metrics.contains("acme"), "object names must not become labels:\n{metrics}");
+    assert!(
+        metrics.contains(r#"landlord_reconciles_total{controller="landlord-tenant"}"#),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("acme"),
+        "object names must not become labels:\n{metrics}"
+    );
     assert_eq!(get(&addr, "/nope").await.0, "HTTP/1.1 404 Not Found");
     pg::drop_tenant(&format!("tenant_{slug}")).await;
 }

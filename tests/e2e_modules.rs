@@ -8,7 +8,8 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use landlord::crd::{Direction, ModuleInstallation, Tenant};
 use serde_json::json;
 use support::kube::{
-    apply_yaml, client, condition, namespace, wait_condition, wait_gone, wait_ready, wait_until,
+    acme_yaml, apply_yaml, client, condition, installation_yaml, namespace, wait_condition,
+    wait_gone, wait_ready, wait_until,
 };
 use support::operator::Operator;
 use support::{pg, unique_slug};
@@ -22,20 +23,9 @@ async fn tenant_ready(
     let ns = namespace(&client, prefix).await;
     let operator = Operator::start(&ns, extra_env);
     let slug = unique_slug("mod");
-    apply_yaml(
-        &ns,
-        &format!(
-            "apiVersion: tenancy.landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: acme}}\nspec: {{slug: {slug}, deletionPolicy: Delete}}\n"
-        ),
-    );
+    apply_yaml(&ns, &acme_yaml(&slug));
     wait_ready(&Api::<Tenant>::namespaced(client.clone(), &ns), "acme").await;
     (client, ns, format!("tenant_{slug}"), operator)
-}
-
-fn installation(name: &str, module: &str, extra: &str) -> String {
-    format!(
-        "apiVersion: tenancy.landlord.dev/v1alpha1\nkind: ModuleInstallation\nmetadata: {{name: {name}}}\nspec:\n  tenant: acme\n  module: {module}\n{extra}"
-    )
 }
 
 fn message<K: support::kube::Conditions>(object: &K, type_: &str) -> String {
@@ -78,10 +68,10 @@ async fn wait_version(
 async fn install_upgrade_downgrade_and_roll_back() {
     let (client, ns, db, _operator) = tenant_ready("e2e-lifecycle", &[]).await;
     let installs: Api<ModuleInstallation> = Api::namespaced(client.clone(), &ns);
-    apply_yaml(&ns, &installation("acme-tasks", "tasks", ""));
+    apply_yaml(&ns, &installation_yaml("acme-tasks", "tasks", ""));
     apply_yaml(
         &ns,
-        &installation(
+        &installation_yaml(
             "acme-expenses",
             "expenses",
             "  version: \"1.0.0\"\n  uninstallPolicy: Rollback\n",
@@ -217,7 +207,7 @@ async fn teardown(client: &kube::Client, ns: &str) {
 async fn dependencies_order_installs_and_block_uninstalls() {
     let (client, ns, db, _operator) = tenant_ready("e2e-deps", &[]).await;
     let installs: Api<ModuleInstallation> = Api::namespaced(client.clone(), &ns);
-    apply_yaml(&ns, &installation("acme-expenses", "expenses", ""));
+    apply_yaml(&ns, &installation_yaml("acme-expenses", "expenses", ""));
     let waiting = wait_condition(
         &installs,
         "acme-expenses",
@@ -234,7 +224,7 @@ async fn dependencies_order_installs_and_block_uninstalls() {
 
     apply_yaml(
         &ns,
-        &installation("acme-tasks", "tasks", "  uninstallPolicy: Rollback\n"),
+        &installation_yaml("acme-tasks", "tasks", "  uninstallPolicy: Rollback\n"),
     );
     wait_ready(&installs, "acme-tasks").await;
     wait_version(&installs, "acme-expenses", "1.1.0").await;
@@ -287,7 +277,7 @@ async fn dry_run_publishes_the_plan_and_applies_nothing() {
     let installs: Api<ModuleInstallation> = Api::namespaced(client.clone(), &ns);
     apply_yaml(
         &ns,
-        &installation("acme-tasks", "tasks", "  dryRun: true\n"),
+        &installation_yaml("acme-tasks", "tasks", "  dryRun: true\n"),
     );
     let planned = wait_condition(&installs, "acme-tasks", "Ready", "False", "DryRun").await;
     let plan = planned.status.unwrap().plan;
@@ -334,10 +324,10 @@ async fn dry_run_publishes_the_plan_and_applies_nothing() {
 async fn unknown_module_and_missing_release_are_refused_with_a_reason() {
     let (client, ns, _db, _operator) = tenant_ready("e2e-unknown", &[]).await;
     let installs: Api<ModuleInstallation> = Api::namespaced(client.clone(), &ns);
-    apply_yaml(&ns, &installation("acme-payroll", "payroll", ""));
+    apply_yaml(&ns, &installation_yaml("acme-payroll", "payroll", ""));
     apply_yaml(
         &ns,
-        &installation("acme-tasks", "tasks", "  version: \"9.9.9\"\n"),
+        &installation_yaml("acme-tasks", "tasks", "  version: \"9.9.9\"\n"),
     );
     let unknown = wait_condition(
         &installs,
@@ -363,7 +353,7 @@ async fn unknown_module_and_missing_release_are_refused_with_a_reason() {
     wait_version(&installs, "acme-tasks", "1.0.0").await;
 
     // A second installation of the same module for the same tenant would fight over its ledger.
-    apply_yaml(&ns, &installation("acme-tasks-again", "tasks", ""));
+    apply_yaml(&ns, &installation_yaml("acme-tasks-again", "tasks", ""));
     let duplicate = wait_condition(
         &installs,
         "acme-tasks-again",
@@ -391,16 +381,11 @@ async fn a_module_on_a_missing_tenant_waits_and_installs_when_it_appears() {
     let client = client().await;
     let ns = namespace(&client, "e2e-wait").await;
     let _operator = Operator::start(&ns, &[]);
-    apply_yaml(&ns, &installation("acme-tasks", "tasks", ""));
+    apply_yaml(&ns, &installation_yaml("acme-tasks", "tasks", ""));
     let installs: Api<ModuleInstallation> = Api::namespaced(client.clone(), &ns);
     wait_condition(&installs, "acme-tasks", "Ready", "False", "TenantNotFound").await;
     let slug = unique_slug("late");
-    apply_yaml(
-        &ns,
-        &format!(
-            "apiVersion: tenancy.landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: acme}}\nspec: {{slug: {slug}, deletionPolicy: Delete}}\n"
-        ),
-    );
+    apply_yaml(&ns, &acme_yaml(&slug));
     wait_version(&installs, "acme-tasks", "1.0.0").await;
 
     // The tenant is not torn down while it still has installations.
@@ -424,7 +409,7 @@ async fn a_module_on_a_missing_tenant_waits_and_installs_when_it_appears() {
 async fn landlord_scope_runs_in_the_landlord_database() {
     let (client, ns, db, _operator) = tenant_ready("e2e-landlord", &[]).await;
     let installs: Api<ModuleInstallation> = Api::namespaced(client.clone(), &ns);
-    apply_yaml(&ns, &installation("acme-card", "digital_card", ""));
+    apply_yaml(&ns, &installation_yaml("acme-card", "digital_card", ""));
     let card = wait_version(&installs, "acme-card", "1.0.0").await;
     assert_eq!(
         card.status.unwrap().applied.map(|a| (a.landlord, a.tenant)),

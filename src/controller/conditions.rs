@@ -60,6 +60,17 @@ pub fn summarize(steps: Vec<(ConditionType, Step)>, ready_message: &str) -> Vec<
     conditions
 }
 
+/// While a resource is being deleted, `Ready` says what the deletion is doing or waiting for.
+pub fn override_ready(conditions: &mut [DesiredCondition], ready: Option<DesiredCondition>) {
+    if let Some(ready) = ready
+        && let Some(slot) = conditions
+            .iter_mut()
+            .find(|c| c.type_ == ConditionType::Ready)
+    {
+        *slot = ready;
+    }
+}
+
 /// Every condition of a paused resource: nothing is checked or changed, and `Ready` says so.
 pub fn paused(types: &[ConditionType], message: &str) -> Vec<DesiredCondition> {
     types

@@ -5,6 +5,7 @@ pub mod conditions;
 mod context;
 mod error;
 pub mod installation;
+mod pipeline;
 mod run;
 pub mod status;
 pub mod tenant;

@@ -196,3 +196,18 @@ pub async fn events(client: &Client, namespace: &str, name: &str) -> Vec<String>
         })
         .collect()
 }
+
+/// A ModuleInstallation of `module` for the Tenant `acme`, as a user writes it; `extra` adds spec lines
+/// (indented by two spaces).
+pub fn installation_yaml(name: &str, module: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: tenancy.landlord.dev/v1alpha1\nkind: ModuleInstallation\nmetadata: {{name: {name}}}\nspec:\n  tenant: acme\n  module: {module}\n{extra}"
+    )
+}
+
+/// The Tenant `acme` with `slug` and deletionPolicy Delete, so tests clean up after themselves.
+pub fn acme_yaml(slug: &str) -> String {
+    format!(
+        "apiVersion: tenancy.landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: acme}}\nspec: {{slug: {slug}, deletionPolicy: Delete}}\n"
+    )
+}

@@ -21,7 +21,10 @@ impl Operator {
         std::fs::create_dir_all(&dir).expect("create e2e log dir");
         // Several operators may share a namespace (leader election): one log each.
         static STARTED: AtomicUsize = AtomicUsize::new(0);
-        let log = dir.join(format!("{namespace}-{}.log", STARTED.fetch_add(1, Ordering::Relaxed)));
+        let log = dir.join(format!(
+            "{namespace}-{}.log",
+            STARTED.fetch_add(1, Ordering::Relaxed)
+        ));
         let out = File::create(&log).expect("create operator log");
         let err = out.try_clone().expect("clone operator log");
         let mut command = Command::new(env!("CARGO_BIN_EXE_landlord"));

@@ -2,7 +2,9 @@
 //! apply (landlord scope first going up, tenant scope first going down) → ACL → mirror → status.
 //! Deletion runs behind the finalizer: Retain, or Rollback unless another installed module depends on it.
 
+mod migrate;
 mod status;
+mod uninstall;
 mod validate;
 
 use std::sync::Arc;
@@ -11,25 +13,24 @@ use std::time::Duration;
 use futures::Stream;
 use kube::api::ListParams;
 use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
-use tracing::instrument;
 
+use self::migrate::{applied_count, connect, describe, goes_down, plan_steps, run_scope};
 use self::status::{Progress, desired_status};
-use self::validate::{Resolved, check_dependencies, check_unique, dependents, resolve};
+use self::validate::{Resolved, check_dependencies, check_unique, resolve};
 use super::conditions::Step;
-use super::context::{conclude, error_policy, object_key, refuse_cleanup};
+use super::context::{conclude, error_policy};
+use super::pipeline::{Pipeline, reconcile};
 use super::status::publish_status;
 use super::tenant::scoped;
-use super::{Context, Error, FINALIZER, INSTALLATION_CONTROLLER};
-use crate::catalog::{Module, Scope};
+use super::{Context, Error, INSTALLATION_CONTROLLER};
+use crate::catalog::Scope;
 use crate::crd::{
-    AppliedCounts, ConditionType, DesiredCondition, Direction, InstallScope, ModuleInstallation,
-    PlanStep, REINSTALL_ANNOTATION, Reason, Tenant, UninstallPolicy,
+    AppliedCounts, InstallScope, ModuleInstallation, REINSTALL_ANNOTATION, Reason, Tenant,
 };
-use crate::db::{self, DbConnection, ModuleScope, Plan, TenantNames, mirror};
+use crate::db::{self, ModuleScope, TenantNames, mirror};
 
 const RESYNC: Duration = Duration::from_secs(600);
 
@@ -71,27 +72,19 @@ pub fn controller(
                 .collect::<Vec<_>>()
         })
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile::<ModuleInstallation>, error_policy, ctx)
 }
 
-#[instrument(skip_all, fields(installation = %object_key(&*mi)))]
-async fn reconcile(mi: Arc<ModuleInstallation>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let api: Api<ModuleInstallation> = ctx.api(&mi.namespace().unwrap_or_default());
-    let uid = mi.uid().unwrap_or_default();
-    let started = std::time::Instant::now();
-    let result = finalizer(&api, FINALIZER, mi, |event| async {
-        match event {
-            Finalizer::Apply(mi) => apply(&mi, &ctx).await,
-            Finalizer::Cleanup(mi) => cleanup(&mi, &ctx).await,
-        }
-    })
-    .await
-    .map_err(Error::from);
-    ctx.metrics
-        .reconciled(INSTALLATION_CONTROLLER, started, result.as_ref().map(drop));
-    let action = result?;
-    ctx.succeeded(&uid);
-    Ok(action)
+impl Pipeline for ModuleInstallation {
+    const CONTROLLER: &'static str = INSTALLATION_CONTROLLER;
+
+    async fn apply(&self, ctx: &Context) -> Result<Action, Error> {
+        apply(self, ctx).await
+    }
+
+    async fn cleanup(&self, ctx: &Context) -> Result<Action, Error> {
+        uninstall::cleanup(self, ctx).await
+    }
 }
 
 async fn publish(mi: &ModuleInstallation, ctx: &Context, progress: Progress) -> Result<(), Error> {
@@ -393,206 +386,4 @@ fn scope_step(progress: &mut Progress, scope: Scope) -> &mut Option<Step> {
         Scope::Landlord => &mut progress.landlord,
         Scope::Tenant => &mut progress.tenant,
     }
-}
-
-async fn connect(ctx: &Context, scope: Scope, names: &TenantNames) -> Result<DbConnection, Error> {
-    Ok(match scope {
-        Scope::Landlord => ctx.databases.landlord().await?,
-        Scope::Tenant => ctx.databases.tenant(names).await?,
-    })
-}
-
-/// Migrates one scope to `target` (after a full rollback when reinstalling); the tenant scope also
-/// registers the module's permissions and roles. Returns how many migrations ran.
-async fn run_scope(
-    ctx: &Context,
-    names: &TenantNames,
-    module: &Module,
-    scope: Scope,
-    target: Option<i64>,
-    reinstall: bool,
-) -> Result<usize, Error> {
-    let track = ModuleScope::of(module, scope);
-    let mut conn = connect(ctx, scope, names).await?;
-    let result = async {
-        let mut ran = 0;
-        if reinstall {
-            ran += ctx
-                .migrator
-                .rollback(&mut conn, &track, None)
-                .await?
-                .executed
-                .len();
-        }
-        ran += ctx
-            .migrator
-            .migrate(&mut conn, &track, target)
-            .await?
-            .executed
-            .len();
-        if scope == Scope::Tenant {
-            db::register_module_acl(&mut conn, module).await?;
-        }
-        Ok::<_, db::Error>(ran)
-    }
-    .await;
-    conn.close().await.ok();
-    Ok(result?)
-}
-
-fn goes_down(plan: &Plan) -> bool {
-    plan.steps
-        .iter()
-        .any(|s| s.direction == db::Direction::Down)
-}
-
-fn plan_steps(plan: &Plan) -> Vec<PlanStep> {
-    plan.steps
-        .iter()
-        .map(|s| PlanStep {
-            scope: match plan.scope {
-                Scope::Landlord => "Landlord".into(),
-                Scope::Tenant => "Tenant".into(),
-            },
-            migration: s.name.clone(),
-            direction: match s.direction {
-                db::Direction::Up => Direction::Up,
-                db::Direction::Down => Direction::Down,
-            },
-        })
-        .collect()
-}
-
-fn describe(plan: &Plan) -> String {
-    let steps: Vec<String> = plan
-        .steps
-        .iter()
-        .map(|s| format!("{} {}", s.name, s.direction))
-        .collect();
-    steps.join(", ")
-}
-
-fn applied_count(module: &Module, scope: Scope, target: Option<i64>, managed: &[Scope]) -> u32 {
-    if !managed.contains(&scope) {
-        return 0;
-    }
-    let count = module
-        .migrations(scope)
-        .migrations
-        .iter()
-        .filter(|m| target.is_some_and(|t| m.version <= t))
-        .count();
-    u32::try_from(count).unwrap_or(u32::MAX)
-}
-
-async fn cleanup(mi: &ModuleInstallation, ctx: &Context) -> Result<Action, Error> {
-    match uninstall(mi, ctx).await {
-        Ok(action) => Ok(action),
-        Err(err) => {
-            let deleting = DesiredCondition::new(
-                ConditionType::Ready,
-                Some(false),
-                err.reason(),
-                err.to_string(),
-            );
-            publish(
-                mi,
-                ctx,
-                Progress {
-                    deleting: Some(deleting),
-                    ..Default::default()
-                },
-            )
-            .await?;
-            refuse_cleanup(mi, ctx, "Uninstall", err).await
-        }
-    }
-}
-
-async fn uninstall(mi: &ModuleInstallation, ctx: &Context) -> Result<Action, Error> {
-    let ns = mi.namespace().unwrap_or_default();
-    let pool = ctx.databases.landlord_pool();
-    let tenant = ctx.api::<Tenant>(&ns).get_opt(&mi.spec.tenant).await?;
-    // Without its Tenant (or a valid slug) there is no database left to roll back.
-    let Some(names) = tenant.and_then(|t| TenantNames::new(&t.slug()).ok()) else {
-        return Ok(Action::await_change());
-    };
-    // Whatever the policy, a module others depend on stays until they are gone: removing it would turn
-    // their Ready into DependencyMissing.
-    let siblings = ctx
-        .api::<ModuleInstallation>(&ns)
-        .list(&ListParams::default())
-        .await?;
-    let blocking = dependents(
-        &ctx.catalog,
-        &mi.spec.module,
-        &mi.spec.tenant,
-        &siblings.items,
-    );
-    if !blocking.is_empty() {
-        return Err(Error::refused(
-            Reason::UninstallBlocked,
-            format!(
-                "Module {} cannot be uninstalled while installed modules depend on it: {}. Delete those first.",
-                mi.spec.module,
-                blocking.join(", ")
-            ),
-        ));
-    }
-    if mi.spec.uninstall_policy == UninstallPolicy::Retain {
-        mirror::forget_module(pool, names.slug(), &mi.spec.module).await?;
-        let note = format!(
-            "Kept the tables of module {} (uninstallPolicy Retain).",
-            mi.spec.module
-        );
-        ctx.event(mi, false, "Retained", "Uninstall", note).await;
-        return Ok(Action::await_change());
-    }
-    if ctx.config.is_production() {
-        return Err(Error::refused(
-            Reason::DestructiveActionBlocked,
-            "Rolling back a module drops its data and is refused in production; set uninstallPolicy: Retain to \
-             let the deletion finish.",
-        ));
-    }
-    let Some(module) = ctx.catalog.module(&mi.spec.module) else {
-        mirror::forget_module(pool, names.slug(), &mi.spec.module).await?;
-        return Ok(Action::await_change());
-    };
-    let manages = |scope| {
-        mi.spec.scope == InstallScope::All
-            || (mi.spec.scope == InstallScope::Tenant) == (scope == Scope::Tenant)
-    };
-    if manages(Scope::Tenant) {
-        let mut conn = ctx.databases.tenant(&names).await?;
-        let result = async {
-            ctx.migrator
-                .rollback(&mut conn, &ModuleScope::of(module, Scope::Tenant), None)
-                .await?;
-            db::remove_module_acl(&mut conn, &module.name).await
-        }
-        .await;
-        conn.close().await.ok();
-        result?;
-    }
-    if manages(Scope::Landlord)
-        && mirror::other_tenants_with_module(pool, &module.name, names.slug())
-            .await?
-            .is_empty()
-    {
-        let mut conn = ctx.databases.landlord().await?;
-        let result = ctx
-            .migrator
-            .rollback(&mut conn, &ModuleScope::of(module, Scope::Landlord), None)
-            .await;
-        conn.close().await.ok();
-        result?;
-    }
-    mirror::forget_module(pool, names.slug(), &module.name).await?;
-    let note = format!(
-        "Rolled back module {} and removed its permissions and roles.",
-        module.name
-    );
-    ctx.event(mi, false, "RolledBack", "Uninstall", note).await;
-    Ok(Action::await_change())
 }

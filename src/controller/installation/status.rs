@@ -2,7 +2,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::super::conditions::{Step, summarize};
+use super::super::conditions::{Step, override_ready, summarize};
 use crate::crd::{
     AppliedCounts, ConditionType, DesiredCondition, ModuleInstallation, ModuleInstallationStatus,
     PlanStep, merge_conditions,
@@ -45,11 +45,7 @@ pub fn desired_status(
         ],
         "The module is installed at the requested release.",
     );
-    if let Some(deleting) = progress.deleting
-        && let Some(ready) = desired.iter_mut().find(|c| c.type_ == ConditionType::Ready)
-    {
-        *ready = deleting;
-    }
+    override_ready(&mut desired, progress.deleting);
     let generation = mi.metadata.generation;
     ModuleInstallationStatus {
         observed_generation: generation,

@@ -259,7 +259,7 @@ mod tests {
         );
 
         let ready = mi("acme-tasks", "u1", 1, "tasks", Some("1.0.0"), true);
-        let met = check_dependencies(expenses, "acme", &[ready.clone()]).unwrap();
+        let met = check_dependencies(expenses, "acme", std::slice::from_ref(&ready)).unwrap();
         assert_eq!(met, "Dependencies installed and Ready: tasks 1.0.0.");
 
         // Being deleted (and so blocked by this module) still counts as installed.

@@ -13,18 +13,18 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams};
 use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
-use tracing::{info, instrument};
+use tracing::info;
 
 use self::status::{Progress, desired_status};
 use self::validate::{ValidatedTenant, validate};
 use super::conditions::Step;
-use super::context::{conclude, error_policy, object_key, refuse_cleanup};
+use super::context::{conclude, error_policy, refuse_cleanup};
+use super::pipeline::{Pipeline, reconcile};
 use super::status::publish_status;
-use super::{Context, Error, FINALIZER, TENANT_CONTROLLER};
+use super::{Context, Error, TENANT_CONTROLLER};
 use crate::catalog::Scope;
 use crate::crd::{
     ConditionType, DeletionPolicy, DesiredCondition, ModuleInstallation, Reason, Tenant,
@@ -55,7 +55,7 @@ pub fn controller(
                 .map(|ns| ObjectRef::new(&mi.spec.tenant).within(&ns))
         })
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile::<Tenant>, error_policy, ctx)
 }
 
 pub(super) fn scoped<K>(ctx: &Context, namespace: Option<&str>) -> Api<K>
@@ -68,24 +68,16 @@ where
     }
 }
 
-#[instrument(skip_all, fields(tenant = %object_key(&*tenant)))]
-async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let api: Api<Tenant> = ctx.api(&tenant.namespace().unwrap_or_default());
-    let uid = tenant.uid().unwrap_or_default();
-    let started = std::time::Instant::now();
-    let result = finalizer(&api, FINALIZER, tenant, |event| async {
-        match event {
-            Finalizer::Apply(tenant) => apply(&tenant, &ctx).await,
-            Finalizer::Cleanup(tenant) => cleanup(&tenant, &ctx).await,
-        }
-    })
-    .await
-    .map_err(Error::from);
-    ctx.metrics
-        .reconciled(TENANT_CONTROLLER, started, result.as_ref().map(drop));
-    let action = result?;
-    ctx.succeeded(&uid);
-    Ok(action)
+impl Pipeline for Tenant {
+    const CONTROLLER: &'static str = TENANT_CONTROLLER;
+
+    async fn apply(&self, ctx: &Context) -> Result<Action, Error> {
+        apply(self, ctx).await
+    }
+
+    async fn cleanup(&self, ctx: &Context) -> Result<Action, Error> {
+        cleanup(self, ctx).await
+    }
 }
 
 async fn apply(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {

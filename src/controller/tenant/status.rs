@@ -2,7 +2,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::super::conditions::{Step, paused, summarize};
+use super::super::conditions::{Step, override_ready, paused, summarize};
 use crate::crd::{ConditionType, DesiredCondition, Tenant, TenantStatus, merge_conditions};
 
 const STEPS: [ConditionType; 2] = [ConditionType::DatabaseReady, ConditionType::Migrated];
@@ -42,11 +42,7 @@ pub fn desired_status(tenant: &Tenant, progress: Progress, now: &Time) -> Tenant
             "The tenant database is provisioned and its core schema is up to date.",
         )
     };
-    if let Some(deleting) = progress.deleting
-        && let Some(ready) = desired.iter_mut().find(|c| c.type_ == ConditionType::Ready)
-    {
-        *ready = deleting;
-    }
+    override_ready(&mut desired, progress.deleting);
     let generation = tenant.metadata.generation;
     TenantStatus {
         observed_generation: generation,
