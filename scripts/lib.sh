@@ -207,7 +207,7 @@ YAML
 }
 
 apply_crds() {
-  kubectl --kubeconfig "$dev_dir/kubeconfig" apply --server-side --force-conflicts -f "$root/crds/" >/dev/null
+  kubectl --kubeconfig "$dev_dir/kubeconfig" apply --server-side --force-conflicts -f "$root/crds/landlord.yaml" >/dev/null
   kubectl --kubeconfig "$dev_dir/kubeconfig" wait --for condition=Established --timeout=60s \
     crd/tenants.tenancy.landlord.dev crd/moduleinstallations.tenancy.landlord.dev >/dev/null
 }
