@@ -1,0 +1,440 @@
+//! The RBAC of `deploy/` is enough, and no more: the real `landlord run` authenticates with a
+//! service-account token (TokenRequest API, token-only kubeconfig) bound to the rendered ClusterRole and
+//! leader-election Role, provisions and deletes a Tenant and a module; the same token is refused what the
+//! operator never needs.
+
+mod support;
+
+use std::io::Write;
+use std::process::Command;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::authentication::v1::{SelfSubjectReview, TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config};
+use landlord::crd::{ModuleInstallation, Tenant};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use support::kube::{apply_yaml, client, events, namespace, wait_gone, wait_ready};
+use support::operator::Operator;
+use support::{TestEnv, repo_root, unique_slug};
+
+/// `kubectl kustomize deploy/`, one JSON value per object.
+fn render_deploy() -> Vec<Value> {
+    let out = Command::new("kubectl")
+        .args(["kustomize", "deploy/"])
+        .current_dir(repo_root())
+        .output()
+        .expect("run kubectl kustomize");
+    assert!(
+        out.status.success(),
+        "kubectl kustomize deploy/ failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_yaml::Deserializer::from_str(&String::from_utf8(out.stdout).unwrap())
+        .map(|doc| Value::deserialize(doc).expect("YAML document"))
+        .filter(|doc| !doc.is_null())
+        .collect()
+}
+
+/// The rendered object of `kind` named `name`, as a typed object.
+fn rendered<K: serde::de::DeserializeOwned>(objects: &[Value], kind: &str, name: &str) -> K {
+    let object = objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("deploy/ renders no {kind} {name}"));
+    serde_json::from_value(object.clone()).expect("rendered object")
+}
+
+/// Deletes the cluster-scoped objects of one test, even when it fails (the environment outlives the test).
+struct ClusterObjects(String);
+
+impl Drop for ClusterObjects {
+    fn drop(&mut self) {
+        for kind in ["clusterrolebinding", "clusterrole"] {
+            let _ = support::kube::kubectl(&[
+                "delete",
+                kind,
+                &self.0,
+                "--ignore-not-found",
+                "--wait=false",
+            ]);
+        }
+    }
+}
+
+/// Prints the operator's log when the test fails.
+struct LogOnFailure<'a>(&'a Operator);
+
+impl Drop for LogOnFailure<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- operator log ({}):\n{}",
+                self.0.log.display(),
+                self.0.logs()
+            );
+        }
+    }
+}
+
+/// The service account `landlord` in `ns` with the rendered RBAC: the ClusterRole and its binding under
+/// `cluster_name` (unique per test, so parallel runs never share or delete each other's), the
+/// leader-election Role and RoleBinding moved into `ns`.
+async fn install_rbac(admin: &Client, ns: &str, cluster_name: &str) {
+    let objects = render_deploy();
+    let post = PostParams::default();
+
+    let mut sa: ServiceAccount = rendered(&objects, "ServiceAccount", "landlord");
+    sa.metadata.namespace = Some(ns.into());
+    Api::<ServiceAccount>::namespaced(admin.clone(), ns)
+        .create(&post, &sa)
+        .await
+        .expect("create the service account");
+
+    let mut cluster_role: ClusterRole = rendered(&objects, "ClusterRole", "landlord");
+    cluster_role.metadata.name = Some(cluster_name.into());
+    Api::<ClusterRole>::all(admin.clone())
+        .create(&post, &cluster_role)
+        .await
+        .expect("create the ClusterRole");
+
+    let mut binding: ClusterRoleBinding = rendered(&objects, "ClusterRoleBinding", "landlord");
+    binding.metadata.name = Some(cluster_name.into());
+    assert_eq!(binding.role_ref.name, "landlord");
+    binding.role_ref.name = cluster_name.into();
+    for subject in binding.subjects.iter_mut().flatten() {
+        subject.namespace = Some(ns.into());
+    }
+    Api::<ClusterRoleBinding>::all(admin.clone())
+        .create(&post, &binding)
+        .await
+        .expect("create the ClusterRoleBinding");
+
+    let mut role: Role = rendered(&objects, "Role", "landlord-leader-election");
+    role.metadata.namespace = Some(ns.into());
+    Api::<Role>::namespaced(admin.clone(), ns)
+        .create(&post, &role)
+        .await
+        .expect("create the leader-election Role");
+
+    let mut role_binding: RoleBinding =
+        rendered(&objects, "RoleBinding", "landlord-leader-election");
+    role_binding.metadata.namespace = Some(ns.into());
+    for subject in role_binding.subjects.iter_mut().flatten() {
+        subject.namespace = Some(ns.into());
+    }
+    Api::<RoleBinding>::namespaced(admin.clone(), ns)
+        .create(&post, &role_binding)
+        .await
+        .expect("create the leader-election RoleBinding");
+}
+
+/// A kubeconfig with the test cluster's server and CA and the token as the only credential (with a client
+/// certificate as well, the apiserver would authenticate the certificate).
+fn token_kubeconfig(token: &str, ns: &str) -> tempfile::NamedTempFile {
+    let admin =
+        Kubeconfig::read_from(TestEnv::get().kubeconfig()).expect("read the test kubeconfig");
+    let context_name = admin.current_context.clone().expect("current context");
+    let context = admin
+        .contexts
+        .iter()
+        .find(|c| c.name == context_name)
+        .and_then(|c| c.context.clone())
+        .expect("the current context");
+    let cluster = admin
+        .clusters
+        .iter()
+        .find(|c| c.name == context.cluster)
+        .and_then(|c| c.cluster.clone())
+        .expect("the current context's cluster");
+    let server = cluster.server.expect("cluster server");
+    let ca = match (
+        &cluster.certificate_authority,
+        &cluster.certificate_authority_data,
+    ) {
+        (Some(path), _) => format!("certificate-authority: {path}"),
+        (None, Some(data)) => format!("certificate-authority-data: {data}"),
+        (None, None) => panic!("the test kubeconfig has no CA"),
+    };
+    let yaml = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {server}\n    {ca}\n\
+         users:\n- name: landlord\n  user:\n    token: {token}\n\
+         contexts:\n- name: landlord\n  context: {{cluster: test, user: landlord, namespace: {ns}}}\n\
+         current-context: landlord\n"
+    );
+    let mut file = tempfile::Builder::new()
+        .prefix("landlord-sa-")
+        .suffix(".kubeconfig")
+        .tempfile()
+        .expect("temporary kubeconfig");
+    file.write_all(yaml.as_bytes()).expect("write kubeconfig");
+    file.flush().unwrap();
+    file
+}
+
+async fn client_from(path: &std::path::Path) -> Client {
+    let kubeconfig = Kubeconfig::read_from(path).expect("read the token kubeconfig");
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("load the token kubeconfig");
+    Client::try_from(config).expect("build a kube client")
+}
+
+/// Asserts the apiserver answered 403 Forbidden.
+fn forbidden<T: std::fmt::Debug>(what: &str, result: Result<T, kube::Error>) {
+    match result {
+        Err(kube::Error::Api(status)) if status.code == 403 => {}
+        other => panic!("{what}: expected 403 Forbidden, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_operator_runs_on_the_rbac_of_deploy() {
+    let admin = client().await;
+    let ns = namespace(&admin, "e2e-rbac").await;
+    let cluster_name = format!("landlord-{ns}");
+    let _cluster_objects = ClusterObjects(cluster_name.clone());
+    install_rbac(&admin, &ns, &cluster_name).await;
+
+    let token = Api::<ServiceAccount>::namespaced(admin.clone(), &ns)
+        .create_token_request(
+            "landlord",
+            &PostParams::default(),
+            &TokenRequest {
+                metadata: ObjectMeta::default(),
+                spec: TokenRequestSpec {
+                    audiences: vec![],
+                    expiration_seconds: Some(3600),
+                    ..Default::default()
+                },
+                status: None,
+            },
+        )
+        .await
+        .expect("TokenRequest for the service account")
+        .status
+        .expect("token in the TokenRequest status")
+        .token;
+    let kubeconfig = token_kubeconfig(&token, &ns);
+    let sa = client_from(kubeconfig.path()).await;
+
+    // The apiserver sees the service account, not the admin certificate.
+    let review = Api::<SelfSubjectReview>::all(sa.clone())
+        .create(&PostParams::default(), &SelfSubjectReview::default())
+        .await
+        .expect("SelfSubjectReview");
+    let user = review
+        .status
+        .and_then(|s| s.user_info)
+        .and_then(|u| u.username);
+    assert_eq!(
+        user.as_deref(),
+        Some(format!("system:serviceaccount:{ns}:landlord").as_str())
+    );
+
+    let operator = Operator::start(
+        &ns,
+        &[
+            ("KUBECONFIG", kubeconfig.path().to_str().unwrap()),
+            ("LANDLORD_WATCH_NAMESPACE", &ns),
+            ("LANDLORD_LEASE_NAMESPACE", &ns),
+            ("LANDLORD_HTTP_ADDR", "127.0.0.1:0"),
+        ],
+    );
+    let _log = LogOnFailure(&operator);
+
+    let slug = unique_slug("rbac");
+    apply_yaml(
+        &ns,
+        &format!(
+            "apiVersion: tenancy.landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: acme}}\nspec: {{slug: {slug}, deletionPolicy: Delete}}\n\
+             ---\napiVersion: tenancy.landlord.dev/v1alpha1\nkind: ModuleInstallation\nmetadata: {{name: acme-tasks}}\nspec: {{tenant: acme, module: tasks}}\n"
+        ),
+    );
+    let tenants: Api<Tenant> = Api::namespaced(admin.clone(), &ns);
+    let installations: Api<ModuleInstallation> = Api::namespaced(admin.clone(), &ns);
+    let secrets: Api<Secret> = Api::namespaced(admin.clone(), &ns);
+    wait_ready(&tenants, "acme").await;
+    wait_ready(&installations, "acme-tasks").await;
+
+    // What it wrote with those rights: the credentials Secret, Events, the Lease in its namespace.
+    assert!(secrets.get_opt("acme-db").await.unwrap().is_some());
+    let published = events(&admin, &ns, "acme").await;
+    assert!(
+        published
+            .iter()
+            .any(|e| e.starts_with("Normal Provisioned")),
+        "events: {published:?}"
+    );
+    let lease = Api::<Lease>::namespaced(admin.clone(), &ns)
+        .get("landlord")
+        .await
+        .expect("the leader Lease in the operator's namespace");
+    assert!(
+        lease.spec.and_then(|s| s.holder_identity).is_some(),
+        "the Lease has a holder"
+    );
+
+    // Deleting runs the cleanup: uninstall, drop the database, delete the Secret, release the finalizers.
+    let delete = DeleteParams::default();
+    installations.delete("acme-tasks", &delete).await.unwrap();
+    tenants.delete("acme", &delete).await.unwrap();
+    wait_gone(&installations, "acme-tasks").await;
+    wait_gone(&tenants, "acme").await;
+    assert!(
+        secrets.get_opt("acme-db").await.unwrap().is_none(),
+        "the operator deleted the credentials Secret"
+    );
+
+    let log = operator.logs();
+    assert!(
+        !log.to_lowercase().contains("forbidden"),
+        "the operator was refused something its RBAC should allow"
+    );
+}
+
+#[tokio::test]
+async fn the_token_is_refused_what_the_operator_never_needs() {
+    let admin = client().await;
+    let ns = namespace(&admin, "e2e-rbac-deny").await;
+    let cluster_name = format!("landlord-{ns}");
+    let _cluster_objects = ClusterObjects(cluster_name.clone());
+    install_rbac(&admin, &ns, &cluster_name).await;
+    let token = Api::<ServiceAccount>::namespaced(admin.clone(), &ns)
+        .create_token_request(
+            "landlord",
+            &PostParams::default(),
+            &TokenRequest {
+                metadata: ObjectMeta::default(),
+                spec: TokenRequestSpec {
+                    expiration_seconds: Some(3600),
+                    ..Default::default()
+                },
+                status: None,
+            },
+        )
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token;
+    let kubeconfig = token_kubeconfig(&token, &ns);
+    let sa = client_from(kubeconfig.path()).await;
+    let dry_run = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+
+    // Allowed, as the operator needs: its resources, Secrets, Leases in its own namespace, its CRDs by name.
+    Api::<Tenant>::namespaced(sa.clone(), &ns)
+        .list(&ListParams::default())
+        .await
+        .expect("list Tenants");
+    Api::<Secret>::all(sa.clone())
+        .list(&ListParams::default().labels("app.kubernetes.io/managed-by=landlord"))
+        .await
+        .expect("list managed Secrets in every namespace");
+    Api::<Lease>::namespaced(sa.clone(), &ns)
+        .list(&ListParams::default())
+        .await
+        .expect("list Leases in its own namespace");
+    let crds: Api<CustomResourceDefinition> = Api::all(sa.clone());
+    crds.get("tenants.tenancy.landlord.dev")
+        .await
+        .expect("get its own CRD");
+
+    // Refused: everything else.
+    forbidden(
+        "create a Deployment",
+        Api::<Deployment>::namespaced(sa.clone(), &ns)
+            .create(
+                &dry_run,
+                &serde_json::from_value(json!({
+                    "metadata": {"name": "x"},
+                    "spec": {"selector": {"matchLabels": {"a": "b"}},
+                             "template": {"metadata": {"labels": {"a": "b"}},
+                                          "spec": {"containers": [{"name": "x", "image": "x"}]}}}
+                }))
+                .unwrap(),
+            )
+            .await,
+    );
+    forbidden(
+        "create a Namespace",
+        Api::<Namespace>::all(sa.clone())
+            .create(
+                &dry_run,
+                &serde_json::from_value(json!({"metadata": {"name": "x"}})).unwrap(),
+            )
+            .await,
+    );
+    forbidden(
+        "delete its own Namespace",
+        Api::<Namespace>::all(sa.clone())
+            .delete(
+                &ns,
+                &DeleteParams {
+                    dry_run: true,
+                    ..Default::default()
+                },
+            )
+            .await,
+    );
+    forbidden(
+        "read ConfigMaps",
+        Api::<ConfigMap>::namespaced(sa.clone(), &ns)
+            .list(&ListParams::default())
+            .await,
+    );
+    forbidden(
+        "list Leases in another namespace",
+        Api::<Lease>::namespaced(sa.clone(), "default")
+            .list(&ListParams::default())
+            .await,
+    );
+    forbidden("list every CRD", crds.list(&ListParams::default()).await);
+    forbidden(
+        "change its own CRD",
+        crds.patch(
+            "tenants.tenancy.landlord.dev",
+            &PatchParams {
+                dry_run: true,
+                ..Default::default()
+            },
+            &Patch::Merge(json!({"metadata": {"labels": {"x": "y"}}})),
+        )
+        .await,
+    );
+    forbidden(
+        "delete a Tenant",
+        Api::<Tenant>::namespaced(sa.clone(), &ns)
+            .delete(
+                "acme",
+                &DeleteParams {
+                    dry_run: true,
+                    ..Default::default()
+                },
+            )
+            .await,
+    );
+    forbidden(
+        "bind itself to cluster-admin",
+        Api::<ClusterRoleBinding>::all(sa.clone())
+            .create(
+                &dry_run,
+                &serde_json::from_value(json!({
+                    "metadata": {"name": format!("{cluster_name}-escalate")},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+                    "subjects": [{"kind": "ServiceAccount", "name": "landlord", "namespace": ns}]
+                }))
+                .unwrap(),
+            )
+            .await,
+    );
+}
