@@ -281,3 +281,101 @@ fresh_env_cleanup() {
   rm -rf "$dev_dir"
   exit "$status"
 }
+
+# ------------------------------------------------------------------------------ playground: operator + samples
+# Only `scripts/dev up` calls these; tests (in_fresh_env) start their own operators.
+
+samples_namespace=landlord-samples
+
+kubectl_dev() { kubectl --kubeconfig "$dev_dir/kubeconfig" "$@"; }
+
+operator_log_tail() {
+  [[ -f $dev_dir/logs/operator.log ]] || return 0
+  echo "--- last lines of $dev_dir/logs/operator.log" >&2
+  tail -n "${1:-40}" "$dev_dir/logs/operator.log" >&2
+}
+
+# Builds Landlord and (re)starts `landlord run` in the background against the environment: every namespace
+# watched, the leader Lease in `default`, /healthz /readyz /metrics on a free loopback port (written to
+# $dev_dir/operator.addr), pid in $dev_dir/operator.pid (env_down stops it), log in $dev_dir/logs/operator.log.
+start_operator() {
+  local bin port
+  log "building Landlord (cargo build --bin landlord)"
+  (cd "$root" && cargo build --bin landlord) || die "cargo build --bin landlord failed"
+  bin=${CARGO_TARGET_DIR:-$root/target}/debug/landlord
+  [[ -x $bin ]] || die "cargo built no $bin"
+  stop_pidfile "$dev_dir/operator.pid" 15
+  port=$(free_port)
+  echo "127.0.0.1:$port" > "$dev_dir/operator.addr"
+  mkdir -p "$dev_dir/logs"
+  log "starting the operator (log: $dev_dir/logs/operator.log)"
+  (
+    set -a
+    # shellcheck disable=SC1091
+    . "$dev_dir/env"
+    set +a
+    unset LANDLORD_DEV_SUPERUSER_URL # the operator gets its two roles, never the superuser
+    export LANDLORD_HTTP_ADDR=127.0.0.1:$port POD_NAME=landlord-dev RUST_LOG=${RUST_LOG:-info}
+    export LANDLORD_LEASE_NAMESPACE=${LANDLORD_LEASE_NAMESPACE:-default}
+    exec setsid "$bin" run
+  ) >>"$dev_dir/logs/operator.log" 2>&1 </dev/null &
+  echo $! > "$dev_dir/operator.pid"
+  if ! wait_for 60 curl -fsS "http://127.0.0.1:$port/readyz"; then
+    operator_log_tail
+    die "the operator did not become ready on 127.0.0.1:$port"
+  fi
+}
+
+# Waits at most $1 seconds until every Tenant and ModuleInstallation of the samples is Ready; fails early
+# when the operator has exited.
+wait_samples_ready() {
+  local deadline=$(( $(date +%s) + $1 ))
+  until kubectl_dev wait -n "$samples_namespace" --for=condition=Ready tenants,moduleinstallations --all \
+      --timeout=5s >/dev/null 2>&1; do
+    if ! kill -0 "$(cat "$dev_dir/operator.pid" 2>/dev/null)" 2>/dev/null; then
+      log "the operator has exited"
+      return 1
+    fi
+    (( $(date +%s) < deadline )) || return 1
+  done
+}
+
+# The playground on top of env_up: the operator, the samples of deploy/samples, Ready, and what to do next.
+playground_up() {
+  local timeout=${LANDLORD_DEV_READY_TIMEOUT:-180}
+  start_operator
+  log "applying deploy/samples"
+  kubectl_dev apply -k "$root/deploy/samples" >/dev/null || die "kubectl apply -k deploy/samples failed"
+  log "waiting for the samples to be Ready (at most ${timeout}s)"
+  if ! wait_samples_ready "$timeout"; then
+    kubectl_dev get tenants,moduleinstallations -n "$samples_namespace" -o wide >&2 || true
+    operator_log_tail 60
+    die "the samples did not all become Ready in ${timeout}s (everything is still running: look, then scripts/dev down)"
+  fi
+}
+
+print_playground() {
+  local addr rel
+  addr=$(cat "$dev_dir/operator.addr")
+  rel=scripts/dev
+  [[ $dev_dir == "$root/.dev" ]] || rel="LANDLORD_DEV_DIR=$dev_dir scripts/dev"
+  echo
+  echo "\$ kubectl get tenants,moduleinstallations -A"
+  kubectl_dev get tenants,moduleinstallations -A
+  cat <<TEXT
+
+The playground is up: PostgreSQL 15, etcd and kube-apiserver on 127.0.0.1, the operator (pid $(cat "$dev_dir/operator.pid"),
+log $dev_dir/logs/operator.log, metrics http://$addr/metrics) and the samples of deploy/samples.
+
+Continue with:
+  eval "\$($rel env)"          # KUBECONFIG and the database URLs in this shell
+  kubectl get tenants,moduleinstallations -A -o wide
+  kubectl -n $samples_namespace describe tenant acme
+  kubectl -n $samples_namespace get secret acme-db -o jsonpath='{.data.uri}' | base64 -d; echo
+  kubectl -n $samples_namespace patch mi acme-expenses --type merge -p '{"spec":{"version":"1.0.0"}}'   # roll back
+  kubectl -n $samples_namespace delete mi globex-digital-card                                          # uninstall
+  psql "\$LANDLORD_DATABASE_URL" -c 'table tenants'                                                    # the landlord mirror
+  $rel up        # after a change: rebuild, restart the operator, re-apply the samples
+  $rel down      # stop everything ($rel clean also deletes the state)
+TEXT
+}
