@@ -53,6 +53,16 @@ ensure_postgres_installed() {
   [[ -x $pg_bin/postgres ]] || die "postgresql-$pg_version installed but $pg_bin/postgres is missing"
 }
 
+# What the tests use beyond the environment: a Lua interpreter for the Argo CD health checks.
+ensure_test_tools() {
+  command -v lua5.4 >/dev/null && return 0
+  command -v apt-get >/dev/null || die "lua5.4 is missing and there is no apt-get to install it"
+  log "installing lua5.4 from Debian's packages"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lua5.4 >&2 \
+    || { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lua5.4 >&2; } \
+    || die "could not install lua5.4"
+}
+
 # PostgreSQL refuses to run as root: run its programs as the postgres user when we are root.
 as_pg() {
   if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
