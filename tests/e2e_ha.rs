@@ -225,3 +225,86 @@ async fn health_readiness_and_metrics_answer() {
     assert_eq!(get(&addr, "/nope").await.0, "HTTP/1.1 404 Not Found");
     pg::drop_tenant(&format!("tenant_{slug}")).await;
 }
+
+#[tokio::test]
+async fn losing_the_lease_stops_reconciling_and_logs_are_json_with_the_resource() {
+    use k8s_openapi::api::coordination::v1::LeaseSpec;
+    use k8s_openapi::api::core::v1::Secret;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+    use kube::api::{Patch, PatchParams};
+
+    let client = client().await;
+    let ns = namespace(&client, "e2e-lease").await;
+    let operator = Operator::start(
+        &ns,
+        &[("POD_NAME", "landlord-a"), ("LANDLORD_LOG_FORMAT", "json")],
+    );
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
+    assert_eq!(wait_for_holder(&leases, None).await, "landlord-a");
+    let slug = unique_slug("lease");
+    apply_yaml(&ns, &support::kube::acme_yaml(&slug));
+    let tenants: Api<Tenant> = Api::namespaced(client.clone(), &ns);
+    let acme = support::kube::wait_ready(&tenants, "acme").await;
+
+    // Another replica takes the Lease (as after a partition): this one must stop reconciling.
+    let now = MicroTime(jiff::Timestamp::now());
+    let stolen = LeaseSpec {
+        holder_identity: Some("intruder".into()),
+        acquire_time: Some(now.clone()),
+        renew_time: Some(now),
+        lease_duration_seconds: Some(3600),
+        ..Default::default()
+    };
+    leases
+        .patch(
+            "landlord",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({ "spec": stolen })),
+        )
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !operator.logs().contains("lost the leader lease") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the operator never noticed:\n{}",
+            operator.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    apply_yaml(
+        &ns,
+        &support::kube::acme_yaml(&unique_slug("ignored")).replace("name: acme", "name: beta"),
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let beta = tenants.get("beta").await.unwrap();
+    assert!(
+        beta.status.is_none() && beta.metadata.finalizers.is_none(),
+        "reconciled without the lease: {beta:?}"
+    );
+
+    // Logs: one JSON object per line; reconcile lines name their resource; no password anywhere.
+    let logs = operator.logs();
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let resource = format!("{ns}/acme");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["span"]["resource"] == resource.as_str()),
+        "no log line names {resource}:\n{logs}"
+    );
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let secret = secrets
+        .get(&acme.status.unwrap().secret_name.unwrap())
+        .await
+        .unwrap();
+    let password = String::from_utf8(secret.data.unwrap()["password"].0.clone()).unwrap();
+    assert!(
+        !logs.contains(&password),
+        "the tenant's password reached the logs"
+    );
+    pg::drop_tenant(&format!("tenant_{slug}")).await;
+}
