@@ -12,6 +12,13 @@ pub enum Step {
     NotReached,
 }
 
+impl Step {
+    /// A step that failed with `err`: its reason, and its message for a person to act on.
+    pub fn failed(err: &super::Error) -> Step {
+        Step::Failed(err.reason(), err.to_string())
+    }
+}
+
 /// Conditions for `steps` in order, followed by the `Ready` summary: True only when every step is done;
 /// otherwise False with the first failure's reason and message, or Unknown while steps are still ahead.
 pub fn summarize(steps: Vec<(ConditionType, Step)>, ready_message: &str) -> Vec<DesiredCondition> {

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use super::context::object_key;
+use super::status::publish_status;
 use super::{Context, Error, FINALIZER};
 
 pub trait Pipeline:
@@ -59,4 +60,16 @@ pub async fn reconcile<K: Pipeline>(object: Arc<K>, ctx: Arc<Context>) -> Result
     }
     .instrument(span)
     .await
+}
+
+/// Writes `desired` as the object's status, under the kind's field manager, unless it already says so.
+pub async fn publish<K: Pipeline, S: Serialize + PartialEq>(
+    ctx: &Context,
+    object: &K,
+    current: Option<&S>,
+    desired: &S,
+) -> Result<(), Error> {
+    let api: Api<K> = ctx.api(&object.namespace().unwrap_or_default());
+    publish_status(&api, K::CONTROLLER, &object.name_any(), current, desired).await?;
+    Ok(())
 }

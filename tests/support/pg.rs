@@ -18,23 +18,21 @@ pub async fn connect(database: &str) -> PgConnection {
 }
 
 pub async fn database_exists(name: &str) -> bool {
-    let mut conn = connect("postgres").await;
-    let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
-        .bind(name)
-        .fetch_optional(&mut conn)
-        .await
-        .unwrap();
-    found.is_some()
+    found("SELECT 1 FROM pg_database WHERE datname = $1", name).await
 }
 
 pub async fn role_exists(name: &str) -> bool {
+    found("SELECT 1 FROM pg_roles WHERE rolname = $1", name).await
+}
+
+async fn found(query: &'static str, name: &str) -> bool {
     let mut conn = connect("postgres").await;
-    let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_roles WHERE rolname = $1")
+    let row: Option<i32> = sqlx::query_scalar(query)
         .bind(name)
         .fetch_optional(&mut conn)
         .await
         .unwrap();
-    found.is_some()
+    row.is_some()
 }
 
 /// Tables of the public schema, sorted.

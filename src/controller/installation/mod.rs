@@ -22,8 +22,7 @@ use self::status::{Progress, desired_status};
 use self::validate::{Resolved, check_dependencies, check_unique, resolve};
 use super::conditions::Step;
 use super::context::{conclude, error_policy};
-use super::pipeline::{Pipeline, reconcile};
-use super::status::publish_status;
+use super::pipeline::{self, Pipeline, reconcile};
 use super::tenant::scoped;
 use super::{Context, Error, INSTALLATION_CONTROLLER};
 use crate::catalog::Scope;
@@ -87,22 +86,13 @@ impl Pipeline for ModuleInstallation {
     }
 }
 
-async fn publish(mi: &ModuleInstallation, ctx: &Context, progress: Progress) -> Result<(), Error> {
+pub(super) async fn publish(
+    mi: &ModuleInstallation,
+    ctx: &Context,
+    progress: Progress,
+) -> Result<(), Error> {
     let status = desired_status(mi, progress, &ctx.now());
-    let api: Api<ModuleInstallation> = ctx.api(&mi.namespace().unwrap_or_default());
-    publish_status(
-        &api,
-        INSTALLATION_CONTROLLER,
-        &mi.name_any(),
-        mi.status.as_ref(),
-        &status,
-    )
-    .await?;
-    Ok(())
-}
-
-fn failed(err: &Error) -> Step {
-    Step::Failed(err.reason(), err.to_string())
+    pipeline::publish(ctx, mi, mi.status.as_ref(), &status).await
 }
 
 async fn apply(mi: &ModuleInstallation, ctx: &Context) -> Result<Action, Error> {
@@ -195,13 +185,13 @@ async fn install(
 ) -> Result<Action, Error> {
     let target = gather(mi, ctx)
         .await
-        .inspect_err(|e| progress.dependencies = Some(failed(e)))?;
+        .inspect_err(|e| progress.dependencies = Some(Step::failed(e)))?;
     let module = target.resolved.module;
     let release = target.resolved.release;
     let siblings = installations_of(ctx, &mi.namespace().unwrap_or_default()).await?;
-    check_unique(mi, &siblings).inspect_err(|e| progress.dependencies = Some(failed(e)))?;
+    check_unique(mi, &siblings).inspect_err(|e| progress.dependencies = Some(Step::failed(e)))?;
     let deps = check_dependencies(module, &mi.spec.tenant, &siblings)
-        .inspect_err(|e| progress.dependencies = Some(failed(e)))?;
+        .inspect_err(|e| progress.dependencies = Some(Step::failed(e)))?;
     progress.dependencies = Some(Step::Done(deps));
 
     let token = mi.annotations().get(REINSTALL_ANNOTATION).cloned();
@@ -214,8 +204,8 @@ async fn install(
                 "A fresh reinstall (annotation {REINSTALL_ANNOTATION}) drops the module's data and is refused in production."
             ),
         );
-        progress.tenant = Some(failed(&err));
-        progress.landlord = Some(failed(&err));
+        progress.tenant = Some(Step::failed(&err));
+        progress.landlord = Some(Step::failed(&err));
         return Err(err);
     }
 
@@ -236,7 +226,7 @@ async fn install(
         let wanted = release.target(scope);
         let mut conn = connect(ctx, scope, &target.names)
             .await
-            .inspect_err(|e| *scope_step(progress, scope) = Some(failed(e)))?;
+            .inspect_err(|e| *scope_step(progress, scope) = Some(Step::failed(e)))?;
         let track = ModuleScope::of(module, scope);
         let planned = async {
             let mut plan = ctx.migrator.plan(&mut conn, &track, wanted).await?;
@@ -263,7 +253,7 @@ async fn install(
         conn.close().await.ok();
         let plan = planned
             .map_err(Error::from)
-            .inspect_err(|e| *scope_step(progress, scope) = Some(failed(e)))?;
+            .inspect_err(|e| *scope_step(progress, scope) = Some(Step::failed(e)))?;
         plans.push(plan);
     }
     // The landlord scope is shared by every tenant with the module: never roll it back under the others.
@@ -278,7 +268,7 @@ async fn install(
         )
         .await
         .map_err(Error::from)
-        .inspect_err(|e| progress.landlord = Some(failed(e)))?
+        .inspect_err(|e| progress.landlord = Some(Step::failed(e)))?
     } else {
         Vec::new()
     };
@@ -326,7 +316,7 @@ async fn install(
             reinstall,
         )
         .await
-        .inspect_err(|e| *scope_step(progress, scope) = Some(failed(e)))?;
+        .inspect_err(|e| *scope_step(progress, scope) = Some(Step::failed(e)))?;
         ctx.metrics.migrations_applied(scope.as_str(), ran);
         if ran > 0 {
             let note = format!(
@@ -358,7 +348,7 @@ async fn install(
     .await;
     recorded
         .map_err(Error::from)
-        .inspect_err(|e| progress.tenant = Some(failed(e)))?;
+        .inspect_err(|e| progress.tenant = Some(Step::failed(e)))?;
     progress.plan.clear();
     progress.installed_version = Some(version);
     progress.applied = Some(AppliedCounts {

@@ -22,8 +22,7 @@ use self::status::{Progress, desired_status};
 use self::validate::{ValidatedTenant, validate};
 use super::conditions::Step;
 use super::context::{conclude, error_policy, refuse_cleanup};
-use super::pipeline::{Pipeline, reconcile};
-use super::status::publish_status;
+use super::pipeline::{self, Pipeline, reconcile};
 use super::{Context, Error, TENANT_CONTROLLER};
 use crate::catalog::Scope;
 use crate::crd::{
@@ -100,28 +99,15 @@ async fn apply(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
 
 async fn publish(tenant: &Tenant, ctx: &Context, progress: Progress) -> Result<(), Error> {
     let status = desired_status(tenant, progress, &ctx.now());
-    let api: Api<Tenant> = ctx.api(&tenant.namespace().unwrap_or_default());
-    publish_status(
-        &api,
-        TENANT_CONTROLLER,
-        &tenant.name_any(),
-        tenant.status.as_ref(),
-        &status,
-    )
-    .await?;
-    Ok(())
-}
-
-fn failed(err: &Error) -> Step {
-    Step::Failed(err.reason(), err.to_string())
+    pipeline::publish(ctx, tenant, tenant.status.as_ref(), &status).await
 }
 
 async fn provision(tenant: &Tenant, ctx: &Context, progress: &mut Progress) -> Result<(), Error> {
-    let valid = validate(tenant).inspect_err(|e| progress.database_step = Some(failed(e)))?;
+    let valid = validate(tenant).inspect_err(|e| progress.database_step = Some(Step::failed(e)))?;
     progress.database = Some(valid.names.database().to_string());
     claim(tenant, &valid, ctx)
         .await
-        .inspect_err(|e| progress.database_step = Some(failed(e)))?;
+        .inspect_err(|e| progress.database_step = Some(Step::failed(e)))?;
 
     let secret_name = secret_name(tenant);
     let database = valid.names.database().to_string();
@@ -138,7 +124,7 @@ async fn provision(tenant: &Tenant, ctx: &Context, progress: &mut Progress) -> R
         Ok::<_, Error>(provisioned)
     }
     .await
-    .inspect_err(|e| progress.database_step = Some(failed(e)))?;
+    .inspect_err(|e| progress.database_step = Some(Step::failed(e)))?;
     if provisioned.database == crate::db::Ensured::Created {
         let note = format!("Created database {database} owned by its own role.");
         ctx.event(tenant, false, "Provisioned", "Provision", note)
@@ -151,7 +137,7 @@ async fn provision(tenant: &Tenant, ctx: &Context, progress: &mut Progress) -> R
 
     let core_version = migrate_core(tenant, ctx, &valid)
         .await
-        .inspect_err(|e| progress.migrated_step = Some(failed(e)))?;
+        .inspect_err(|e| progress.migrated_step = Some(Step::failed(e)))?;
     progress.core_version = core_version;
     progress.migrated_step = Some(Step::Done(match core_version {
         Some(version) => format!("Core tenant schema is at version {version}."),
