@@ -52,6 +52,13 @@ pub async fn reconcile<K: Pipeline>(object: Arc<K>, ctx: Arc<Context>) -> Result
         })
         .await
         .map_err(Error::from);
+        // Deleted while the event was queued (its finalizer already gone): nothing left to do.
+        let result = match result {
+            Err(Error::Kube(kube::Error::Api(status))) if status.code == 404 => {
+                Ok(Action::await_change())
+            }
+            other => other,
+        };
         ctx.metrics
             .reconciled(K::CONTROLLER, started, result.as_ref().map(drop));
         let action = result?;

@@ -29,7 +29,7 @@ use crate::catalog::Scope;
 use crate::crd::{
     AppliedCounts, InstallScope, ModuleInstallation, REINSTALL_ANNOTATION, Reason, Tenant,
 };
-use crate::db::{self, ModuleScope, TenantNames, mirror};
+use crate::db::{self, ModuleScope, Plan, TenantNames, mirror};
 
 const RESYNC: Duration = Duration::from_secs(600);
 
@@ -209,81 +209,7 @@ async fn install(
         return Err(err);
     }
 
-    // Plan every managed scope before anything runs: a missing down file or drift refuses the whole change.
-    let mut plans = Vec::new();
-    for scope in [Scope::Landlord, Scope::Tenant] {
-        if !target.scopes.contains(&scope) {
-            let message =
-                format!("The {scope} scope is not managed by this installation (spec.scope).");
-            *scope_step(progress, scope) = Some(Step::Done(message));
-            continue;
-        }
-        if module.migrations(scope).is_empty() {
-            let message = format!("Module {} has no {scope} migrations.", module.name);
-            *scope_step(progress, scope) = Some(Step::Done(message));
-            continue;
-        }
-        let wanted = release.target(scope);
-        let mut conn = connect(ctx, scope, &target.names)
-            .await
-            .inspect_err(|e| *scope_step(progress, scope) = Some(Step::failed(e)))?;
-        let track = ModuleScope::of(module, scope);
-        let planned = async {
-            let mut plan = ctx.migrator.plan(&mut conn, &track, wanted).await?;
-            if reinstall {
-                let down = ctx.migrator.plan(&mut conn, &track, None).await?;
-                let mut steps = down.steps;
-                steps.extend(
-                    module
-                        .migrations(scope)
-                        .migrations
-                        .iter()
-                        .filter(|m| wanted.is_some_and(|t| m.version <= t))
-                        .map(|m| db::Step {
-                            version: m.version,
-                            name: m.name(),
-                            direction: db::Direction::Up,
-                        }),
-                );
-                plan.steps = steps;
-            }
-            Ok::<_, db::Error>(plan)
-        }
-        .await;
-        conn.close().await.ok();
-        let plan = planned
-            .map_err(Error::from)
-            .inspect_err(|e| *scope_step(progress, scope) = Some(Step::failed(e)))?;
-        plans.push(plan);
-    }
-    // The landlord scope is shared by every tenant with the module: never roll it back under the others.
-    let landlord_down = plans
-        .iter()
-        .any(|p| p.scope == Scope::Landlord && goes_down(p));
-    let shared_with = if landlord_down {
-        mirror::other_tenants_with_module(
-            ctx.databases.landlord_pool(),
-            &module.name,
-            target.names.slug(),
-        )
-        .await
-        .map_err(Error::from)
-        .inspect_err(|e| progress.landlord = Some(Step::failed(e)))?
-    } else {
-        Vec::new()
-    };
-    plans.retain(|plan| {
-        let keep = !(plan.scope == Scope::Landlord && goes_down(plan) && !shared_with.is_empty());
-        if !keep {
-            progress.landlord = Some(Step::Done(format!(
-                "The landlord scope stays at {}: tenants {} still use module {}.",
-                plan.current.map(|v| v.to_string()).unwrap_or_default(),
-                shared_with.join(", "),
-                module.name
-            )));
-        }
-        keep
-    });
+    let mut plans = plan_scopes(ctx, &target, reinstall, progress).await?;
     progress.plan = plans.iter().flat_map(plan_steps).collect();
 
     if mi.spec.dry_run {
@@ -369,6 +295,93 @@ async fn install(
         progress.reinstalled = token;
     }
     Ok(Action::requeue(RESYNC))
+}
+
+/// Plans every managed scope before anything runs, so that a missing down file or drift in one scope
+/// refuses the whole change. The landlord scope is shared by every tenant with the module: it is never
+/// rolled back under the others.
+async fn plan_scopes(
+    ctx: &Context,
+    target: &Target<'_>,
+    reinstall: bool,
+    progress: &mut Progress,
+) -> Result<Vec<Plan>, Error> {
+    let module = target.resolved.module;
+    let release = target.resolved.release;
+    let mut plans = Vec::new();
+    for scope in [Scope::Landlord, Scope::Tenant] {
+        if !target.scopes.contains(&scope) {
+            let message =
+                format!("The {scope} scope is not managed by this installation (spec.scope).");
+            *scope_step(progress, scope) = Some(Step::Done(message));
+            continue;
+        }
+        if module.migrations(scope).is_empty() {
+            let message = format!("Module {} has no {scope} migrations.", module.name);
+            *scope_step(progress, scope) = Some(Step::Done(message));
+            continue;
+        }
+        let wanted = release.target(scope);
+        let mut conn = connect(ctx, scope, &target.names)
+            .await
+            .inspect_err(|e| *scope_step(progress, scope) = Some(Step::failed(e)))?;
+        let track = ModuleScope::of(module, scope);
+        let planned = async {
+            let mut plan = ctx.migrator.plan(&mut conn, &track, wanted).await?;
+            if reinstall {
+                let down = ctx.migrator.plan(&mut conn, &track, None).await?;
+                let mut steps = down.steps;
+                steps.extend(
+                    module
+                        .migrations(scope)
+                        .migrations
+                        .iter()
+                        .filter(|m| wanted.is_some_and(|t| m.version <= t))
+                        .map(|m| db::Step {
+                            version: m.version,
+                            name: m.name(),
+                            direction: db::Direction::Up,
+                        }),
+                );
+                plan.steps = steps;
+            }
+            Ok::<_, db::Error>(plan)
+        }
+        .await;
+        conn.close().await.ok();
+        let plan = planned
+            .map_err(Error::from)
+            .inspect_err(|e| *scope_step(progress, scope) = Some(Step::failed(e)))?;
+        plans.push(plan);
+    }
+    let landlord_down = plans
+        .iter()
+        .any(|p| p.scope == Scope::Landlord && goes_down(p));
+    let shared_with = if landlord_down {
+        mirror::other_tenants_with_module(
+            ctx.databases.landlord_pool(),
+            &module.name,
+            target.names.slug(),
+        )
+        .await
+        .map_err(Error::from)
+        .inspect_err(|e| progress.landlord = Some(Step::failed(e)))?
+    } else {
+        Vec::new()
+    };
+    plans.retain(|plan| {
+        let keep = !(plan.scope == Scope::Landlord && goes_down(plan) && !shared_with.is_empty());
+        if !keep {
+            progress.landlord = Some(Step::Done(format!(
+                "The landlord scope stays at {}: tenants {} still use module {}.",
+                plan.current.map(|v| v.to_string()).unwrap_or_default(),
+                shared_with.join(", "),
+                module.name
+            )));
+        }
+        keep
+    });
+    Ok(plans)
 }
 
 fn scope_step(progress: &mut Progress, scope: Scope) -> &mut Option<Step> {
