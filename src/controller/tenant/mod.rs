@@ -112,7 +112,9 @@ async fn provision(tenant: &Tenant, ctx: &Context, progress: &mut Progress) -> R
     let secret_name = secret_name(tenant);
     let database = valid.names.database().to_string();
     let provisioned = async {
-        let (password, reset) = current_password(ctx, &valid, &secret_name).await?;
+        let secrets: Api<Secret> = ctx.api(&valid.namespace);
+        let existing = secrets.get_opt(&secret_name).await?.and_then(|s| s.data);
+        let (password, reset) = current_password(existing.as_ref())?;
         let request = TenantRequest {
             tenant: &valid.names,
             password: &password,
@@ -120,7 +122,15 @@ async fn provision(tenant: &Tenant, ctx: &Context, progress: &mut Progress) -> R
             extensions: &valid.extensions,
         };
         let provisioned = ensure_tenant(&ctx.databases, &request).await?;
-        write_secret(tenant, ctx, &valid, &secret_name, password).await?;
+        write_secret(
+            tenant,
+            ctx,
+            &valid,
+            &secret_name,
+            password,
+            existing.as_ref(),
+        )
+        .await?;
         Ok::<_, Error>(provisioned)
     }
     .await
@@ -181,31 +191,27 @@ fn secret_name(tenant: &Tenant) -> String {
 }
 
 /// The password already handed out in the Secret, or a new one that the role must be set to.
-async fn current_password(
-    ctx: &Context,
-    valid: &ValidatedTenant,
-    name: &str,
+fn current_password(
+    existing: Option<&BTreeMap<String, ByteString>>,
 ) -> Result<(Password, bool), Error> {
-    let secrets: Api<Secret> = ctx.api(&valid.namespace);
-    let existing = secrets
-        .get_opt(name)
-        .await?
-        .and_then(|s| s.data)
-        .and_then(|mut data| data.remove("password"))
-        .and_then(|bytes| String::from_utf8(bytes.0).ok())
+    let handed_out = existing
+        .and_then(|data| data.get("password"))
+        .and_then(|bytes| String::from_utf8(bytes.0.clone()).ok())
         .and_then(|text| Password::new(text).ok());
-    match existing {
+    match handed_out {
         Some(password) => Ok((password, false)),
         None => Ok((Password::generate()?, true)),
     }
 }
 
+/// Writes the credentials Secret unless it already holds exactly these values.
 async fn write_secret(
     tenant: &Tenant,
     ctx: &Context,
     valid: &ValidatedTenant,
     name: &str,
     password: Password,
+    existing: Option<&BTreeMap<String, ByteString>>,
 ) -> Result<(), Error> {
     let credentials = ctx.databases.tenant_credentials(&valid.names, password);
     let data: BTreeMap<String, ByteString> = [
@@ -219,10 +225,10 @@ async fn write_secret(
     .into_iter()
     .map(|(k, v)| (k.to_string(), ByteString(v.into_bytes())))
     .collect();
-    let secrets: Api<Secret> = ctx.api(&valid.namespace);
-    if secrets.get_opt(name).await?.and_then(|s| s.data).as_ref() == Some(&data) {
+    if existing == Some(&data) {
         return Ok(());
     }
+    let secrets: Api<Secret> = ctx.api(&valid.namespace);
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some(name.to_string()),
