@@ -286,28 +286,35 @@ async fn migrate_core(
     Ok(target)
 }
 
-/// Deletion: nothing happens while paused, while installations remain, or (Delete) in production.
+/// Deletion: nothing happens while paused, while installations remain, or (Delete) in production. What
+/// holds it up is published as the `Ready` condition and a Warning Event; the finalizer stays.
 async fn cleanup(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
-    let deleting = |reason: Reason, message: String| Progress {
-        paused: tenant.spec.paused,
-        deleting: Some(DesiredCondition::new(
-            ConditionType::Ready,
-            Some(false),
-            reason,
-            message,
-        )),
-        ..Default::default()
-    };
+    match teardown(tenant, ctx).await {
+        Ok(action) => Ok(action),
+        Err(err) => {
+            let ready = DesiredCondition::new(
+                ConditionType::Ready,
+                Some(false),
+                err.reason(),
+                err.to_string(),
+            );
+            let progress = Progress {
+                paused: tenant.spec.paused,
+                deleting: Some(ready),
+                ..Default::default()
+            };
+            publish(tenant, ctx, progress).await?;
+            refuse_cleanup(tenant, ctx, "Delete", err).await
+        }
+    }
+}
+
+async fn teardown(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     if tenant.spec.paused {
-        let message = "Deletion waits until spec.paused is unset.".to_string();
-        publish(tenant, ctx, deleting(Reason::Paused, message.clone())).await?;
-        return refuse_cleanup(
-            tenant,
-            ctx,
-            "Delete",
-            Error::refused(Reason::Paused, message),
-        )
-        .await;
+        return Err(Error::refused(
+            Reason::Paused,
+            "Deletion waits until spec.paused is unset.",
+        ));
     }
     // An invalid slug never reached a database, and a slug owned by someone else is not ours to clean.
     let Ok(valid) = validate(tenant) else {
@@ -329,23 +336,13 @@ async fn cleanup(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         .collect();
     if !remaining.is_empty() {
         remaining.sort();
-        let message = format!(
-            "Deletion waits for the ModuleInstallations of this tenant to be deleted first: {}.",
-            remaining.join(", ")
-        );
-        publish(
-            tenant,
-            ctx,
-            deleting(Reason::UninstallBlocked, message.clone()),
-        )
-        .await?;
-        return refuse_cleanup(
-            tenant,
-            ctx,
-            "Delete",
-            Error::refused(Reason::UninstallBlocked, message),
-        )
-        .await;
+        return Err(Error::refused(
+            Reason::UninstallBlocked,
+            format!(
+                "Deletion waits for the ModuleInstallations of this tenant to be deleted first: {}.",
+                remaining.join(", ")
+            ),
+        ));
     }
 
     let database = valid.names.database().to_string();
@@ -356,18 +353,13 @@ async fn cleanup(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
             ctx.event(tenant, false, "Retained", "Delete", note).await;
         }
         DeletionPolicy::Delete if ctx.config.is_production() => {
-            let message = format!(
-                "Refusing to drop database {database} in production; set deletionPolicy: Retain to let the \
-                 deletion finish and keep the data."
-            );
-            publish(
-                tenant,
-                ctx,
-                deleting(Reason::DestructiveActionBlocked, message.clone()),
-            )
-            .await?;
-            let err = Error::refused(Reason::DestructiveActionBlocked, message);
-            return refuse_cleanup(tenant, ctx, "Delete", err).await;
+            return Err(Error::refused(
+                Reason::DestructiveActionBlocked,
+                format!(
+                    "Refusing to drop database {database} in production; set deletionPolicy: Retain to let \
+                     the deletion finish and keep the data."
+                ),
+            ));
         }
         DeletionPolicy::Delete => {
             crate::db::drop_tenant(&ctx.databases, &valid.names).await?;
