@@ -51,7 +51,6 @@ const REASONS: &[(&str, &str)] = &[
     ("ChecksumMismatch", "Degraded"),
     ("IrreversibleMigration", "Degraded"),
     ("DestructiveActionBlocked", "Degraded"),
-    ("NotManaged", "Degraded"),
     ("Reconciled", "Degraded"),
     // A reason a later operator version may add: loud rather than waiting forever.
     ("SomethingNew", "Degraded"),

@@ -37,8 +37,6 @@ pub enum Reason {
     Progressing,
     /// A dry run published its plan and applied nothing.
     DryRun,
-    /// The scope is not managed by this installation.
-    NotManaged,
 }
 
 impl Reason {
@@ -61,7 +59,6 @@ impl Reason {
             Reason::Reconciled => "Reconciled",
             Reason::Progressing => "Progressing",
             Reason::DryRun => "DryRun",
-            Reason::NotManaged => "NotManaged",
         }
     }
 }
