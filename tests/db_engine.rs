@@ -3,7 +3,7 @@
 
 mod support;
 
-use landlord::catalog::Scope;
+use landlord::catalog::{MigrationSet, Scope};
 use landlord::crd::Reason;
 use landlord::db::{Direction, Drift, Error, Migrator, ModuleScope};
 use support::db::{
@@ -171,20 +171,7 @@ async fn failing_third_statement_leaves_nothing_behind() {
 async fn tampered_migration_is_drift_and_nothing_runs() {
     let databases = databases();
     let tenant = TestTenant::provision(&databases, "drift", &[]).await;
-    let original = set(vec![
-        migration(
-            1,
-            "one",
-            "CREATE TABLE one (id int)",
-            Some("DROP TABLE one"),
-        ),
-        migration(
-            2,
-            "two",
-            "CREATE TABLE two (id int)",
-            Some("DROP TABLE two"),
-        ),
-    ]);
+    let original = two_tables();
     let mut conn = databases.tenant(&tenant.names).await.unwrap();
     let migrator = Migrator::new();
     migrator
@@ -258,20 +245,7 @@ async fn tampered_migration_is_drift_and_nothing_runs() {
 async fn applied_migration_missing_from_the_catalog_is_refused() {
     let databases = databases();
     let tenant = TestTenant::provision(&databases, "gone", &[]).await;
-    let two = set(vec![
-        migration(
-            1,
-            "one",
-            "CREATE TABLE one (id int)",
-            Some("DROP TABLE one"),
-        ),
-        migration(
-            2,
-            "two",
-            "CREATE TABLE two (id int)",
-            Some("DROP TABLE two"),
-        ),
-    ]);
+    let two = two_tables();
     let mut conn = databases.tenant(&tenant.names).await.unwrap();
     let migrator = Migrator::new();
     migrator
@@ -399,4 +373,22 @@ async fn status_and_plan_read_without_writing() {
     let err = migrator.plan(&mut conn, &track, Some(9)).await.unwrap_err();
     assert_eq!(err.reason(), Reason::VersionNotFound);
     conn.close().await.unwrap();
+}
+
+/// Migrations 1 and 2 creating tables `one` and `two`, both reversible.
+fn two_tables() -> MigrationSet {
+    set(vec![
+        migration(
+            1,
+            "one",
+            "CREATE TABLE one (id int)",
+            Some("DROP TABLE one"),
+        ),
+        migration(
+            2,
+            "two",
+            "CREATE TABLE two (id int)",
+            Some("DROP TABLE two"),
+        ),
+    ])
 }
