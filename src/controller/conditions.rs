@@ -1,7 +1,9 @@
 //! From the outcome of a pipeline's steps to the full, ordered list of conditions of a kind. Pure: the same
 //! outcome always yields the same conditions, which is what makes a no-op reconcile write nothing.
 
-use crate::crd::{ConditionType, DesiredCondition, Reason};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::crd::{ConditionType, DesiredCondition, Reason, merge_conditions};
 
 /// How far one step of a pipeline (one condition type) got.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,15 +21,38 @@ impl Step {
     }
 }
 
+/// Where a reconcile stopped (the condition that takes the blame) and why. `Ready` itself takes it for
+/// what follows every finer step (the mirror, a dry run's summary).
+#[derive(Debug)]
+pub struct Stopped {
+    pub at: ConditionType,
+    pub error: super::Error,
+}
+
+/// `map_err(stop_at(ConditionType::Migrated))`: the error, blamed on that step.
+pub fn stop_at<E: Into<super::Error>>(at: ConditionType) -> impl FnOnce(E) -> Stopped {
+    move |error| Stopped {
+        at,
+        error: error.into(),
+    }
+}
+
 /// Conditions for `steps` in order, followed by the `Ready` summary: True only when every step is done;
-/// otherwise False with the first failure's reason and message, or Unknown while steps are still ahead.
+/// otherwise False with the first failure's reason and message (a `Ready` entry among the steps speaks for
+/// itself and comes first), or Unknown while steps are still ahead.
 pub fn summarize(steps: Vec<(ConditionType, Step)>, ready_message: &str) -> Vec<DesiredCondition> {
-    let first_failure = steps.iter().find_map(|(type_, step)| match step {
+    let failure = |(type_, step): &(ConditionType, Step)| match step {
         Step::Failed(reason, message) => Some((*type_, *reason, message.clone())),
         _ => None,
-    });
+    };
+    let first_failure = steps
+        .iter()
+        .filter(|(type_, _)| *type_ == ConditionType::Ready)
+        .find_map(failure)
+        .or_else(|| steps.iter().find_map(failure));
     let mut conditions: Vec<DesiredCondition> = steps
         .into_iter()
+        .filter(|(type_, _)| *type_ != ConditionType::Ready)
         .map(|(type_, step)| match step {
             Step::Done(message) => {
                 DesiredCondition::new(type_, Some(true), Reason::Reconciled, message)
@@ -67,15 +92,27 @@ pub fn summarize(steps: Vec<(ConditionType, Step)>, ready_message: &str) -> Vec<
     conditions
 }
 
-/// While a resource is being deleted, `Ready` says what the deletion is doing or waiting for.
-pub fn override_ready(conditions: &mut [DesiredCondition], ready: Option<DesiredCondition>) {
-    if let Some(ready) = ready
-        && let Some(slot) = conditions
-            .iter_mut()
-            .find(|c| c.type_ == ConditionType::Ready)
-    {
-        *slot = ready;
-    }
+/// While a resource is being deleted, `Ready` says what the deletion waits for; the other conditions stay
+/// as the last reconcile left them.
+pub fn deleting(
+    current: &[Condition],
+    error: &super::Error,
+    generation: Option<i64>,
+    now: &Time,
+) -> Vec<Condition> {
+    let ready = DesiredCondition::new(
+        ConditionType::Ready,
+        Some(false),
+        error.reason(),
+        error.to_string(),
+    );
+    let ready = merge_conditions(current, &[ready], generation, now);
+    current
+        .iter()
+        .filter(|c| c.type_ != ConditionType::Ready.as_str())
+        .cloned()
+        .chain(ready)
+        .collect()
 }
 
 /// Every condition of a paused resource: nothing is checked or changed, and `Ready` says so.
@@ -165,6 +202,23 @@ mod tests {
         );
         assert_eq!(conditions[2].reason, Reason::ChecksumMismatch);
         assert_eq!(conditions[2].status, Some(false));
+    }
+
+    #[test]
+    fn a_ready_entry_speaks_for_the_summary() {
+        let conditions = summarize(
+            vec![
+                (DatabaseReady, Step::Failed(Reason::DryRun, "one".into())),
+                (Migrated, Step::Failed(Reason::DryRun, "two".into())),
+                (Ready, Step::Failed(Reason::DryRun, "both".into())),
+            ],
+            "ready",
+        );
+        assert_eq!(conditions.len(), 3);
+        assert_eq!(
+            (conditions[2].type_, conditions[2].message.as_str()),
+            (Ready, "both")
+        );
     }
 
     #[test]

@@ -165,50 +165,16 @@ fn truncate(mut text: String, max: usize) -> String {
     text
 }
 
-/// How a reconcile that failed ends: waiting is quiet and polls slowly (watches do the real waking);
-/// other failures become a Warning Event, then back off (retryable) or wait for a change of the resource.
-pub async fn conclude<K: Resource<DynamicType = ()>>(
-    object: &K,
-    ctx: &Context,
-    action: &str,
-    err: Error,
-) -> Result<Action, Error> {
-    if err.is_waiting() {
-        tracing::debug!(reason = err.metric_label(), %err, "waiting");
-        return Ok(Action::requeue(WAIT_POLL));
-    }
-    ctx.event(object, true, err.reason().as_str(), action, err.to_string())
-        .await;
-    if err.is_retryable() {
-        Err(err)
-    } else {
-        Ok(Action::await_change())
-    }
-}
-
-/// Cleanup that cannot finish must end in an error: an `Ok` would let the finalizer go and the resource
-/// (and the chance to clean up) with it. The Warning Event is raised here; the error policy decides when
-/// to look again.
-pub async fn refuse_cleanup<K: Resource<DynamicType = ()>>(
-    object: &K,
-    ctx: &Context,
-    action: &str,
-    err: Error,
-) -> Result<Action, Error> {
-    if !err.is_waiting() {
-        ctx.event(object, true, err.reason().as_str(), action, err.to_string())
-            .await;
-    }
-    Err(err)
-}
-
 /// Safety net for waits: watches on Tenants and ModuleInstallations wake waiting objects sooner.
 const WAIT_POLL: Duration = Duration::from_secs(30);
 
-/// The error policy of both controllers: back off on what time can fix, wait for a change otherwise.
+/// The error policy of every controller, and the only place that decides when to look again: waiting polls
+/// slowly (watches do the real waking), what time can fix backs off per object, the rest waits for a change.
 pub fn error_policy<K: Resource>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
     let uid = object.meta().uid.clone().unwrap_or_default();
-    if error.is_waiting() {
+    if matches!(error, Error::Gone) {
+        Action::await_change()
+    } else if error.is_waiting() {
         tracing::debug!(reason = error.metric_label(), %error, "waiting");
         Action::requeue(WAIT_POLL)
     } else if error.is_retryable() {

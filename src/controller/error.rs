@@ -1,56 +1,85 @@
-use crate::crd::Reason;
-use crate::db;
+//! The controller layer's errors. Each variant reads as what went wrong, knows the condition reason it
+//! reports and whether time can fix it; `error_policy` alone turns that into a requeue.
 
-/// Errors of the controller layer. Each knows the condition reason it reports and whether retrying with
-/// backoff can help; the rest waits for a change of the resource.
+use crate::crd::Reason;
+use crate::db::{self, TenantOwner};
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
     Database(#[from] db::Error),
     #[error("Kubernetes API request failed: {0}")]
     Kube(#[from] kube::Error),
-    #[error("{message}")]
-    Refused { reason: Reason, message: String },
     #[error("finalizer: {0}")]
     Finalizer(String),
+    /// The object itself is gone (deleted while queued): nothing left to do or to report.
+    #[error("the object was deleted")]
+    Gone,
+
+    #[error("{0}")]
+    InvalidSpec(String),
+    #[error(
+        "Slug {slug} already belongs to {owner}; this Tenant leaves that database alone. Choose another \
+         spec.slug or delete this Tenant."
+    )]
+    SlugConflict { slug: String, owner: TenantOwner },
+    #[error("{0}")]
+    AdoptionRefused(String),
+    #[error("Tenant {tenant} does not exist in namespace {namespace}; create it or fix spec.tenant.")]
+    TenantNotFound { tenant: String, namespace: String },
+    #[error("Tenant {tenant} is not Ready yet; installing once it is.")]
+    TenantNotReady { tenant: String },
+    #[error("{0}")]
+    ModuleNotFound(String),
+    #[error("{0}")]
+    VersionNotFound(String),
+    #[error("{0}")]
+    DependencyMissing(String),
+    #[error("{0}")]
+    UninstallBlocked(String),
+    #[error("{0}")]
+    DestructiveActionBlocked(String),
+    #[error("{0}")]
+    Paused(String),
 }
 
 impl Error {
-    pub fn refused(reason: Reason, message: impl Into<String>) -> Self {
-        Error::Refused {
-            reason,
-            message: message.into(),
-        }
-    }
-
     pub fn reason(&self) -> Reason {
         match self {
-            Error::Database(e) => e.reason(),
-            Error::Kube(_) | Error::Finalizer(_) => Reason::Progressing,
-            Error::Refused { reason, .. } => *reason,
+            Error::Database(e) => database_reason(e),
+            Error::Kube(_) | Error::Finalizer(_) | Error::Gone => Reason::Progressing,
+            Error::InvalidSpec(_) => Reason::InvalidSpec,
+            Error::SlugConflict { .. } => Reason::SlugConflict,
+            Error::AdoptionRefused(_) => Reason::AdoptionRefused,
+            Error::TenantNotFound { .. } => Reason::TenantNotFound,
+            Error::TenantNotReady { .. } => Reason::TenantNotReady,
+            Error::ModuleNotFound(_) => Reason::ModuleNotFound,
+            Error::VersionNotFound(_) => Reason::VersionNotFound,
+            Error::DependencyMissing(_) => Reason::DependencyMissing,
+            Error::UninstallBlocked(_) => Reason::UninstallBlocked,
+            Error::DestructiveActionBlocked(_) => Reason::DestructiveActionBlocked,
+            Error::Paused(_) => Reason::Paused,
         }
     }
 
+    /// Whether the same reconcile can succeed later without anyone changing the resource.
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Database(e) => e.is_retryable(),
             Error::Kube(_) | Error::Finalizer(_) => true,
-            Error::Refused { .. } => self.is_waiting(),
+            _ => self.is_waiting(),
         }
     }
 
-    /// Waiting on another object (a tenant, a dependency, a dependent): not a failure. Status says so, the
-    /// watches wake the reconcile when that object changes, and nothing backs off or raises a Warning.
+    /// Waiting on another object (a tenant, a dependency, a dependent): not a failure of this one. Status says
+    /// so, the watches wake the reconcile when that object changes, and nothing backs off or raises a Warning.
     pub fn is_waiting(&self) -> bool {
         matches!(
             self,
-            Error::Refused {
-                reason: Reason::TenantNotReady
-                    | Reason::TenantNotFound
-                    | Reason::DependencyMissing
-                    | Reason::UninstallBlocked,
-                ..
-            }
+            Error::TenantNotReady { .. }
+                | Error::TenantNotFound { .. }
+                | Error::DependencyMissing(_)
+                | Error::UninstallBlocked(_)
         )
     }
 
@@ -60,14 +89,88 @@ impl Error {
     }
 }
 
+/// What a database error means for a resource.
+fn database_reason(error: &db::Error) -> Reason {
+    use db::Error::*;
+    match error {
+        InvalidIdent { .. }
+        | InvalidPassword(_)
+        | InvalidLiteral(_)
+        | InvalidUrl { .. }
+        | ExtensionUnavailable { .. }
+        | ExtensionUntrusted { .. }
+        | WrongDirection { .. } => Reason::InvalidSpec,
+        Randomness(_)
+        | Connect { .. }
+        | ConnectTimeout { .. }
+        | Sql { .. }
+        | MigrationInterrupted { .. }
+        | TenantLoginRefused { .. } => Reason::DatabaseUnavailable,
+        AdoptionRefused { .. } => Reason::AdoptionRefused,
+        LockTimeout { .. } => Reason::Progressing,
+        UnknownTarget { .. } => Reason::VersionNotFound,
+        ChecksumMismatch { .. } | UnknownAppliedMigration { .. } | LedgerMismatch { .. } => {
+            Reason::ChecksumMismatch
+        }
+        IrreversibleMigration { .. } => Reason::IrreversibleMigration,
+        MigrationFailed(_) => Reason::MigrationFailed,
+    }
+}
+
 impl From<kube::runtime::finalizer::Error<Error>> for Error {
-    /// Keeps the reconcile's own error (and so its reason) when it passed through the finalizer helper.
+    /// Keeps the reconcile's own error (and so its reason) when it passed through the finalizer helper; a
+    /// 404 on the finalizer's own patch means the object is gone.
     fn from(err: kube::runtime::finalizer::Error<Error>) -> Self {
         use kube::runtime::finalizer::Error as F;
         match err {
             F::ApplyFailed(e) | F::CleanupFailed(e) => e,
+            F::AddFinalizer(kube::Error::Api(status))
+            | F::RemoveFinalizer(kube::Error::Api(status))
+                if status.code == 404 =>
+            {
+                Error::Gone
+            }
             F::AddFinalizer(e) | F::RemoveFinalizer(e) => Error::Kube(e),
             other => Error::Finalizer(other.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waiting_is_retried_quietly_and_refusals_wait_for_a_change() {
+        let waiting = Error::TenantNotReady {
+            tenant: "acme".into(),
+        };
+        assert!(waiting.is_waiting() && waiting.is_retryable());
+        let refused = Error::DestructiveActionBlocked("no".into());
+        assert!(!refused.is_waiting() && !refused.is_retryable());
+        assert_eq!(refused.reason(), Reason::DestructiveActionBlocked);
+    }
+
+    #[test]
+    fn database_errors_map_to_reasons() {
+        let adoption = Error::from(db::Error::AdoptionRefused {
+            object: "role",
+            name: "tenant_acme".into(),
+            found: db::Found::Unmarked,
+        });
+        assert_eq!(adoption.reason(), Reason::AdoptionRefused);
+        assert!(!adoption.is_retryable());
+        let login = Error::from(db::Error::TenantLoginRefused {
+            database: "tenant_acme".into(),
+        });
+        assert_eq!(login.reason(), Reason::DatabaseUnavailable);
+        assert!(login.is_retryable());
+        let ledger = Error::from(db::Error::LedgerMismatch {
+            database: "tenant_acme".into(),
+            module: "tasks".into(),
+            differences: "migration 1 was added to it".into(),
+        });
+        assert_eq!(ledger.reason(), Reason::ChecksumMismatch);
+        assert!(!ledger.is_retryable());
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod conditions;
 mod context;
+pub mod credentials;
 mod error;
 pub mod installation;
 mod pipeline;
@@ -14,7 +15,8 @@ pub use context::Context;
 pub use error::Error;
 pub use run::run;
 
-/// Field manager for status writes and reporter of Events.
+/// Field manager for status and Secret writes, and the `controller` label of metrics. Events are reported
+/// as `landlord`.
 pub const TENANT_CONTROLLER: &str = "landlord-tenant";
 pub const INSTALLATION_CONTROLLER: &str = "landlord-moduleinstallation";
 /// Finalizer on both kinds: cleanup (retain, drop, roll back) runs before the resource goes away.

@@ -1,5 +1,6 @@
-//! What both kinds share around their pipelines: the finalizer (cleanup before the resource goes), the
-//! span naming the resource, metrics, and resetting the backoff after a success.
+//! What every kind shares around its pipeline: the finalizer (cleanup before the resource goes), the span
+//! naming the resource, one status write computed from the result, the Warning Event, metrics. Each kind
+//! brings its own gather → validate → plan → apply → status; the error it returns goes to `error_policy`.
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -7,6 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event, finalizer};
 use kube::{Api, Resource, ResourceExt};
@@ -30,12 +32,21 @@ pub trait Pipeline:
 {
     /// Field manager, Event reporter and metrics label.
     const CONTROLLER: &'static str;
+    type Status: Serialize + PartialEq + Send + Sync;
 
-    /// Bring the world to the spec and publish status.
-    fn apply(&self, ctx: &Context) -> impl Future<Output = Result<Action, Error>> + Send;
+    fn status(&self) -> Option<&Self::Status>;
+
+    /// Bring the world to the spec: the status that says how far it got, and how the reconcile ended.
+    fn reconcile(
+        &self,
+        ctx: &Context,
+    ) -> impl Future<Output = (Self::Status, Result<Action, Error>)> + Send;
 
     /// Undo what the deletion policy says; an error keeps the finalizer (and the resource).
     fn cleanup(&self, ctx: &Context) -> impl Future<Output = Result<Action, Error>> + Send;
+
+    /// The status of a deletion that cannot finish: `Ready` says what it waits for.
+    fn cleanup_status(&self, error: &Error, now: &Time) -> Self::Status;
 }
 
 pub async fn reconcile<K: Pipeline>(object: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -46,17 +57,23 @@ pub async fn reconcile<K: Pipeline>(object: Arc<K>, ctx: Arc<Context>) -> Result
         let started = Instant::now();
         let result = finalizer(&api, FINALIZER, object, |event| async {
             match event {
-                Event::Apply(object) => object.apply(&ctx).await,
-                Event::Cleanup(object) => object.cleanup(&ctx).await,
+                Event::Apply(object) => {
+                    let (status, result) = object.reconcile(&ctx).await;
+                    conclude(&*object, &ctx, "Reconcile", status, result).await
+                }
+                Event::Cleanup(object) => match object.cleanup(&ctx).await {
+                    Ok(action) => Ok(action),
+                    Err(err) => {
+                        let status = object.cleanup_status(&err, &ctx.now());
+                        conclude(&*object, &ctx, "Delete", status, Err(err)).await
+                    }
+                },
             }
         })
         .await
         .map_err(Error::from);
-        // Deleted while the event was queued (its finalizer already gone): nothing left to do.
         let result = match result {
-            Err(Error::Kube(kube::Error::Api(status))) if status.code == 404 => {
-                Ok(Action::await_change())
-            }
+            Err(Error::Gone) => Ok(Action::await_change()),
             other => other,
         };
         ctx.metrics
@@ -69,14 +86,26 @@ pub async fn reconcile<K: Pipeline>(object: Arc<K>, ctx: Arc<Context>) -> Result
     .await
 }
 
-/// Writes `desired` as the object's status, under the kind's field manager, unless it already says so.
-pub async fn publish<K: Pipeline, S: Serialize + PartialEq>(
-    ctx: &Context,
+/// One status write (skipped when nothing changed), a Warning Event for a failure that is not mere
+/// waiting, and the result handed on unchanged.
+async fn conclude<K: Pipeline>(
     object: &K,
-    current: Option<&S>,
-    desired: &S,
-) -> Result<(), Error> {
+    ctx: &Context,
+    action: &str,
+    status: K::Status,
+    result: Result<Action, Error>,
+) -> Result<Action, Error> {
     let api: Api<K> = ctx.api(&object.namespace().unwrap_or_default());
-    publish_status(&api, K::CONTROLLER, &object.name_any(), current, desired).await?;
-    Ok(())
+    match publish_status(&api, K::CONTROLLER, &object.name_any(), object.status(), &status).await
+    {
+        Err(kube::Error::Api(status)) if status.code == 404 => return Err(Error::Gone),
+        other => other?,
+    };
+    if let Err(err) = &result
+        && !err.is_waiting()
+    {
+        ctx.event(object, true, err.reason().as_str(), action, err.to_string())
+            .await;
+    }
+    result
 }

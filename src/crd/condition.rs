@@ -33,6 +33,7 @@ pub enum Reason {
     DestructiveActionBlocked,
     Paused,
     Reconciled,
+    AdoptionRefused,
     /// Work is under way or waits on an earlier step.
     Progressing,
     /// A dry run published its plan and applied nothing.
@@ -57,6 +58,7 @@ impl Reason {
             Reason::DestructiveActionBlocked => "DestructiveActionBlocked",
             Reason::Paused => "Paused",
             Reason::Reconciled => "Reconciled",
+            Reason::AdoptionRefused => "AdoptionRefused",
             Reason::Progressing => "Progressing",
             Reason::DryRun => "DryRun",
         }

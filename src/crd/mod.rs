@@ -9,16 +9,10 @@ pub use installation::{
     AppliedCounts, Direction, InstallScope, ModuleInstallation, ModuleInstallationSpec,
     ModuleInstallationStatus, PlanStep, REINSTALL_ANNOTATION, UninstallPolicy,
 };
-pub use tenant::{
-    DeletionPolicy, MAX_SLUG_LEN, SLUG_PATTERN, Tenant, TenantSpec, TenantStatus, default_slug,
-    is_valid_slug,
-};
+pub use tenant::{DeletionPolicy, Tenant, TenantSpec, TenantStatus};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
-
-pub const GROUP: &str = "tenancy.landlord.dev";
-pub const VERSION: &str = "v1alpha1";
 
 /// Every CRD the operator serves, in the order `landlord crds` prints them.
 pub fn crds() -> Vec<CustomResourceDefinition> {

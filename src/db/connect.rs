@@ -11,8 +11,13 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::ident::{TenantNames, sql};
+use super::error::sqlstate;
+use super::ident::TenantNames;
+use super::ledger_copy::LedgerCopy;
 use super::{Error, Password};
+
+/// Every session says who it is, in `pg_stat_activity` and the server log.
+const APPLICATION_NAME: &str = "landlord";
 
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -61,8 +66,10 @@ impl Databases {
             PgConnectOptions::from_str(url).map_err(|source| Error::InvalidUrl { which, source })
         };
         // The admin connection sends role DDL: keep its statements out of the logs.
-        let admin = parse("admin", admin_url)?.disable_statement_logging();
-        let landlord = parse("landlord", landlord_url)?;
+        let admin = parse("admin", admin_url)?
+            .disable_statement_logging()
+            .application_name(APPLICATION_NAME);
+        let landlord = parse("landlord", landlord_url)?.application_name(APPLICATION_NAME);
         let landlord_pool = PgPoolOptions::new()
             .max_connections(limits.landlord_pool.max(1))
             .acquire_timeout(limits.connect_timeout)
@@ -83,19 +90,48 @@ impl Databases {
 
     /// A dedicated connection to the landlord database, for the migration engine.
     pub async fn landlord(&self) -> Result<DbConnection, Error> {
-        self.open(self.landlord.clone(), None).await
+        self.open(self.landlord.clone()).await
     }
 
     /// A dedicated connection to the admin URL's database, for creating and dropping tenants.
     pub async fn admin(&self) -> Result<DbConnection, Error> {
-        self.open(self.admin.clone(), None).await
+        self.open(self.admin.clone()).await
     }
 
-    /// A dedicated connection to the tenant's database with the admin credentials, switched to the
-    /// tenant's role so that everything it creates is owned by that role.
-    pub async fn tenant(&self, tenant: &TenantNames) -> Result<DbConnection, Error> {
-        let options = self.admin.clone().database(tenant.database().as_str());
-        self.open(options, Some(tenant)).await
+    /// A dedicated connection to the tenant's database, logged in as the tenant's own role: whatever the
+    /// tenant planted there (views, functions, triggers, role or database settings) runs with no privilege
+    /// the tenant does not already have. `search_path` is pinned in the startup packet, which outranks
+    /// `ALTER ROLE/DATABASE ... SET`. Migrations through it keep Landlord's copy of the ledger.
+    pub async fn tenant(
+        &self,
+        tenant: &TenantNames,
+        password: &Password,
+    ) -> Result<DbConnection, Error> {
+        let options = self
+            .admin
+            .clone()
+            .username(tenant.role().as_str())
+            .password(password.expose())
+            .database(tenant.database().as_str())
+            .options([("search_path", "public")]);
+        let mut conn = self.open(options).await.map_err(|e| match e {
+            Error::Connect { database, source }
+                if sqlstate(&source).as_deref() == Some(INVALID_PASSWORD) =>
+            {
+                Error::TenantLoginRefused { database }
+            }
+            other => other,
+        })?;
+        conn.ledger_copy = Some(LedgerCopy::new(
+            self.landlord_pool.clone(),
+            tenant.slug(),
+        ));
+        Ok(conn)
+    }
+
+    /// Landlord's copy of `tenant`'s ledger, outside any connection (a database created anew forgets it).
+    pub(crate) fn ledger_copy(&self, tenant: &TenantNames) -> LedgerCopy {
+        LedgerCopy::new(self.landlord_pool.clone(), tenant.slug())
     }
 
     /// Dedicated connections that can still be opened without waiting.
@@ -118,11 +154,7 @@ impl Databases {
         }
     }
 
-    async fn open(
-        &self,
-        options: PgConnectOptions,
-        role: Option<&TenantNames>,
-    ) -> Result<DbConnection, Error> {
+    async fn open(&self, options: PgConnectOptions) -> Result<DbConnection, Error> {
         let database = options.get_database().unwrap_or("postgres").to_string();
         let timeout = self.limits.connect_timeout;
         let timed_out = || Error::ConnectTimeout {
@@ -137,29 +169,22 @@ impl Databases {
         .await;
         let (permit, conn) = opened.map_err(|_| timed_out())?;
         let permit = permit.ok_or_else(timed_out)?;
-        let mut conn = conn.map_err(|source| Error::Connect {
+        let conn = conn.map_err(|source| Error::Connect {
             database: database.clone(),
             source,
         })?;
-        if let Some(tenant) = role {
-            let set_role = format!("SET ROLE {}", tenant.role().quoted());
-            if let Err(e) = sqlx::raw_sql(sql(set_role)).execute(&mut conn).await {
-                let _ = conn.close().await;
-                return Err(Error::sql(
-                    format!("switching to role {}", tenant.role()),
-                    &database,
-                    e,
-                ));
-            }
-        }
         Ok(DbConnection {
             conn,
             database,
             advisory_lock: None,
+            ledger_copy: None,
             _permit: permit,
         })
     }
 }
+
+/// SQLSTATE of a refused password (`invalid_password`).
+const INVALID_PASSWORD: &str = "28P01";
 
 /// A dedicated connection holding one slot of the global limit until dropped or closed. Migration locks
 /// are session-level, so they live here: closing or dropping the connection ends the session and with it
@@ -169,6 +194,8 @@ pub struct DbConnection {
     database: String,
     /// Advisory lock key this session may hold (set before asking, cleared after releasing).
     pub(crate) advisory_lock: Option<i64>,
+    /// Set on tenant connections: the migration engine keeps it in step with the tenant's ledger.
+    pub(crate) ledger_copy: Option<LedgerCopy>,
     _permit: OwnedSemaphorePermit,
 }
 

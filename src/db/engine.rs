@@ -1,10 +1,11 @@
 //! The migration engine. Ours rather than sqlx's migrator: that one takes a single lock per database, can
 //! leak it on pooled connections, and knows nothing of modules and scopes.
 //!
-//! Per call: take the advisory lock of (module, scope) on the dedicated connection, read the ledger, plan
-//! (refusing drift and irreversible steps before anything runs), run each step in its own transaction
-//! together with its ledger row, release the lock. Planning happens under the lock, so two engines racing
-//! on one database apply each migration exactly once.
+//! Per call: take the advisory lock of (module, scope) on the dedicated connection, read the ledger (and, in
+//! a tenant database, compare it with Landlord's copy), plan (refusing drift and irreversible steps before
+//! anything runs), run each step in its own transaction together with its ledger row, release the lock.
+//! Planning happens under the lock, so two engines racing on one database apply each migration exactly once;
+//! the controller's own plan is what it expects, this one is what runs.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,8 @@ use super::connect::DbConnection;
 use super::error::MigrationFailure;
 use super::ident::sql;
 use super::ledger::{self, LedgerEntry};
+use super::ledger_copy::{self, LedgerCopy};
+use super::mirror;
 use super::plan::{self, Direction, Drift, ModuleScope, Plan, Step, file_name};
 use crate::catalog::{Migration, MigrationScript};
 
@@ -43,10 +46,14 @@ pub struct Executed {
 pub struct Report {
     pub plan: Plan,
     pub executed: Vec<Executed>,
+    /// Steps down of a shared landlord scope were skipped: these other tenants still have the module.
+    pub kept_for: Vec<String>,
 }
 
+/// Which directions a call may run; a plan that needs another is refused under the lock, before anything
+/// runs (production allows only `Up`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Allowed {
+pub enum Allowed {
     Both,
     Only(Direction),
 }
@@ -83,6 +90,7 @@ impl Migrator {
     ) -> Result<Status, Error> {
         let database = conn.database().to_string();
         let applied = ledger::entries(conn, &database, track.scope, track.module).await?;
+        compare_copy(conn, track, &applied).await?;
         let done = |m: &&Migration| applied.iter().any(|e| e.version == m.version);
         let pending = track
             .migrations
@@ -112,6 +120,7 @@ impl Migrator {
     ) -> Result<Plan, Error> {
         let database = conn.database().to_string();
         let applied = ledger::entries(conn, &database, track.scope, track.module).await?;
+        compare_copy(conn, track, &applied).await?;
         plan::plan(track, &applied, target, &database)
     }
 
@@ -122,7 +131,20 @@ impl Migrator {
         track: &ModuleScope<'_>,
         target: Option<i64>,
     ) -> Result<Report, Error> {
-        self.locked(conn, track, target, Allowed::Both).await
+        self.locked(conn, track, target, Allowed::Both, None).await
+    }
+
+    /// `migrate` in the directions `allowed`. With `shared_by` (the landlord scope, on behalf of that
+    /// tenant), steps down run only if no other tenant has the module recorded, decided under the lock.
+    pub async fn migrate_guarded(
+        &self,
+        conn: &mut DbConnection,
+        track: &ModuleScope<'_>,
+        target: Option<i64>,
+        allowed: Allowed,
+        shared_by: Option<&str>,
+    ) -> Result<Report, Error> {
+        self.locked(conn, track, target, allowed, shared_by).await
     }
 
     /// Applies pending migrations up to `target`; refuses if reaching it needs a rollback.
@@ -132,7 +154,7 @@ impl Migrator {
         track: &ModuleScope<'_>,
         target: Option<i64>,
     ) -> Result<Report, Error> {
-        self.locked(conn, track, target, Allowed::Only(Direction::Up))
+        self.locked(conn, track, target, Allowed::Only(Direction::Up), None)
             .await
     }
 
@@ -143,7 +165,7 @@ impl Migrator {
         track: &ModuleScope<'_>,
         target: Option<i64>,
     ) -> Result<Report, Error> {
-        self.locked(conn, track, target, Allowed::Only(Direction::Down))
+        self.locked(conn, track, target, Allowed::Only(Direction::Down), None)
             .await
     }
 
@@ -153,9 +175,10 @@ impl Migrator {
         track: &ModuleScope<'_>,
         target: Option<i64>,
         allowed: Allowed,
+        shared_by: Option<&str>,
     ) -> Result<Report, Error> {
         self.lock(conn, track).await?;
-        let result = run(conn, track, target, allowed).await;
+        let result = run(conn, track, target, allowed, shared_by).await;
         // Released on every path; should the unlock itself fail, closing the connection releases it.
         let released = unlock(conn).await;
         let report = result?;
@@ -172,7 +195,7 @@ impl Migrator {
         loop {
             // Recorded before asking, so a cancellation mid-query still gets it released.
             conn.advisory_lock = Some(key);
-            let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            let locked: bool = sqlx::query_scalar("SELECT pg_catalog.pg_try_advisory_lock($1)")
                 .bind(key)
                 .fetch_one(&mut **conn)
                 .await
@@ -211,7 +234,7 @@ async fn unlock(conn: &mut DbConnection) -> Result<(), Error> {
     let Some(key) = conn.advisory_lock else {
         return Ok(());
     };
-    sqlx::query_scalar::<_, bool>("SELECT pg_advisory_unlock($1)")
+    sqlx::query_scalar::<_, bool>("SELECT pg_catalog.pg_advisory_unlock($1)")
         .bind(key)
         .fetch_one(&mut **conn)
         .await
@@ -225,10 +248,15 @@ async fn run(
     track: &ModuleScope<'_>,
     target: Option<i64>,
     allowed: Allowed,
+    shared_by: Option<&str>,
 ) -> Result<Report, Error> {
     let database = conn.database().to_string();
     ledger::ensure(conn, &database).await?;
     let applied = ledger::entries(conn, &database, track.scope, track.module).await?;
+    let copy = conn.ledger_copy.clone();
+    if let Some(copy) = &copy {
+        check_copy(conn, copy, track, &applied).await?;
+    }
     let plan = plan::plan(track, &applied, target, &database)?;
     if let Allowed::Only(direction) = allowed
         && let Some(step) = plan.steps.iter().find(|s| s.direction != direction)
@@ -244,9 +272,29 @@ async fn run(
             direction: step.direction,
         });
     }
+    if let Some(slug) = shared_by
+        && plan.steps.iter().any(|s| s.direction == Direction::Down)
+    {
+        let others = mirror::other_tenants_with_module(conn, track.module, slug).await?;
+        if !others.is_empty() {
+            return Ok(Report {
+                plan,
+                executed: Vec::new(),
+                kept_for: others,
+            });
+        }
+    }
     let mut executed = Vec::with_capacity(plan.steps.len());
     for step in &plan.steps {
+        if let (Some(copy), Some(migration)) = (&copy, track.migrations.get(step.version)) {
+            copy.begin(track.module, step.version, &migration.checksum, step.direction)
+                .await?;
+        }
         let execution_ms = run_step(conn, &database, track, step).await?;
+        if let Some(copy) = &copy {
+            copy.finish(track.module, step.version, step.direction)
+                .await?;
+        }
         tracing::info!(
             database = %database, module = track.module, scope = %track.scope,
             migration = %step.name, direction = %step.direction, execution_ms,
@@ -257,7 +305,70 @@ async fn run(
             execution_ms,
         });
     }
-    Ok(Report { plan, executed })
+    Ok(Report {
+        plan,
+        executed,
+        kept_for: Vec::new(),
+    })
+}
+
+/// Under the lock: the tenant database's ledger must say what Landlord's copy says. Steps a crash left
+/// half-recorded are settled from the tenant's ledger (its rows commit with their migrations); any other
+/// difference was written by someone else and stops the run. A tenant seen for the first time (a database
+/// from before the copy existed) has its whole ledger taken as it is.
+async fn check_copy(
+    conn: &mut DbConnection,
+    copy: &LedgerCopy,
+    track: &ModuleScope<'_>,
+    applied: &[LedgerEntry],
+) -> Result<(), Error> {
+    let database = conn.database().to_string();
+    if !copy.is_kept().await? {
+        let all = ledger::all_entries(conn, &database, track.scope).await?;
+        tracing::info!(database = %database, tenant = copy.slug(), entries = all.len(), "recording the tenant's ledger for the first time");
+        return copy.adopt(&all).await;
+    }
+    let recorded = copy.entries(track.module).await?;
+    match ledger_copy::compare(applied, &recorded) {
+        Ok(settle) => copy.settle(track.module, &settle).await,
+        Err(differences) => Err(mismatch(&database, track, &differences)),
+    }
+}
+
+/// Without the lock (status, dry runs): a tenant ledger that differs from Landlord's copy is reported, and
+/// nothing is settled or adopted — that waits for a run under the lock.
+async fn compare_copy(
+    conn: &mut DbConnection,
+    track: &ModuleScope<'_>,
+    applied: &[LedgerEntry],
+) -> Result<(), Error> {
+    let Some(copy) = conn.ledger_copy.clone() else {
+        return Ok(());
+    };
+    if !copy.is_kept().await? {
+        return Ok(());
+    }
+    let recorded = copy.entries(track.module).await?;
+    match ledger_copy::compare(applied, &recorded) {
+        Err(differences) => Err(mismatch(conn.database(), track, &differences)),
+        Ok(_) => Ok(()),
+    }
+}
+
+fn mismatch(
+    database: &str,
+    track: &ModuleScope<'_>,
+    differences: &[ledger_copy::Difference],
+) -> Error {
+    let listed: Vec<String> = differences
+        .iter()
+        .map(|d| format!("migration {d}"))
+        .collect();
+    Error::LedgerMismatch {
+        database: database.to_string(),
+        module: track.module.to_string(),
+        differences: listed.join(", "),
+    }
 }
 
 /// One migration and its ledger row, atomically unless the script is marked no-transaction.

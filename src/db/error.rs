@@ -1,11 +1,11 @@
-//! The one error type of the database layer. Every variant knows the condition reason it reports and
-//! whether trying again later can help. Messages never hold a password or a database URL.
+//! The one error type of the database layer. Every variant knows whether trying again later can help; what
+//! it means for a resource is the controller's business. Messages never hold a password or a database URL.
 
 use std::fmt;
 
 use crate::catalog::Scope;
-use crate::crd::Reason;
 
+use super::owner::Found;
 use super::plan::Direction;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,20 +42,30 @@ pub enum Error {
 
     // Provisioning.
     #[error(
-        "database {database} already exists and is owned by role {owner}, not {expected}: \
-         Landlord only adopts databases owned by the tenant's role"
+        "{object} {name} already exists and {found}: Landlord leaves it untouched. Remove or rename it, \
+         or give this Tenant another slug"
     )]
-    NotOurs {
-        database: String,
-        owner: String,
-        expected: String,
+    AdoptionRefused {
+        object: &'static str,
+        name: String,
+        found: Found,
     },
+    #[error(
+        "the password in the tenant's Secret does not open database {database} as its role, even after \
+         setting the role to it"
+    )]
+    TenantLoginRefused { database: String },
     #[error("extension {extension} cannot be created in database {database}: {message}")]
     ExtensionUnavailable {
         extension: String,
         database: String,
         message: String,
     },
+    #[error(
+        "extension {extension} is not trusted by PostgreSQL, so the tenant's own role cannot create it in \
+         database {database}; remove it from spec.extensions or have a DBA install it"
+    )]
+    ExtensionUntrusted { extension: String, database: String },
 
     // The migration engine.
     #[error(
@@ -95,6 +105,15 @@ pub enum Error {
         database: String,
         version: i64,
         description: String,
+    },
+    #[error(
+        "the ledger in database {database} no longer matches Landlord's record of module {module}: \
+         {differences}. Nothing was run; restore the ledger rows (table landlord_migrations.ledger) as recorded"
+    )]
+    LedgerMismatch {
+        database: String,
+        module: String,
+        differences: String,
     },
     #[error(
         "cannot roll back migration {file} of module {module} ({scope} scope): it has no down migration"
@@ -165,35 +184,14 @@ impl fmt::Display for MigrationFailure {
 }
 
 impl Error {
-    /// The condition reason a controller reports for this error.
-    pub fn reason(&self) -> Reason {
-        use Error::*;
-        match self {
-            InvalidIdent { .. }
-            | InvalidPassword(_)
-            | InvalidLiteral(_)
-            | InvalidUrl { .. }
-            | ExtensionUnavailable { .. }
-            | WrongDirection { .. } => Reason::InvalidSpec,
-            Randomness(_) | Connect { .. } | ConnectTimeout { .. } | Sql { .. } => {
-                Reason::DatabaseUnavailable
-            }
-            MigrationInterrupted { .. } => Reason::DatabaseUnavailable,
-            NotOurs { .. } => Reason::SlugConflict,
-            LockTimeout { .. } => Reason::Progressing,
-            UnknownTarget { .. } => Reason::VersionNotFound,
-            ChecksumMismatch { .. } | UnknownAppliedMigration { .. } => Reason::ChecksumMismatch,
-            IrreversibleMigration { .. } => Reason::IrreversibleMigration,
-            MigrationFailed(_) => Reason::MigrationFailed,
-        }
-    }
-
     /// Whether the same call can succeed later without a change of spec or catalog.
     pub fn is_retryable(&self) -> bool {
         use Error::*;
         match self {
             Randomness(_) | Connect { .. } | ConnectTimeout { .. } | Sql { .. } => true,
             MigrationInterrupted { .. } | LockTimeout { .. } => true,
+            // The Tenant's next reconcile sets the role's password to the one in its Secret.
+            TenantLoginRefused { .. } => true,
             // The server may get the extension's package installed without the spec changing.
             ExtensionUnavailable { .. } => true,
             MigrationFailed(failure) => is_transient_sqlstate(&failure.sqlstate),
@@ -201,7 +199,9 @@ impl Error {
             | InvalidPassword(_)
             | InvalidLiteral(_)
             | InvalidUrl { .. }
-            | NotOurs { .. }
+            | AdoptionRefused { .. }
+            | ExtensionUntrusted { .. }
+            | LedgerMismatch { .. }
             | UnknownTarget { .. }
             | ChecksumMismatch { .. }
             | UnknownAppliedMigration { .. }
@@ -287,6 +287,5 @@ mod tests {
         assert!(failure("40P01").is_retryable());
         assert!(failure("55P03").is_retryable());
         assert!(!failure("42P01").is_retryable());
-        assert_eq!(failure("42P01").reason(), Reason::MigrationFailed);
     }
 }

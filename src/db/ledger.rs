@@ -1,5 +1,7 @@
 //! The ledger every migrated database holds: one row per applied migration, per (scope, module).
-//! Written only in the same transaction as the migration it records.
+//! Written only in the same transaction as the migration it records. In a tenant database the tenant's role
+//! owns it and could rewrite it: `ledger_copy` keeps Landlord's own record to compare it with. Built-ins are
+//! schema-qualified so that nothing the tenant planted in `public` answers in their place.
 
 use sqlx::{PgConnection, Row};
 
@@ -38,7 +40,7 @@ pub struct LedgerEntry {
 }
 
 pub(crate) async fn exists(conn: &mut PgConnection, database: &str) -> Result<bool, Error> {
-    sqlx::query_scalar("SELECT to_regclass('landlord_migrations.ledger') IS NOT NULL")
+    sqlx::query_scalar("SELECT pg_catalog.to_regclass('landlord_migrations.ledger') IS NOT NULL")
         .fetch_one(conn)
         .await
         .map_err(|e| Error::sql("reading the ledger", database, e))
@@ -50,7 +52,7 @@ pub(crate) async fn ensure(conn: &mut PgConnection, database: &str) -> Result<()
     }
     let fail = |e| Error::sql("creating the ledger", database, e);
     let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(fail)?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+    sqlx::query("SELECT pg_catalog.pg_advisory_xact_lock($1)")
         .bind(CREATE_LOCK_KEY)
         .execute(&mut *tx)
         .await
@@ -69,16 +71,38 @@ pub(crate) async fn entries(
     scope: Scope,
     module: &str,
 ) -> Result<Vec<LedgerEntry>, Error> {
+    Ok(read(conn, database, scope, Some(module))
+        .await?
+        .into_iter()
+        .map(|(_, entry)| entry)
+        .collect())
+}
+
+/// Every applied migration of `scope`, by module then version.
+pub(crate) async fn all_entries(
+    conn: &mut PgConnection,
+    database: &str,
+    scope: Scope,
+) -> Result<Vec<(String, LedgerEntry)>, Error> {
+    read(conn, database, scope, None).await
+}
+
+async fn read(
+    conn: &mut PgConnection,
+    database: &str,
+    scope: Scope,
+    module: Option<&str>,
+) -> Result<Vec<(String, LedgerEntry)>, Error> {
     if !exists(conn, database).await? {
         return Ok(Vec::new());
     }
     let fail = |e| Error::sql("reading the ledger", database, e);
     let rows = sqlx::query(
-        "SELECT version, description, checksum, execution_ms,
-                (extract(epoch FROM applied_at) * 1000000)::bigint AS applied_us
+        "SELECT module, version, description, checksum, execution_ms,
+                (pg_catalog.date_part('epoch', applied_at) * 1000000)::bigint AS applied_us
          FROM landlord_migrations.ledger
-         WHERE scope = $1 AND module = $2
-         ORDER BY version",
+         WHERE scope = $1 AND ($2::text IS NULL OR module = $2)
+         ORDER BY module, version",
     )
     .bind(scope.as_str())
     .bind(module)
@@ -87,14 +111,15 @@ pub(crate) async fn entries(
     .map_err(fail)?;
     rows.iter()
         .map(|row| {
-            Ok(LedgerEntry {
+            let entry = LedgerEntry {
                 version: row.try_get("version")?,
                 description: row.try_get("description")?,
                 checksum: row.try_get("checksum")?,
                 execution_ms: row.try_get("execution_ms")?,
                 applied_at: jiff::Timestamp::from_microsecond(row.try_get("applied_us")?)
                     .unwrap_or_default(),
-            })
+            };
+            Ok((row.try_get("module")?, entry))
         })
         .collect::<Result<_, sqlx::Error>>()
         .map_err(fail)

@@ -1,25 +1,22 @@
-//! The landlord database's mirror of the cluster (`tenants`, `tenant_modules`), read by applications and
-//! used to guard identity: a slug belongs to the resource UID recorded with it, and nobody else.
+//! The landlord database's mirror of the cluster (`tenants`, `tenant_modules`), read by applications and the
+//! landlord's own record of who owns what: a slug belongs to the Tenant UID recorded with it, a tenant's module
+//! to the ModuleInstallation UID recorded with it, and every destructive step checks that record first.
+//! Neither tenants (no CONNECT on the landlord database) nor Kubernetes users (no status field) can write it.
 
-use sqlx::{PgPool, Row};
+use sqlx::{PgConnection, PgPool, Row};
 
 use super::Error;
+pub use super::owner::TenantOwner;
 
 const DATABASE: &str = "landlord";
-
-/// The resource that owns (or claims) a slug.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TenantOwner {
-    pub uid: String,
-    pub namespace: String,
-    pub name: String,
-}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Claim {
     Ours,
-    /// Another resource owns the slug: touch nothing of it.
+    /// Another live resource owns the slug: touch nothing of it.
     Taken(TenantOwner),
+    /// The slug's database was kept (deletionPolicy Retain) for another namespace and name.
+    Retained(TenantOwner),
 }
 
 /// What a claim records next to the owner.
@@ -29,7 +26,37 @@ pub struct TenantRecord<'a> {
     pub display_name: Option<&'a str>,
 }
 
-/// Claims `slug` for `owner`: a free slug (never seen, or released by a retained deletion) becomes ours
+/// A slug as the landlord database records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlugRecord {
+    pub owner: TenantOwner,
+    /// `Provisioning`, `Ready` or `Retained`: written by the operator alone.
+    pub status: String,
+}
+
+impl SlugRecord {
+    /// The slug's claim as seen by the Tenant `asking`.
+    pub fn claim_for(&self, asking: &TenantOwner) -> Claim {
+        if self.owner.uid == asking.uid {
+            Claim::Ours
+        } else if self.owner.uid.is_empty() {
+            if self.owner.namespace == asking.namespace && self.owner.name == asking.name {
+                Claim::Ours
+            } else {
+                Claim::Retained(self.owner.clone())
+            }
+        } else {
+            Claim::Taken(self.owner.clone())
+        }
+    }
+
+    /// Owned by `uid` and provisioned: what a ModuleInstallation needs before it touches the tenant.
+    pub fn is_ready_for(&self, uid: &str) -> bool {
+        self.owner.uid == uid && self.status == "Ready"
+    }
+}
+
+/// Claims `slug` for `owner`: a free slug, or one retained for this very namespace and name, becomes ours
 /// atomically, so two resources racing for it cannot both win.
 pub async fn claim_tenant(
     pool: &PgPool,
@@ -40,9 +67,11 @@ pub async fn claim_tenant(
         "INSERT INTO tenants (slug, database_name, display_name, status, resource_uid, namespace, name)
          VALUES ($1, $2, $3, 'Provisioning', $4, $5, $6)
          ON CONFLICT (slug) DO UPDATE
-            SET resource_uid = EXCLUDED.resource_uid, namespace = EXCLUDED.namespace, name = EXCLUDED.name,
-                display_name = EXCLUDED.display_name, updated_at = now()
-          WHERE tenants.resource_uid = ''
+            SET resource_uid = EXCLUDED.resource_uid, display_name = EXCLUDED.display_name,
+                status = CASE WHEN tenants.resource_uid = '' THEN 'Provisioning' ELSE tenants.status END,
+                updated_at = now()
+          WHERE (tenants.resource_uid = '' AND tenants.namespace = EXCLUDED.namespace
+                 AND tenants.name = EXCLUDED.name)
              OR (tenants.resource_uid = EXCLUDED.resource_uid
                  AND tenants.display_name IS DISTINCT FROM EXCLUDED.display_name)
          RETURNING resource_uid",
@@ -60,9 +89,8 @@ pub async fn claim_tenant(
         return Ok(Claim::Ours);
     }
     // Nothing was written: either the row is already ours and unchanged, or someone else holds it.
-    match owner_of(pool, record.slug).await? {
-        Some(current) if current.uid == owner.uid => Ok(Claim::Ours),
-        Some(current) => Ok(Claim::Taken(current)),
+    match slug_record(pool, record.slug).await? {
+        Some(current) => Ok(current.claim_for(owner)),
         None => Err(Error::sql(
             "claiming the tenant slug",
             DATABASE,
@@ -71,16 +99,20 @@ pub async fn claim_tenant(
     }
 }
 
-pub async fn owner_of(pool: &PgPool, slug: &str) -> Result<Option<TenantOwner>, Error> {
-    let row = sqlx::query("SELECT resource_uid, namespace, name FROM tenants WHERE slug = $1")
-        .bind(slug)
-        .fetch_optional(pool)
-        .await
-        .map_err(|e| Error::sql("reading the tenant mirror", DATABASE, e))?;
-    Ok(row.map(|row| TenantOwner {
-        uid: row.get("resource_uid"),
-        namespace: row.get("namespace"),
-        name: row.get("name"),
+pub async fn slug_record(pool: &PgPool, slug: &str) -> Result<Option<SlugRecord>, Error> {
+    let row =
+        sqlx::query("SELECT resource_uid, namespace, name, status FROM tenants WHERE slug = $1")
+            .bind(slug)
+            .fetch_optional(pool)
+            .await
+            .map_err(|e| Error::sql("reading the tenant mirror", DATABASE, e))?;
+    Ok(row.map(|row| SlugRecord {
+        owner: TenantOwner {
+            uid: row.get("resource_uid"),
+            namespace: row.get("namespace"),
+            name: row.get("name"),
+        },
+        status: row.get("status"),
     }))
 }
 
@@ -104,7 +136,7 @@ pub async fn set_tenant_status(
     Ok(())
 }
 
-/// A retained deletion: the database stays, the slug is free for a new resource to adopt.
+/// A retained deletion: the database stays, kept for a Tenant of the same namespace and name.
 pub async fn release_tenant(pool: &PgPool, slug: &str, uid: &str) -> Result<(), Error> {
     sqlx::query(
         "UPDATE tenants SET status = 'Retained', resource_uid = '', updated_at = now()
@@ -118,18 +150,83 @@ pub async fn release_tenant(pool: &PgPool, slug: &str, uid: &str) -> Result<(), 
     Ok(())
 }
 
-/// A dropped tenant leaves the mirror, with its modules.
+/// A dropped tenant leaves the mirror, with its modules and Landlord's copy of its ledger.
 pub async fn forget_tenant(pool: &PgPool, slug: &str, uid: &str) -> Result<(), Error> {
-    sqlx::query("DELETE FROM tenants WHERE slug = $1 AND resource_uid = $2")
-        .bind(slug)
-        .bind(uid)
-        .execute(pool)
-        .await
-        .map_err(|e| Error::sql("removing the tenant from the mirror", DATABASE, e))?;
+    sqlx::query(
+        "WITH gone AS (DELETE FROM tenants WHERE slug = $1 AND resource_uid = $2 RETURNING slug)
+         DELETE FROM tenant_ledger WHERE tenant_slug IN (SELECT slug FROM gone)",
+    )
+    .bind(slug)
+    .bind(uid)
+    .execute(pool)
+    .await
+    .map_err(|e| Error::sql("removing the tenant from the mirror", DATABASE, e))?;
     Ok(())
 }
 
-/// Records an installation's module and release; unchanged rows are not rewritten.
+/// The ModuleInstallation recorded as a tenant's installer of a module.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Installer {
+    pub uid: String,
+    pub name: String,
+}
+
+/// Who installs `module` for `slug`: the first installation to claim it, until it is gone.
+pub async fn module_installer(
+    pool: &PgPool,
+    slug: &str,
+    module: &str,
+) -> Result<Option<Installer>, Error> {
+    let row = sqlx::query(
+        "SELECT resource_uid, name FROM tenant_modules WHERE tenant_slug = $1 AND module = $2",
+    )
+    .bind(slug)
+    .bind(module)
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| Error::sql("reading the module mirror", DATABASE, e))?;
+    Ok(row.map(|row| Installer {
+        uid: row.get("resource_uid"),
+        name: row.get("name"),
+    }))
+}
+
+/// Records `installer` as the installer of `module` for `slug` before anything is migrated, so that a
+/// concurrent uninstall elsewhere sees the module in use. `replacing` takes over the record of an
+/// installation that no longer exists. Returns the installer recorded afterwards.
+pub async fn claim_module(
+    pool: &PgPool,
+    slug: &str,
+    module: &str,
+    installer: &Installer,
+    replacing: Option<&str>,
+) -> Result<Installer, Error> {
+    sqlx::query(
+        "INSERT INTO tenant_modules (tenant_slug, module, version, status, resource_uid, name)
+         VALUES ($1, $2, NULL, 'Installing', $3, $4)
+         ON CONFLICT (tenant_slug, module) DO UPDATE
+            SET resource_uid = EXCLUDED.resource_uid, name = EXCLUDED.name, status = 'Installing',
+                updated_at = now()
+          WHERE tenant_modules.resource_uid = $5",
+    )
+    .bind(slug)
+    .bind(module)
+    .bind(&installer.uid)
+    .bind(&installer.name)
+    .bind(replacing.unwrap_or(""))
+    .execute(pool)
+    .await
+    .map_err(|e| Error::sql("recording the module's installer", DATABASE, e))?;
+    module_installer(pool, slug, module).await?.ok_or_else(|| {
+        Error::sql(
+            "recording the module's installer",
+            DATABASE,
+            sqlx::Error::RowNotFound,
+        )
+    })
+}
+
+/// Records an installation's release; only the installer's row changes, and only when it differs.
 pub async fn record_module(
     pool: &PgPool,
     slug: &str,
@@ -139,13 +236,9 @@ pub async fn record_module(
     uid: &str,
 ) -> Result<(), Error> {
     sqlx::query(
-        "INSERT INTO tenant_modules (tenant_slug, module, version, status, resource_uid)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (tenant_slug, module) DO UPDATE
-            SET version = EXCLUDED.version, status = EXCLUDED.status, resource_uid = EXCLUDED.resource_uid,
-                updated_at = now()
-          WHERE (tenant_modules.version, tenant_modules.status, tenant_modules.resource_uid)
-                IS DISTINCT FROM (EXCLUDED.version, EXCLUDED.status, EXCLUDED.resource_uid)",
+        "UPDATE tenant_modules SET version = $3, status = $4, updated_at = now()
+          WHERE tenant_slug = $1 AND module = $2 AND resource_uid = $5
+            AND (version, status) IS DISTINCT FROM ($3, $4)",
     )
     .bind(slug)
     .bind(module)
@@ -158,19 +251,69 @@ pub async fn record_module(
     Ok(())
 }
 
-pub async fn forget_module(pool: &PgPool, slug: &str, module: &str) -> Result<(), Error> {
-    sqlx::query("DELETE FROM tenant_modules WHERE tenant_slug = $1 AND module = $2")
-        .bind(slug)
-        .bind(module)
+/// Removes the module's record, only if `uid` is its installer.
+pub async fn forget_module(pool: &PgPool, slug: &str, module: &str, uid: &str) -> Result<(), Error> {
+    sqlx::query(
+        "DELETE FROM tenant_modules WHERE tenant_slug = $1 AND module = $2 AND resource_uid = $3",
+    )
+    .bind(slug)
+    .bind(module)
+    .bind(uid)
+    .execute(pool)
+    .await
+    .map_err(|e| Error::sql("removing the module from the mirror", DATABASE, e))?;
+    Ok(())
+}
+
+/// A module recorded for a tenant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstalledModule {
+    pub module: String,
+    /// The release last installed; None while the first install is under way.
+    pub version: Option<String>,
+    /// `Installing` or `Installed`.
+    pub status: String,
+    pub installer: Installer,
+}
+
+/// Every module recorded for `slug`, by name.
+pub async fn installed_modules(pool: &PgPool, slug: &str) -> Result<Vec<InstalledModule>, Error> {
+    let rows = sqlx::query(
+        "SELECT module, version, status, resource_uid, name FROM tenant_modules
+          WHERE tenant_slug = $1 ORDER BY module",
+    )
+    .bind(slug)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| Error::sql("reading the module mirror", DATABASE, e))?;
+    Ok(rows
+        .into_iter()
+        .map(|row| InstalledModule {
+            module: row.get("module"),
+            version: row.get("version"),
+            status: row.get("status"),
+            installer: Installer {
+                uid: row.get("resource_uid"),
+                name: row.get("name"),
+            },
+        })
+        .collect())
+}
+
+/// Removes whatever is recorded as installed by `uid` (its tenant may be gone already).
+pub async fn forget_installation(pool: &PgPool, uid: &str) -> Result<(), Error> {
+    sqlx::query("DELETE FROM tenant_modules WHERE resource_uid = $1")
+        .bind(uid)
         .execute(pool)
         .await
-        .map_err(|e| Error::sql("removing the module from the mirror", DATABASE, e))?;
+        .map_err(|e| Error::sql("removing the installation from the mirror", DATABASE, e))?;
     Ok(())
 }
 
 /// Tenants other than `except_slug` that have `module` recorded: the landlord scope is shared by them.
-pub async fn other_tenants_with_module(
-    pool: &PgPool,
+/// Read on the migration's own connection, under its lock, so no install slips in between.
+pub(crate) async fn other_tenants_with_module(
+    conn: &mut PgConnection,
     module: &str,
     except_slug: &str,
 ) -> Result<Vec<String>, Error> {
@@ -179,8 +322,56 @@ pub async fn other_tenants_with_module(
     )
     .bind(module)
     .bind(except_slug)
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await
     .map_err(|e| Error::sql("reading the module mirror", DATABASE, e))?;
     Ok(rows.into_iter().map(|row| row.get(0)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(uid: &str, namespace: &str, name: &str, status: &str) -> SlugRecord {
+        SlugRecord {
+            owner: TenantOwner {
+                uid: uid.into(),
+                namespace: namespace.into(),
+                name: name.into(),
+            },
+            status: status.into(),
+        }
+    }
+
+    #[test]
+    fn claims_as_seen_by_a_tenant() {
+        let asking = TenantOwner {
+            uid: "u2".into(),
+            namespace: "team-a".into(),
+            name: "acme".into(),
+        };
+        let cases = [
+            (record("u2", "team-a", "acme", "Ready"), "ours"),
+            (record("", "team-a", "acme", "Retained"), "ours"),
+            (record("", "team-b", "acme", "Retained"), "retained"),
+            (record("u1", "team-b", "acme", "Ready"), "taken"),
+            (record("u1", "team-a", "acme", "Ready"), "taken"),
+        ];
+        for (record, expected) in cases {
+            let got = match record.claim_for(&asking) {
+                Claim::Ours => "ours",
+                Claim::Taken(_) => "taken",
+                Claim::Retained(_) => "retained",
+            };
+            assert_eq!(got, expected, "{record:?}");
+        }
+    }
+
+    #[test]
+    fn only_the_owner_and_only_once_provisioned_is_ready() {
+        assert!(record("u1", "a", "b", "Ready").is_ready_for("u1"));
+        assert!(!record("u1", "a", "b", "Provisioning").is_ready_for("u1"));
+        assert!(!record("u1", "a", "b", "Ready").is_ready_for("u2"));
+        assert!(!record("", "a", "b", "Retained").is_ready_for(""));
+    }
 }

@@ -3,7 +3,9 @@
 //!
 //! Rules kept here: every identifier formatted into SQL is an `Ident` (validated, quoted); every value is
 //! a bind parameter; migrations run on dedicated connections under a per-(module, scope) advisory lock;
-//! passwords never appear in errors, Debug output or logs.
+//! the admin role never enters a tenant database (work there runs as the tenant's own role); nothing is
+//! adopted or dropped without its owner's mark; passwords never appear in errors, Debug output or logs.
+//! Nothing here knows Kubernetes: what an error means for a resource is the controller's to say.
 
 mod acl;
 mod connect;
@@ -11,20 +13,23 @@ mod engine;
 mod error;
 mod ident;
 mod ledger;
+mod ledger_copy;
 pub mod mirror;
+mod owner;
 mod plan;
 mod provision;
 mod secret;
 
 pub use acl::{register_module_acl, remove_module_acl};
 pub use connect::{Databases, DbConnection, Limits, TenantCredentials};
-pub use engine::{Executed, Migrator, Report, Status};
+pub use engine::{Allowed, Executed, Migrator, Report, Status};
 pub use error::{Error, MigrationFailure};
 pub use ident::{Ident, MAX_IDENT_BYTES, TenantNames};
 pub use ledger::{LEDGER_SCHEMA, LedgerEntry};
 pub use plan::{Direction, Drift, ModuleScope, Plan, Step, drift, plan};
+pub use owner::{Adoption, Found, TenantOwner, adoption};
 pub use provision::{
-    Dropped, Ensured, Provisioned, TenantRequest, drop_tenant, drop_tenant_database,
-    drop_tenant_role, ensure_extensions, ensure_tenant, ensure_tenant_database, ensure_tenant_role,
+    Dropped, Ensured, Provisioned, TenantRequest, drop_tenant, ensure_extensions, ensure_tenant,
+    ensure_tenant_database, ensure_tenant_role,
 };
 pub use secret::{PASSWORD_BYTES, Password};

@@ -1,13 +1,16 @@
-//! Creating and dropping tenants through the admin connection. Every function is idempotent: "already
-//! exists" and "already gone" are success, so a reconcile can always run them again.
+//! Creating and dropping tenants through the admin connection, which never enters a tenant database: it
+//! creates and drops roles and databases from the maintenance database, and everything inside a tenant
+//! database runs as the tenant's own role (`Databases::tenant`). Every function is idempotent ("already
+//! exists" and "already gone" are success) and adopts or drops only what carries the asking Tenant's mark.
 
 use std::time::Duration;
 
-use sqlx::PgConnection;
+use sqlx::{Connection, PgConnection};
 
 use super::connect::{Databases, DbConnection};
 use super::error::sqlstate;
 use super::ident::{Ident, TenantNames, quote_literal, sql};
+use super::owner::{Adoption, Found, TenantOwner, adoption};
 use super::{Error, Password};
 
 /// Tries of DROP DATABASE while an autovacuum worker is in the database (about 4.5 s in all).
@@ -16,23 +19,28 @@ const DROP_ATTEMPTS: u64 = 10;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ensured {
     Created,
-    /// It was there already (and, for a database, owned by the tenant's role): adopted.
+    /// It was there already, made by Landlord for this Tenant.
     Existed,
+    /// Made by Landlord for an earlier Tenant of the same namespace and name (deletionPolicy Retain).
+    Readopted,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dropped {
     Dropped,
     AlreadyGone,
+    /// Something of the tenant's name that Landlord did not make for this Tenant: left as it is.
+    NotOurs,
 }
 
 /// Everything `ensure_tenant` needs; names and extensions are validated before it can be built.
 #[derive(Clone, Debug)]
 pub struct TenantRequest<'a> {
     pub tenant: &'a TenantNames,
+    pub owner: &'a TenantOwner,
+    /// The password the tenant's Secret holds (or a new one when there is none): the role is made to
+    /// accept it.
     pub password: &'a Password,
-    /// Set the password even when the role exists (a lost or rotated Secret).
-    pub reset_password: bool,
     pub extensions: &'a [Ident],
 }
 
@@ -40,80 +48,95 @@ pub struct TenantRequest<'a> {
 pub struct Provisioned {
     pub role: Ensured,
     pub database: Ensured,
+    /// The role's password was set to the requested one (a new role, a new or hand-edited Secret).
+    pub password_set: bool,
 }
 
-/// Role, database, revoked PUBLIC access, extensions: a tenant database ready for its core migrations.
+/// Role, database, revoked PUBLIC access, extensions: a tenant database ready for its core migrations. Returns
+/// a connection to it as the tenant's role, so the password the tenant's Secret holds is known to work.
 pub async fn ensure_tenant(
     databases: &Databases,
     request: &TenantRequest<'_>,
-) -> Result<Provisioned, Error> {
+) -> Result<(Provisioned, DbConnection), Error> {
+    let names = request.tenant;
     let mut admin = databases.admin().await?;
-    let role = ensure_tenant_role(
-        &mut admin,
-        request.tenant,
-        request.password,
-        request.reset_password,
-    )
-    .await?;
-    let database = ensure_tenant_database(&mut admin, request.tenant).await?;
-    admin.close().await?;
-    if !request.extensions.is_empty() {
-        let mut tenant = databases.tenant(request.tenant).await?;
-        ensure_extensions(&mut tenant, request.extensions).await?;
-        tenant.close().await?;
+    let role = ensure_tenant_role(&mut admin, names, request.owner, request.password).await?;
+    let database = ensure_tenant_database(&mut admin, names, request.owner).await?;
+    if database == Ensured::Created {
+        databases.ledger_copy(names).forget_all().await?;
     }
-    Ok(Provisioned { role, database })
+    let mut password_set = role == Ensured::Created;
+    let mut tenant = match databases.tenant(names, request.password).await {
+        Err(Error::TenantLoginRefused { .. }) if !password_set => {
+            // The Secret was edited by hand (or rotated): the role follows it.
+            set_password(&mut admin, names.role(), request.password).await?;
+            password_set = true;
+            databases.tenant(names, request.password).await?
+        }
+        other => other?,
+    };
+    admin.close().await?;
+    ensure_extensions(&mut tenant, request.extensions).await?;
+    let provisioned = Provisioned {
+        role,
+        database,
+        password_set,
+    };
+    Ok((provisioned, tenant))
 }
 
-/// Drops database (terminating its sessions) and role. Refuses a database the tenant's role does not own.
+/// Drops database (terminating its sessions) and role, each only if Landlord made it for `owner`.
 pub async fn drop_tenant(
     databases: &Databases,
     tenant: &TenantNames,
+    owner: &TenantOwner,
 ) -> Result<(Dropped, Dropped), Error> {
     let mut admin = databases.admin().await?;
-    let database = drop_tenant_database(&mut admin, tenant).await?;
-    let role = drop_tenant_role(&mut admin, tenant).await?;
+    let role = match role_mark(&mut admin, tenant.role()).await? {
+        None => None,
+        Some(comment) => Some(adoption(comment.as_deref(), owner)),
+    };
+    let ours = matches!(role, Some(Adoption::Ours | Adoption::Readopt));
+    let database = match database_owner(&mut admin, tenant.database()).await? {
+        None => Dropped::AlreadyGone,
+        Some(db_owner) if ours && db_owner == tenant.role().as_str() => {
+            drop_tenant_database(&mut admin, tenant).await?
+        }
+        Some(_) => Dropped::NotOurs,
+    };
+    let role = match role {
+        None => Dropped::AlreadyGone,
+        Some(_) if !ours => Dropped::NotOurs,
+        Some(_) => drop_tenant_role(&mut admin, tenant).await?,
+    };
     admin.close().await?;
     Ok((database, role))
 }
 
-/// The tenant's LOGIN role, and membership of the admin role in it (PostgreSQL 15 requires it to create a
-/// database owned by the role). The password reaches the server only as a SCRAM verifier.
+/// The tenant's LOGIN role, marked with its owner in a comment only a CREATEROLE holder can write, and the
+/// admin role's membership in it (PostgreSQL 15 requires it to create a database owned by the role). An
+/// existing role is adopted only with the owner's mark; its password is set only when the role is new. The
+/// password reaches the server only as a SCRAM verifier.
 pub async fn ensure_tenant_role(
     admin: &mut DbConnection,
     tenant: &TenantNames,
+    owner: &TenantOwner,
     password: &Password,
-    reset_password: bool,
 ) -> Result<Ensured, Error> {
     let role = tenant.role();
-    let mut ensured = Ensured::Existed;
-    if !role_exists(admin, role).await? {
-        let verifier = quote_literal(&password.scram_verifier()?)?;
-        let create = format!("CREATE ROLE {} LOGIN PASSWORD {verifier}", role.quoted());
-        match exec(admin, create).await {
-            Ok(()) => ensured = Ensured::Created,
-            // Another process created it since we looked: fall through as if it had existed.
-            Err(e) if is_duplicate(&e) => {}
-            Err(e) => {
-                return Err(Error::sql(
-                    format!("creating role {role}"),
-                    admin.database(),
-                    e,
-                ));
+    let ensured = match role_mark(admin, role).await? {
+        None => create_role(admin, tenant, owner, password).await?,
+        Some(comment) => match adoption(comment.as_deref(), owner) {
+            Adoption::Ours => Ensured::Existed,
+            Adoption::Readopt => {
+                exec(admin, mark_role(role, owner)?).await.map_err(|e| {
+                    Error::sql(format!("marking role {role}"), admin.database(), e)
+                })?;
+                Ensured::Readopted
             }
-        }
-    }
-    if ensured == Ensured::Existed && reset_password {
-        let verifier = quote_literal(&password.scram_verifier()?)?;
-        let alter = format!("ALTER ROLE {} LOGIN PASSWORD {verifier}", role.quoted());
-        exec(admin, alter).await.map_err(|e| {
-            Error::sql(
-                format!("setting the password of role {role}"),
-                admin.database(),
-                e,
-            )
-        })?;
-    }
+            Adoption::Refused(found) => return Err(refused("role", role, found)),
+        },
+    };
     // Repeating the grant is a notice, not an error.
     exec(admin, format!("GRANT {} TO CURRENT_USER", role.quoted()))
         .await
@@ -127,34 +150,113 @@ pub async fn ensure_tenant_role(
     Ok(ensured)
 }
 
+/// CREATE ROLE and its mark in one transaction: there is never an unmarked role of ours.
+async fn create_role(
+    admin: &mut DbConnection,
+    tenant: &TenantNames,
+    owner: &TenantOwner,
+    password: &Password,
+) -> Result<Ensured, Error> {
+    let role = tenant.role();
+    let verifier = quote_literal(&password.scram_verifier()?)?;
+    let mark = mark_role(role, owner)?;
+    let database = admin.database().to_string();
+    let fail = |e| Error::sql(format!("creating role {role}"), &database, e);
+    let mut tx = admin.begin().await.map_err(fail)?;
+    let create = format!(
+        "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD {verifier}",
+        role.quoted()
+    );
+    let created = match exec(&mut tx, create).await {
+        Ok(()) => exec(&mut tx, mark).await,
+        Err(e) => Err(e),
+    };
+    match created {
+        Ok(()) => {
+            tx.commit().await.map_err(fail)?;
+            Ok(Ensured::Created)
+        }
+        Err(e) if is_duplicate(&e) => {
+            // Another process created it since we looked: judge it by its mark like any other.
+            drop(tx);
+            match role_mark(admin, role).await? {
+                Some(comment) => match adoption(comment.as_deref(), owner) {
+                    Adoption::Ours => Ok(Ensured::Existed),
+                    Adoption::Readopt => Ok(Ensured::Readopted),
+                    Adoption::Refused(found) => Err(refused("role", role, found)),
+                },
+                None => Err(fail(e)),
+            }
+        }
+        Err(e) => Err(fail(e)),
+    }
+}
+
+fn mark_role(role: &Ident, owner: &TenantOwner) -> Result<String, Error> {
+    let mark = quote_literal(&owner.mark())?;
+    Ok(format!("COMMENT ON ROLE {} IS {mark}", role.quoted()))
+}
+
+async fn set_password(
+    admin: &mut DbConnection,
+    role: &Ident,
+    password: &Password,
+) -> Result<(), Error> {
+    let verifier = quote_literal(&password.scram_verifier()?)?;
+    let alter = format!("ALTER ROLE {} PASSWORD {verifier}", role.quoted());
+    exec(admin, alter).await.map_err(|e| {
+        Error::sql(
+            format!("setting the password of role {role}"),
+            admin.database(),
+            e,
+        )
+    })
+}
+
 /// `tenant_<slug>` owned by the tenant's role, with CONNECT and TEMPORARY revoked from PUBLIC so that
-/// no other tenant's credentials open it. An existing database is adopted only if that role owns it.
+/// no other tenant's credentials open it. An existing database is adopted only if that role (already
+/// checked for the owner's mark by `ensure_tenant_role`) owns it: nobody else can create one it owns.
 pub async fn ensure_tenant_database(
     admin: &mut DbConnection,
     tenant: &TenantNames,
+    owner: &TenantOwner,
 ) -> Result<Ensured, Error> {
     let database = tenant.database();
     let mut ensured = Ensured::Existed;
-    if database_owner(admin, database).await?.is_none() {
-        // CREATE DATABASE cannot run in a transaction; the simple protocol sends it alone.
-        let create = format!(
-            "CREATE DATABASE {} OWNER {}",
-            database.quoted(),
-            tenant.role().quoted()
-        );
-        match exec(admin, create).await {
-            Ok(()) => ensured = Ensured::Created,
-            Err(e) if is_duplicate(&e) => {}
-            Err(e) => {
-                return Err(Error::sql(
-                    format!("creating database {database}"),
-                    admin.database(),
-                    e,
-                ));
+    match database_owner(admin, database).await? {
+        Some(db_owner) if db_owner != tenant.role().as_str() => {
+            return Err(refused("database", database, Found::OwnedByRole(db_owner)));
+        }
+        Some(_) => {}
+        None => {
+            // CREATE DATABASE cannot run in a transaction; the simple protocol sends it alone.
+            let create = format!(
+                "CREATE DATABASE {} OWNER {}",
+                database.quoted(),
+                tenant.role().quoted()
+            );
+            match exec(admin, create).await {
+                Ok(()) => ensured = Ensured::Created,
+                Err(e) if is_duplicate(&e) => {
+                    return Box::pin(ensure_tenant_database(admin, tenant, owner)).await;
+                }
+                Err(e) => {
+                    return Err(Error::sql(
+                        format!("creating database {database}"),
+                        admin.database(),
+                        e,
+                    ));
+                }
             }
+            // For people reading \l+; the mark that counts is the owning role's.
+            let mark = quote_literal(&owner.mark())?;
+            exec(admin, format!("COMMENT ON DATABASE {} IS {mark}", database.quoted()))
+                .await
+                .map_err(|e| {
+                    Error::sql(format!("marking database {database}"), admin.database(), e)
+                })?;
         }
     }
-    check_owner(admin, tenant).await?;
     let revoke = format!(
         "REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC",
         database.quoted()
@@ -169,6 +271,14 @@ pub async fn ensure_tenant_database(
     Ok(ensured)
 }
 
+fn refused(object: &'static str, name: &Ident, found: Found) -> Error {
+    Error::AdoptionRefused {
+        object,
+        name: name.to_string(),
+        found,
+    }
+}
+
 /// `CREATE EXTENSION IF NOT EXISTS` for each, on a tenant connection (so the tenant's role owns them).
 pub async fn ensure_extensions(
     tenant: &mut DbConnection,
@@ -181,22 +291,38 @@ pub async fn ensure_extensions(
             database: database.clone(),
             message,
         };
-        let available: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = $1)",
+        // Schema-qualified: the tenant may have planted look-alikes in public.
+        let (installed, trusted): (bool, Option<bool>) = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = $1),
+                    (SELECT v.trusted FROM pg_catalog.pg_available_extension_versions v
+                       JOIN pg_catalog.pg_available_extensions a
+                         ON a.name = v.name AND a.default_version = v.version
+                      WHERE v.name = $1)",
         )
         .bind(extension.as_str())
         .fetch_one(&mut **tenant)
         .await
         .map_err(|e| Error::sql("listing available extensions", &database, e))?;
-        if !available {
-            return Err(unavailable(
-                "it is not installed on the PostgreSQL server".into(),
-            ));
+        match trusted {
+            _ if installed => continue,
+            None => {
+                return Err(unavailable(
+                    "it is not installed on the PostgreSQL server".into(),
+                ));
+            }
+            // Only a superuser can create it: refused for good, not retried.
+            Some(false) => {
+                return Err(Error::ExtensionUntrusted {
+                    extension: extension.to_string(),
+                    database: database.clone(),
+                });
+            }
+            Some(true) => {}
         }
         let create = format!("CREATE EXTENSION IF NOT EXISTS {}", extension.quoted());
         match exec(tenant, create).await {
             Ok(()) => {}
-            // Untrusted extensions need a superuser; a broken package lacks its files.
+            // A broken package lacks its files.
             Err(e) if matches!(sqlstate(&e).as_deref(), Some("42501" | "58P01" | "0A000")) => {
                 let message = e
                     .as_database_error()
@@ -216,16 +342,12 @@ pub async fn ensure_extensions(
     Ok(())
 }
 
-/// `DROP DATABASE ... WITH (FORCE)`; refuses a database the tenant's role does not own.
-pub async fn drop_tenant_database(
+/// `DROP DATABASE ... WITH (FORCE)`, once `drop_tenant` has found it ours.
+async fn drop_tenant_database(
     admin: &mut DbConnection,
     tenant: &TenantNames,
 ) -> Result<Dropped, Error> {
     let database = tenant.database();
-    if database_owner(admin, database).await?.is_none() {
-        return Ok(Dropped::AlreadyGone);
-    }
-    check_owner(admin, tenant).await?;
     let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", database.quoted());
     let mut attempt = 1;
     loop {
@@ -245,26 +367,26 @@ pub async fn drop_tenant_database(
     }
 }
 
-pub async fn drop_tenant_role(
+async fn drop_tenant_role(
     admin: &mut DbConnection,
     tenant: &TenantNames,
 ) -> Result<Dropped, Error> {
     let role = tenant.role();
-    if !role_exists(admin, role).await? {
-        return Ok(Dropped::AlreadyGone);
-    }
     exec(admin, format!("DROP ROLE IF EXISTS {}", role.quoted()))
         .await
         .map_err(|e| Error::sql(format!("dropping role {role}"), admin.database(), e))?;
     Ok(Dropped::Dropped)
 }
 
-async fn role_exists(admin: &mut DbConnection, role: &Ident) -> Result<bool, Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
-        .bind(role.as_str())
-        .fetch_one(&mut **admin)
-        .await
-        .map_err(|e| Error::sql(format!("looking up role {role}"), admin.database(), e))
+/// None when the role does not exist; otherwise its comment (the owner's mark, if Landlord made it).
+async fn role_mark(admin: &mut DbConnection, role: &Ident) -> Result<Option<Option<String>>, Error> {
+    sqlx::query_scalar(
+        "SELECT pg_catalog.shobj_description(oid, 'pg_authid') FROM pg_catalog.pg_roles WHERE rolname = $1",
+    )
+    .bind(role.as_str())
+    .fetch_optional(&mut **admin)
+    .await
+    .map_err(|e| Error::sql(format!("looking up role {role}"), admin.database(), e))
 }
 
 async fn database_owner(
@@ -282,17 +404,6 @@ async fn database_owner(
                 e,
             )
         })
-}
-
-async fn check_owner(admin: &mut DbConnection, tenant: &TenantNames) -> Result<(), Error> {
-    match database_owner(admin, tenant.database()).await? {
-        Some(owner) if owner != tenant.role().as_str() => Err(Error::NotOurs {
-            database: tenant.database().to_string(),
-            owner,
-            expected: tenant.role().to_string(),
-        }),
-        _ => Ok(()),
-    }
 }
 
 async fn exec(conn: &mut PgConnection, statement: String) -> Result<(), sqlx::Error> {

@@ -1,118 +1,198 @@
-//! The ModuleInstallation's status, computed from what the reconcile found. Pure.
+//! The ModuleInstallation's status, computed from its plan (as far as the reconcile got to make one) and how
+//! the reconcile ended. Pure: the same inputs always yield the same status.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::super::conditions::{Step, override_ready, summarize};
+use super::super::Error;
+use super::super::conditions::{self, Step, Stopped, summarize};
+use super::apply::Applied;
+use super::gather::condition_of;
+use super::plan::{InstallationPlan, ScopeAction, ScopePlan, describe};
+use crate::catalog::Scope;
 use crate::crd::{
-    AppliedCounts, ConditionType, DesiredCondition, ModuleInstallation, ModuleInstallationStatus,
-    PlanStep, merge_conditions,
+    AppliedCounts, ConditionType, ModuleInstallation, ModuleInstallationStatus, Reason,
+    merge_conditions,
 };
 
-#[derive(Debug, Default)]
-pub struct Progress {
-    pub dependencies: Option<Step>,
-    pub landlord: Option<Step>,
-    pub tenant: Option<Step>,
-    /// None keeps what status already says.
-    pub installed_version: Option<String>,
-    pub plan: Vec<PlanStep>,
-    pub applied: Option<AppliedCounts>,
-    pub reinstalled: Option<String>,
-    /// Overrides the summary while the resource is being deleted.
-    pub deleting: Option<DesiredCondition>,
-}
+const READY: &str = "The module is installed at the requested release.";
 
 pub fn desired_status(
     mi: &ModuleInstallation,
-    progress: Progress,
+    plan: Option<&InstallationPlan<'_>>,
+    result: &Result<Applied, Stopped>,
     now: &Time,
 ) -> ModuleInstallationStatus {
     let current = mi.status.clone().unwrap_or_default();
-    let mut desired = summarize(
-        vec![
-            (
+    let mut status = ModuleInstallationStatus {
+        observed_generation: mi.metadata.generation,
+        plan: plan.map(InstallationPlan::pending).unwrap_or_default(),
+        ..current.clone()
+    };
+    let steps = match (plan, result) {
+        (Some(plan), Ok(applied)) if applied.dry_run => dry_run(plan),
+        (Some(plan), Ok(applied)) => {
+            status.plan.clear();
+            status.installed_version = Some(plan.release.version.to_string());
+            status.applied = Some(applied_counts(plan));
+            if plan.reinstall.is_some() {
+                status.reinstalled = plan.reinstall.clone();
+            }
+            let mut steps = vec![(
                 ConditionType::DependenciesSatisfied,
-                progress.dependencies.unwrap_or(Step::NotReached),
-            ),
-            (
-                ConditionType::LandlordMigrated,
-                progress.landlord.unwrap_or(Step::NotReached),
-            ),
-            (
-                ConditionType::TenantMigrated,
-                progress.tenant.unwrap_or(Step::NotReached),
-            ),
-        ],
-        "The module is installed at the requested release.",
+                Step::Done(plan.dependencies.clone()),
+            )];
+            steps.extend(in_condition_order(plan, |scope| {
+                Step::Done(done_message(plan, scope, applied.kept_for.get(&scope.scope)))
+            }));
+            steps
+        }
+        (plan, Err(stopped)) => blamed(plan, stopped),
+        (None, Ok(_)) => Vec::new(),
+    };
+    let conditions = summarize(steps, READY);
+    status.conditions = merge_conditions(&current.conditions, &conditions, mi.metadata.generation, now);
+    status
+}
+
+/// A reconcile that stopped: every step before the blamed one done (in the order they ran), the blamed
+/// one failed, the rest not reached.
+fn blamed(plan: Option<&InstallationPlan<'_>>, stopped: &Stopped) -> Vec<(ConditionType, Step)> {
+    let failed = Step::failed(&stopped.error);
+    let Some(plan) = plan else {
+        // No plan yet: the tenant, module, release or dependencies, or reading a ledger.
+        return [
+            ConditionType::DependenciesSatisfied,
+            ConditionType::LandlordMigrated,
+            ConditionType::TenantMigrated,
+        ]
+        .into_iter()
+        .map(|type_| {
+            let step = if type_ == stopped.at { failed.clone() } else { Step::NotReached };
+            (type_, step)
+        })
+        .collect();
+    };
+    let dependencies = if stopped.at == ConditionType::DependenciesSatisfied {
+        failed.clone()
+    } else {
+        Step::Done(plan.dependencies.clone())
+    };
+    let mut reached = stopped.at != ConditionType::DependenciesSatisfied;
+    let mut by_run_order = Vec::new();
+    for scope in &plan.scopes {
+        let type_ = condition_of(scope.scope);
+        let step = if type_ == stopped.at {
+            reached = false;
+            failed.clone()
+        } else if reached {
+            Step::Done(done_message(plan, scope, None))
+        } else {
+            Step::NotReached
+        };
+        by_run_order.push((scope.scope, step));
+    }
+    by_run_order.sort_by_key(|(scope, _)| *scope);
+    let mut steps = vec![(ConditionType::DependenciesSatisfied, dependencies)];
+    steps.extend(
+        by_run_order
+            .into_iter()
+            .map(|(scope, step)| (condition_of(scope), step)),
     );
-    override_ready(&mut desired, progress.deleting);
-    let generation = mi.metadata.generation;
-    ModuleInstallationStatus {
-        observed_generation: generation,
-        installed_version: progress.installed_version.or(current.installed_version),
-        plan: progress.plan,
-        applied: progress.applied.or(current.applied),
-        reinstalled: progress.reinstalled.or(current.reinstalled),
-        conditions: merge_conditions(&current.conditions, &desired, generation, now),
+    if stopped.at == ConditionType::Ready {
+        steps.push((ConditionType::Ready, failed));
+    }
+    steps
+}
+
+fn dry_run(plan: &InstallationPlan<'_>) -> Vec<(ConditionType, Step)> {
+    let mut steps = vec![(
+        ConditionType::DependenciesSatisfied,
+        Step::Done(plan.dependencies.clone()),
+    )];
+    steps.extend(in_condition_order(plan, |scope| match &scope.action {
+        ScopeAction::Migrate { steps, .. } if steps.is_empty() => {
+            Step::Failed(Reason::DryRun, "Dry run: nothing to apply.".into())
+        }
+        ScopeAction::Migrate { steps, .. } => Step::Failed(
+            Reason::DryRun,
+            format!("Dry run: would run {}; nothing was applied.", describe(steps)),
+        ),
+        _ => Step::Done(done_message(plan, scope, None)),
+    }));
+    let pending = plan.pending().len();
+    let summary = match pending {
+        0 => "Dry run: nothing to apply.".to_string(),
+        n => format!(
+            "Dry run: would run {n} migration{} (see status.plan); nothing was applied.",
+            if n == 1 { "" } else { "s" }
+        ),
+    };
+    steps.push((ConditionType::Ready, Step::Failed(Reason::DryRun, summary)));
+    steps
+}
+
+fn in_condition_order<'p>(
+    plan: &'p InstallationPlan<'_>,
+    step: impl Fn(&'p ScopePlan) -> Step,
+) -> Vec<(ConditionType, Step)> {
+    let mut scopes: Vec<&ScopePlan> = plan.scopes.iter().collect();
+    scopes.sort_by_key(|s| s.scope);
+    scopes
+        .into_iter()
+        .map(|s| (condition_of(s.scope), step(s)))
+        .collect()
+}
+
+fn done_message(plan: &InstallationPlan<'_>, scope: &ScopePlan, kept_for: Option<&Vec<String>>) -> String {
+    let module = &plan.module.name;
+    let name = scope.scope;
+    match (&scope.action, kept_for) {
+        (_, Some(tenants)) => format!(
+            "The {name} scope of module {module} stays as it is: tenants {} still use it.",
+            tenants.join(", ")
+        ),
+        (ScopeAction::NotManaged, _) => {
+            format!("The {name} scope is not managed by this installation (spec.scope).")
+        }
+        (ScopeAction::Empty, _) => format!("Module {module} has no {name} migrations."),
+        (ScopeAction::Migrate { target: Some(v), .. }, _) => {
+            format!("The {name} scope of module {module} is at migration {v}.")
+        }
+        (ScopeAction::Migrate { target: None, .. }, _) => {
+            format!("Release {} has no {name} migrations.", plan.release.version)
+        }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::crd::{ModuleInstallationSpec, Reason};
-
-    fn at(secs: i64) -> Time {
-        Time(jiff::Timestamp::from_second(secs).unwrap())
+fn applied_counts(plan: &InstallationPlan<'_>) -> AppliedCounts {
+    let count = |scope: Scope| {
+        let managed = plan
+            .scopes
+            .iter()
+            .any(|s| s.scope == scope && !matches!(s.action, ScopeAction::NotManaged));
+        let target = plan.release.target(scope);
+        let n = plan
+            .module
+            .migrations(scope)
+            .migrations
+            .iter()
+            .filter(|m| managed && target.is_some_and(|t| m.version <= t))
+            .count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    };
+    AppliedCounts {
+        landlord: count(Scope::Landlord),
+        tenant: count(Scope::Tenant),
     }
+}
 
-    fn installed() -> Progress {
-        Progress {
-            dependencies: Some(Step::Done("none".into())),
-            landlord: Some(Step::Done("none".into())),
-            tenant: Some(Step::Done("2 applied".into())),
-            installed_version: Some("1.0.0".into()),
-            applied: Some(AppliedCounts {
-                landlord: 0,
-                tenant: 2,
-            }),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn no_op_reconcile_computes_identical_status() {
-        let mut mi = ModuleInstallation::new("acme-tasks", ModuleInstallationSpec::default());
-        mi.metadata.generation = Some(2);
-        let first = desired_status(&mi, installed(), &at(10));
-        mi.status = Some(first.clone());
-        assert_eq!(desired_status(&mi, installed(), &at(99)), first);
-        assert!(
-            first
-                .conditions
-                .iter()
-                .all(|c| c.status == "True" && c.observed_generation == Some(2))
-        );
-    }
-
-    #[test]
-    fn waiting_on_tenant_is_not_ready_and_keeps_version() {
-        let mut mi = ModuleInstallation::new("acme-tasks", ModuleInstallationSpec::default());
-        mi.status = Some(desired_status(&mi, installed(), &at(10)));
-        let progress = Progress {
-            dependencies: Some(Step::Failed(Reason::TenantNotReady, "wait".into())),
-            ..Default::default()
-        };
-        let status = desired_status(&mi, progress, &at(20));
-        assert_eq!(status.installed_version.as_deref(), Some("1.0.0"));
-        let ready = status.conditions.last().unwrap();
-        assert_eq!(
-            (
-                ready.type_.as_str(),
-                ready.status.as_str(),
-                ready.reason.as_str()
-            ),
-            ("Ready", "False", "TenantNotReady")
-        );
+/// A deletion that cannot finish: the finer conditions stay, `Ready` says what it waits for.
+pub fn deleting(mi: &ModuleInstallation, error: &Error, now: &Time) -> ModuleInstallationStatus {
+    let current = mi.status.clone().unwrap_or_default();
+    let generation = mi.metadata.generation;
+    ModuleInstallationStatus {
+        observed_generation: generation,
+        conditions: conditions::deleting(&current.conditions, error, generation, now),
+        ..current
     }
 }

@@ -1,129 +1,278 @@
-//! Deleting a ModuleInstallation: Retain or Rollback, never under a module that depends on it, never a
-//! rollback in production.
+//! Deleting a ModuleInstallation. Only the installation the landlord's records name as the module's installer
+//! for a Tenant that owns its slug removes anything: a refused duplicate, or an installation whose Tenant lost
+//! its slug claim, leaves with nothing touched. Never under a module that depends on it; Retain keeps the
+//! tables; Rollback runs the down migrations (tenant scope as the tenant's role, then the shared landlord
+//! scope only when no other tenant has the module, decided under the lock); never a rollback in production.
 
 use kube::ResourceExt;
-use kube::api::ListParams;
 use kube::runtime::controller::Action;
 
-use super::status::Progress;
-use super::validate::dependents;
-use super::{Context, Error, publish};
-use crate::catalog::Scope;
-use crate::controller::context::refuse_cleanup;
-use crate::crd::{
-    ConditionType, DesiredCondition, InstallScope, ModuleInstallation, Reason, Tenant,
-    UninstallPolicy,
-};
-use crate::db::{self, ModuleScope, TenantNames, mirror};
+use super::super::{Context, Error};
+use super::gather::{self, World, connect};
+use crate::catalog::{Catalog, Module, Scope};
+use crate::crd::{InstallScope, ModuleInstallation, UninstallPolicy};
+use crate::db::mirror;
+use crate::db::{self, Allowed, ModuleScope, Password, TenantNames};
 
-pub(super) async fn cleanup(mi: &ModuleInstallation, ctx: &Context) -> Result<Action, Error> {
-    match uninstall(mi, ctx).await {
-        Ok(action) => Ok(action),
-        Err(err) => {
-            let deleting = DesiredCondition::new(
-                ConditionType::Ready,
-                Some(false),
-                err.reason(),
-                err.to_string(),
-            );
-            publish(
-                mi,
-                ctx,
-                Progress {
-                    deleting: Some(deleting),
-                    ..Default::default()
-                },
-            )
-            .await?;
-            refuse_cleanup(mi, ctx, "Uninstall", err).await
-        }
-    }
+#[derive(Debug)]
+enum Uninstall<'c> {
+    /// Nothing recorded is this installation's: forget whatever carries its UID, touch nothing else.
+    NothingOurs,
+    Retain {
+        names: TenantNames,
+    },
+    Rollback {
+        names: TenantNames,
+        password: Password,
+        module: &'c Module,
+        scopes: Vec<Scope>,
+    },
 }
 
-async fn uninstall(mi: &ModuleInstallation, ctx: &Context) -> Result<Action, Error> {
-    let ns = mi.namespace().unwrap_or_default();
-    let pool = ctx.databases.landlord_pool();
-    let tenant = ctx.api::<Tenant>(&ns).get_opt(&mi.spec.tenant).await?;
-    // Without its Tenant (or a valid slug) there is no database left to roll back.
-    let Some(names) = tenant.and_then(|t| TenantNames::new(&t.slug()).ok()) else {
-        return Ok(Action::await_change());
+pub async fn cleanup(mi: &ModuleInstallation, ctx: &Context) -> Result<Action, Error> {
+    let world = gather::gather(mi, ctx).await?;
+    let uninstall = plan(mi, world, &ctx.catalog, ctx.config.is_production())?;
+    apply(mi, uninstall, ctx).await?;
+    Ok(Action::await_change())
+}
+
+fn plan<'c>(
+    mi: &ModuleInstallation,
+    world: World,
+    catalog: &'c Catalog,
+    production: bool,
+) -> Result<Uninstall<'c>, Error> {
+    let uid = mi.uid().unwrap_or_default();
+    let Some(tenant) = &world.tenant else {
+        return Ok(Uninstall::NothingOurs);
     };
+    let Ok(tenant) = super::super::tenant::validate_spec(tenant) else {
+        return Ok(Uninstall::NothingOurs);
+    };
+    let owns_slug = world
+        .slug
+        .as_ref()
+        .is_some_and(|record| record.owner.uid == tenant.owner.uid);
+    let installs_module = world
+        .installed
+        .iter()
+        .any(|m| m.module == mi.spec.module && m.installer.uid == uid);
+    if !owns_slug || !installs_module {
+        return Ok(Uninstall::NothingOurs);
+    }
     // Whatever the policy, a module others depend on stays until they are gone: removing it would turn
     // their Ready into DependencyMissing.
-    let siblings = ctx
-        .api::<ModuleInstallation>(&ns)
-        .list(&ListParams::default())
-        .await?;
-    let blocking = dependents(
-        &ctx.catalog,
-        &mi.spec.module,
-        &mi.spec.tenant,
-        &siblings.items,
-    );
-    if !blocking.is_empty() {
-        return Err(Error::refused(
-            Reason::UninstallBlocked,
-            format!(
-                "Module {} cannot be uninstalled while installed modules depend on it: {}. Delete those first.",
-                mi.spec.module,
-                blocking.join(", ")
-            ),
-        ));
+    let dependents: Vec<String> = world
+        .installed
+        .iter()
+        .filter(|m| m.module != mi.spec.module)
+        .filter(|m| {
+            catalog
+                .module(&m.module)
+                .is_some_and(|d| d.depends_on.iter().any(|dep| dep.module == mi.spec.module))
+        })
+        .map(|m| format!("{} (ModuleInstallation {})", m.module, m.installer.name))
+        .collect();
+    if !dependents.is_empty() {
+        return Err(Error::UninstallBlocked(format!(
+            "Module {} cannot be uninstalled while installed modules depend on it: {}. Delete those first.",
+            mi.spec.module,
+            dependents.join(", ")
+        )));
     }
+    let names = tenant.names;
     if mi.spec.uninstall_policy == UninstallPolicy::Retain {
-        mirror::forget_module(pool, names.slug(), &mi.spec.module).await?;
-        let note = format!(
-            "Kept the tables of module {} (uninstallPolicy Retain).",
-            mi.spec.module
-        );
-        ctx.event(mi, false, "Retained", "Uninstall", note).await;
-        return Ok(Action::await_change());
+        return Ok(Uninstall::Retain { names });
     }
-    if ctx.config.is_production() {
-        return Err(Error::refused(
-            Reason::DestructiveActionBlocked,
-            "Rolling back a module drops its data and is refused in production; set uninstallPolicy: Retain to \
-             let the deletion finish.",
+    if production {
+        return Err(Error::DestructiveActionBlocked(
+            "Rolling back a module drops its data and is refused in production; set uninstallPolicy: Retain \
+             to let the deletion finish."
+                .into(),
         ));
     }
-    let Some(module) = ctx.catalog.module(&mi.spec.module) else {
-        mirror::forget_module(pool, names.slug(), &mi.spec.module).await?;
-        return Ok(Action::await_change());
+    let Some(module) = catalog.module(&mi.spec.module) else {
+        return Ok(Uninstall::Retain { names });
     };
-    let manages = |scope| {
-        mi.spec.scope == InstallScope::All
-            || (mi.spec.scope == InstallScope::Tenant) == (scope == Scope::Tenant)
-    };
-    if manages(Scope::Tenant) {
-        let mut conn = ctx.databases.tenant(&names).await?;
-        let result = async {
-            ctx.migrator
-                .rollback(&mut conn, &ModuleScope::of(module, Scope::Tenant), None)
-                .await?;
-            db::remove_module_acl(&mut conn, &module.name).await
+    let password = world.password.ok_or_else(|| Error::TenantNotReady {
+        tenant: mi.spec.tenant.clone(),
+    })?;
+    // The tenant scope first: its tables may refer to the landlord scope's.
+    let scopes = [Scope::Tenant, Scope::Landlord]
+        .into_iter()
+        .filter(|scope| match mi.spec.scope {
+            InstallScope::All => true,
+            InstallScope::Tenant => *scope == Scope::Tenant,
+            InstallScope::Landlord => *scope == Scope::Landlord,
+        })
+        .collect();
+    Ok(Uninstall::Rollback {
+        names,
+        password,
+        module,
+        scopes,
+    })
+}
+
+async fn apply(mi: &ModuleInstallation, uninstall: Uninstall<'_>, ctx: &Context) -> Result<(), Error> {
+    let pool = ctx.databases.landlord_pool();
+    let uid = mi.uid().unwrap_or_default();
+    let module = &mi.spec.module;
+    match uninstall {
+        Uninstall::NothingOurs => {
+            if !uid.is_empty() {
+                mirror::forget_installation(pool, &uid).await?;
+            }
         }
-        .await;
-        conn.close().await.ok();
-        result?;
+        Uninstall::Retain { names } => {
+            mirror::forget_module(pool, names.slug(), module, &uid).await?;
+            let note = format!("Kept the tables of module {module} (uninstallPolicy Retain).");
+            ctx.event(mi, false, "Retained", "Uninstall", note).await;
+        }
+        Uninstall::Rollback {
+            names,
+            password,
+            module,
+            scopes,
+        } => {
+            for scope in scopes {
+                rollback(ctx, &names, &password, module, scope).await?;
+            }
+            mirror::forget_module(pool, names.slug(), &module.name, &uid).await?;
+            let note = format!(
+                "Rolled back module {} and removed its permissions and roles.",
+                module.name
+            );
+            ctx.event(mi, false, "RolledBack", "Uninstall", note).await;
+        }
     }
-    if manages(Scope::Landlord)
-        && mirror::other_tenants_with_module(pool, &module.name, names.slug())
-            .await?
-            .is_empty()
-    {
-        let mut conn = ctx.databases.landlord().await?;
-        let result = ctx
+    Ok(())
+}
+
+async fn rollback(
+    ctx: &Context,
+    names: &TenantNames,
+    password: &Password,
+    module: &Module,
+    scope: Scope,
+) -> Result<(), Error> {
+    let track = ModuleScope::of(module, scope);
+    let shared_by = (scope == Scope::Landlord).then(|| names.slug());
+    let mut conn = connect(ctx, scope, names, password).await?;
+    let result = async {
+        let report = ctx
             .migrator
-            .rollback(&mut conn, &ModuleScope::of(module, Scope::Landlord), None)
-            .await;
-        conn.close().await.ok();
-        result?;
+            .migrate_guarded(&mut conn, &track, None, Allowed::Only(db::Direction::Down), shared_by)
+            .await?;
+        if scope == Scope::Tenant {
+            db::remove_module_acl(&mut conn, &module.name).await?;
+        }
+        Ok::<_, db::Error>(report.executed.len())
     }
-    mirror::forget_module(pool, names.slug(), &module.name).await?;
-    let note = format!(
-        "Rolled back module {} and removed its permissions and roles.",
-        module.name
-    );
-    ctx.event(mi, false, "RolledBack", "Uninstall", note).await;
-    Ok(Action::await_change())
+    .await;
+    conn.close().await.ok();
+    let executed = result?;
+    ctx.metrics.migrations_applied(scope.as_str(), executed);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{ModuleInstallationSpec, Reason, Tenant, TenantSpec};
+    use crate::db::TenantOwner;
+    use crate::db::mirror::{InstalledModule, Installer, SlugRecord};
+
+    fn catalog() -> Catalog {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        Catalog::load(&root.join("modules"), &root.join("migrations")).unwrap()
+    }
+
+    fn mi(module: &str, uid: &str, policy: UninstallPolicy) -> ModuleInstallation {
+        let mut mi = ModuleInstallation::new(
+            &format!("acme-{module}"),
+            ModuleInstallationSpec {
+                tenant: "acme".into(),
+                module: module.into(),
+                uninstall_policy: policy,
+                ..Default::default()
+            },
+        );
+        mi.metadata.uid = Some(uid.into());
+        mi
+    }
+
+    fn installed(module: &str, uid: &str) -> InstalledModule {
+        InstalledModule {
+            module: module.into(),
+            version: Some("1.0.0".into()),
+            status: "Installed".into(),
+            installer: Installer {
+                uid: uid.into(),
+                name: format!("acme-{module}"),
+            },
+        }
+    }
+
+    /// The Tenant `acme` (UID t1) in namespace ns; `slug_owner` is who the landlord's record says owns it.
+    fn world(slug_owner: &str, modules: Vec<InstalledModule>) -> World {
+        let mut tenant = Tenant::new("acme", TenantSpec::default());
+        tenant.metadata.namespace = Some("ns".into());
+        tenant.metadata.uid = Some("t1".into());
+        World {
+            tenant: Some(tenant),
+            slug: Some(SlugRecord {
+                owner: TenantOwner {
+                    uid: slug_owner.into(),
+                    namespace: "ns".into(),
+                    name: "acme".into(),
+                },
+                status: "Ready".into(),
+            }),
+            installed: modules,
+            installer_exists: true,
+            password: Some(Password::new("p").unwrap()),
+        }
+    }
+
+    #[test]
+    fn only_the_recorded_installer_of_a_tenant_that_owns_its_slug_rolls_back() {
+        let catalog = catalog();
+        let rollback = mi("tasks", "m1", UninstallPolicy::Rollback);
+        let plan = |w| plan(&rollback, w, &catalog, false);
+        assert!(matches!(
+            plan(world("t1", vec![installed("tasks", "m1")])),
+            Ok(Uninstall::Rollback { .. })
+        ));
+        // A refused duplicate: another installation is recorded.
+        assert!(matches!(
+            plan(world("t1", vec![installed("tasks", "m0")])),
+            Ok(Uninstall::NothingOurs)
+        ));
+        // A Tenant in another namespace naming the same slug: the slug belongs to someone else.
+        assert!(matches!(
+            plan(world("victim", vec![installed("tasks", "m1")])),
+            Ok(Uninstall::NothingOurs)
+        ));
+        let mut no_tenant = world("t1", vec![installed("tasks", "m1")]);
+        no_tenant.tenant = None;
+        assert!(matches!(plan(no_tenant), Ok(Uninstall::NothingOurs)));
+    }
+
+    #[test]
+    fn dependents_block_and_production_refuses() {
+        let catalog = catalog();
+        let tasks = mi("tasks", "m1", UninstallPolicy::Rollback);
+        let both = vec![installed("tasks", "m1"), installed("expenses", "m2")];
+        let err = plan(&tasks, world("t1", both), &catalog, false).unwrap_err();
+        assert_eq!(err.reason(), Reason::UninstallBlocked);
+        assert!(err.to_string().contains("expenses (ModuleInstallation acme-expenses)"), "{err}");
+        let err = plan(&tasks, world("t1", vec![installed("tasks", "m1")]), &catalog, true).unwrap_err();
+        assert_eq!(err.reason(), Reason::DestructiveActionBlocked);
+        let retain = mi("tasks", "m1", UninstallPolicy::Retain);
+        assert!(matches!(
+            plan(&retain, world("t1", vec![installed("tasks", "m1")]), &catalog, true),
+            Ok(Uninstall::Retain { .. })
+        ));
+    }
 }

@@ -1,40 +1,150 @@
-//! Pure checks of a ModuleInstallation against the catalog and its sibling installations.
+//! Pure checks of a ModuleInstallation against what gather found. Authorisation comes from the landlord's
+//! records alone: the tenant's slug must be claimed by this Tenant's UID and provisioned, and the module
+//! recorded as installed by this installation (or by nobody, or by one that is gone) — never from a status
+//! field that anyone with `status` rights could write.
+
+use std::collections::BTreeMap;
 
 use kube::ResourceExt;
 
 use super::super::Error;
-use crate::catalog::{Catalog, Module, Release};
-use crate::crd::{ModuleInstallation, ModuleInstallationSpec, Reason};
+use super::super::tenant::validate_spec;
+use super::gather::World;
+use crate::catalog::{Catalog, Module, Release, Scope};
+use crate::crd::{InstallScope, ModuleInstallation, ModuleInstallationSpec, REINSTALL_ANNOTATION};
+use crate::db::mirror::Installer;
+use crate::db::{Password, TenantNames};
 
-/// The module and release an installation asks for.
+/// An installation that may act on its tenant, with everything it acts with.
 #[derive(Debug)]
-pub struct Resolved<'a> {
-    pub module: &'a Module,
-    pub release: &'a Release,
+pub struct ValidInstallation<'c> {
+    pub names: TenantNames,
+    pub password: Password,
+    pub module: &'c Module,
+    pub release: &'c Release,
+    /// The scopes this installation manages, in the catalog's order.
+    pub scopes: Vec<Scope>,
+    pub claim: InstallerClaim,
+    /// A new value of the reinstall annotation, to carry out.
+    pub reinstall: Option<String>,
+    /// The DependenciesSatisfied message.
+    pub dependencies: String,
 }
 
-pub fn resolve<'a>(
-    catalog: &'a Catalog,
+/// This installation's standing in the landlord's record of the tenant's modules.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InstallerClaim {
+    /// Recorded as the installer already.
+    Ours,
+    /// Nobody is recorded: record this installation before anything runs.
+    Free,
+    /// The recorded installer no longer exists: take its record over.
+    Replace(String),
+}
+
+pub fn validate<'c>(
+    mi: &ModuleInstallation,
+    world: World,
+    catalog: &'c Catalog,
+) -> Result<ValidInstallation<'c>, Error> {
+    let namespace = mi.namespace().unwrap_or_default();
+    let tenant_name = &mi.spec.tenant;
+    let Some(tenant) = world.tenant else {
+        return Err(Error::TenantNotFound {
+            tenant: tenant_name.clone(),
+            namespace,
+        });
+    };
+    let not_ready = || Error::TenantNotReady {
+        tenant: tenant_name.clone(),
+    };
+    let tenant = validate_spec(&tenant).map_err(|_| not_ready())?;
+    if !world
+        .slug
+        .as_ref()
+        .is_some_and(|record| record.is_ready_for(&tenant.owner.uid))
+    {
+        return Err(not_ready());
+    }
+    let password = world.password.ok_or_else(not_ready)?;
+    let (module, release) = resolve(catalog, &mi.spec)?;
+
+    let uid = mi.uid().unwrap_or_default();
+    let recorded = world
+        .installed
+        .iter()
+        .find(|m| m.module == module.name)
+        .map(|m| &m.installer);
+    let claim = match recorded {
+        None => InstallerClaim::Free,
+        Some(installer) if installer.uid == uid => InstallerClaim::Ours,
+        Some(installer) if !world.installer_exists => InstallerClaim::Replace(installer.uid.clone()),
+        Some(installer) => return Err(already_managed(installer, mi)),
+    };
+
+    let installed: BTreeMap<String, semver::Version> = world
+        .installed
+        .iter()
+        .filter(|m| m.status == "Installed" && m.module != module.name)
+        .filter_map(|m| Some((m.module.clone(), semver::Version::parse(m.version.as_deref()?).ok()?)))
+        .collect();
+    let unmet = catalog.unmet_dependencies(&module.name, &installed);
+    if !unmet.is_empty() {
+        let listed: Vec<String> = unmet.iter().map(ToString::to_string).collect();
+        return Err(Error::DependencyMissing(format!(
+            "Module {} needs, for this tenant: {}.",
+            module.name,
+            listed.join("; ")
+        )));
+    }
+    let met: Vec<String> = catalog
+        .dependencies_of(&module.name)
+        .iter()
+        .filter_map(|m| installed.get(&m.name).map(|v| format!("{} {v}", m.name)))
+        .collect();
+    let dependencies = if met.is_empty() {
+        format!("Module {} has no dependencies.", module.name)
+    } else {
+        format!("Dependencies installed: {}.", met.join(", "))
+    };
+
+    let token = mi.annotations().get(REINSTALL_ANNOTATION).cloned();
+    let done = mi.status.as_ref().and_then(|s| s.reinstalled.clone());
+    Ok(ValidInstallation {
+        names: tenant.names,
+        password,
+        module,
+        release,
+        scopes: match mi.spec.scope {
+            InstallScope::All => vec![Scope::Landlord, Scope::Tenant],
+            InstallScope::Landlord => vec![Scope::Landlord],
+            InstallScope::Tenant => vec![Scope::Tenant],
+        },
+        claim,
+        reinstall: token.filter(|token| Some(token) != done.as_ref()),
+        dependencies,
+    })
+}
+
+fn already_managed(installer: &Installer, mi: &ModuleInstallation) -> Error {
+    Error::InvalidSpec(format!(
+        "ModuleInstallation {} already manages module {} for tenant {}; delete this one or that one.",
+        installer.name, mi.spec.module, mi.spec.tenant
+    ))
+}
+
+/// The module and release an installation asks for.
+pub fn resolve<'c>(
+    catalog: &'c Catalog,
     spec: &ModuleInstallationSpec,
-) -> Result<Resolved<'a>, Error> {
+) -> Result<(&'c Module, &'c Release), Error> {
     let Some(module) = catalog.module(&spec.module) else {
         let known: Vec<&str> = catalog.modules.keys().map(String::as_str).collect();
-        return Err(Error::refused(
-            Reason::ModuleNotFound,
-            format!(
-                "Module {} is not in the catalog; available modules: {}.",
-                spec.module,
-                known.join(", ")
-            ),
-        ));
-    };
-    let releases = || {
-        module
-            .releases
-            .iter()
-            .map(|r| r.version.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
+        return Err(Error::ModuleNotFound(format!(
+            "Module {} is not in the catalog; available modules: {}.",
+            spec.module,
+            known.join(", ")
+        )));
     };
     let release = match &spec.version {
         None => module.newest_release(),
@@ -43,249 +153,146 @@ pub fn resolve<'a>(
             .and_then(|v| module.release(&v)),
     };
     let release = release.ok_or_else(|| {
-        Error::refused(
-            Reason::VersionNotFound,
-            format!(
-                "Module {} has no release {}; releases: {}.",
-                module.name,
-                spec.version.as_deref().unwrap_or("(newest)"),
-                releases()
-            ),
-        )
+        let releases: Vec<String> = module.releases.iter().map(|r| r.version.to_string()).collect();
+        Error::VersionNotFound(format!(
+            "Module {} has no release {}; releases: {}.",
+            module.name,
+            spec.version.as_deref().unwrap_or("(newest)"),
+            releases.join(", ")
+        ))
     })?;
-    Ok(Resolved { module, release })
-}
-
-/// Two installations of one module for one tenant would fight over the same ledger: the older one owns it.
-pub fn check_unique(
-    mi: &ModuleInstallation,
-    installations: &[ModuleInstallation],
-) -> Result<(), Error> {
-    let key = |m: &ModuleInstallation| {
-        (
-            m.metadata.creation_timestamp.clone().map(|t| t.0),
-            m.name_any(),
-        )
-    };
-    let owner = installations
-        .iter()
-        .filter(|other| other.spec.tenant == mi.spec.tenant && other.spec.module == mi.spec.module)
-        .filter(|other| other.metadata.uid != mi.metadata.uid)
-        .find(|other| key(other) < key(mi));
-    match owner {
-        Some(owner) => Err(Error::refused(
-            Reason::InvalidSpec,
-            format!(
-                "ModuleInstallation {} already manages module {} for tenant {}; delete this one or that one.",
-                owner.name_any(),
-                mi.spec.module,
-                mi.spec.tenant
-            ),
-        )),
-        None => Ok(()),
-    }
-}
-
-/// Ready for its current generation, as a dependency must be.
-pub fn is_ready(mi: &ModuleInstallation) -> bool {
-    let Some(status) = &mi.status else {
-        return false;
-    };
-    status.conditions.iter().any(|c| {
-        c.type_ == "Ready" && c.status == "True" && c.observed_generation == mi.metadata.generation
-    })
-}
-
-/// Every dependency of `module` must be installed for the same tenant, Ready, at an acceptable release.
-pub fn check_dependencies(
-    module: &Module,
-    tenant: &str,
-    installations: &[ModuleInstallation],
-) -> Result<String, Error> {
-    let mut unmet = Vec::new();
-    let mut met = Vec::new();
-    for dep in &module.depends_on {
-        let wanted = match &dep.requirement {
-            Some(req) => format!("{} {}", dep.module, req),
-            None => dep.module.clone(),
-        };
-        let found = installations
-            .iter()
-            .find(|mi| mi.spec.tenant == tenant && mi.spec.module == dep.module);
-        let Some(found) = found else {
-            unmet.push(format!("{wanted} (no ModuleInstallation for this tenant)"));
-            continue;
-        };
-        let version = found
-            .status
-            .as_ref()
-            .and_then(|s| s.installed_version.clone());
-        let acceptable = version
-            .as_deref()
-            .and_then(|v| semver::Version::parse(v).ok())
-            .is_some_and(|v| dep.requirement.as_ref().is_none_or(|req| req.matches(&v)));
-        // A dependency being deleted stays installed: its uninstall waits for this module (see `dependents`).
-        let deleting = found.metadata.deletion_timestamp.is_some();
-        if !is_ready(found) && !deleting {
-            unmet.push(format!("{wanted} ({} is not Ready)", found.name_any()));
-        } else if !acceptable {
-            unmet.push(format!(
-                "{wanted} ({} is at {})",
-                found.name_any(),
-                version.as_deref().unwrap_or("no release")
-            ));
-        } else {
-            met.push(format!("{} {}", dep.module, version.unwrap_or_default()));
-        }
-    }
-    if !unmet.is_empty() {
-        unmet.sort();
-        return Err(Error::refused(
-            Reason::DependencyMissing,
-            format!(
-                "Module {} needs, for this tenant: {}.",
-                module.name,
-                unmet.join("; ")
-            ),
-        ));
-    }
-    met.sort();
-    Ok(if met.is_empty() {
-        format!("Module {} has no dependencies.", module.name)
-    } else {
-        format!("Dependencies installed and Ready: {}.", met.join(", "))
-    })
-}
-
-/// Installations of the same tenant whose module depends on `module`: they block its rollback.
-pub fn dependents(
-    catalog: &Catalog,
-    module: &str,
-    tenant: &str,
-    installations: &[ModuleInstallation],
-) -> Vec<String> {
-    let mut names: Vec<String> = installations
-        .iter()
-        .filter(|mi| {
-            mi.spec.tenant == tenant
-                && mi.spec.module != module
-                && mi.metadata.deletion_timestamp.is_none()
-        })
-        .filter(|mi| {
-            catalog
-                .module(&mi.spec.module)
-                .is_some_and(|m| m.depends_on.iter().any(|d| d.module == module))
-        })
-        .map(|mi| mi.name_any())
-        .collect();
-    names.sort();
-    names
+    Ok((module, release))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-
-    fn mi(
-        name: &str,
-        uid: &str,
-        created: i64,
-        module: &str,
-        version: Option<&str>,
-        ready: bool,
-    ) -> ModuleInstallation {
-        let mut mi = ModuleInstallation::new(
-            name,
-            ModuleInstallationSpec {
-                tenant: "acme".into(),
-                module: module.into(),
-                ..Default::default()
-            },
-        );
-        mi.metadata.uid = Some(uid.into());
-        mi.metadata.generation = Some(1);
-        mi.metadata.creation_timestamp = Some(Time(jiff::Timestamp::from_second(created).unwrap()));
-        let condition = k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
-            type_: "Ready".into(),
-            status: if ready { "True" } else { "False" }.into(),
-            reason: "Reconciled".into(),
-            message: String::new(),
-            observed_generation: Some(1),
-            last_transition_time: Time(jiff::Timestamp::from_second(created).unwrap()),
-        };
-        mi.status = Some(crate::crd::ModuleInstallationStatus {
-            installed_version: version.map(String::from),
-            conditions: vec![condition],
-            ..Default::default()
-        });
-        mi
-    }
+    use crate::crd::{ModuleInstallationSpec, Reason, Tenant, TenantSpec};
+    use crate::db::TenantOwner;
+    use crate::db::mirror::{InstalledModule, SlugRecord};
 
     fn catalog() -> Catalog {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         Catalog::load(&root.join("modules"), &root.join("migrations")).unwrap()
     }
 
-    #[test]
-    fn the_older_of_two_installations_of_a_module_wins() {
-        let first = mi("first", "u1", 10, "tasks", None, false);
-        let second = mi("second", "u2", 20, "tasks", None, false);
-        let all = [first.clone(), second.clone()];
-        assert!(check_unique(&first, &all).is_ok());
-        let err = check_unique(&second, &all).unwrap_err();
-        assert_eq!(err.reason(), Reason::InvalidSpec);
-        assert!(err.to_string().contains("first"));
+    fn mi(module: &str, uid: &str) -> ModuleInstallation {
+        let mut mi = ModuleInstallation::new(
+            &format!("acme-{module}"),
+            ModuleInstallationSpec {
+                tenant: "acme".into(),
+                module: module.into(),
+                ..Default::default()
+            },
+        );
+        mi.metadata.namespace = Some("ns".into());
+        mi.metadata.uid = Some(uid.into());
+        mi
+    }
+
+    fn tenant() -> Tenant {
+        let mut tenant = Tenant::new("acme", TenantSpec::default());
+        tenant.metadata.namespace = Some("ns".into());
+        tenant.metadata.uid = Some("t1".into());
+        tenant
+    }
+
+    fn slug(uid: &str, status: &str) -> SlugRecord {
+        SlugRecord {
+            owner: TenantOwner {
+                uid: uid.into(),
+                namespace: "ns".into(),
+                name: "acme".into(),
+            },
+            status: status.into(),
+        }
+    }
+
+    fn installed(module: &str, version: &str, uid: &str) -> InstalledModule {
+        InstalledModule {
+            module: module.into(),
+            version: Some(version.into()),
+            status: "Installed".into(),
+            installer: Installer {
+                uid: uid.into(),
+                name: format!("acme-{module}"),
+            },
+        }
+    }
+
+    fn world(slug_record: Option<SlugRecord>, modules: Vec<InstalledModule>) -> World {
+        World {
+            tenant: Some(tenant()),
+            slug: slug_record,
+            installed: modules,
+            installer_exists: true,
+            password: Some(Password::new("p").unwrap()),
+        }
+    }
+
+    fn reason(result: Result<ValidInstallation<'_>, Error>) -> Option<Reason> {
+        result.err().map(|e| e.reason())
     }
 
     #[test]
-    fn dependencies_need_a_ready_installation_at_an_acceptable_release() {
+    fn the_tenant_must_own_its_slug_by_the_landlords_record() {
         let catalog = catalog();
-        let expenses = catalog.module("expenses").unwrap();
-        let err = check_dependencies(expenses, "acme", &[]).unwrap_err();
-        assert_eq!(err.reason(), Reason::DependencyMissing);
-        assert!(
-            err.to_string()
-                .contains("tasks >=1.0.0 (no ModuleInstallation"),
-            "{err}"
-        );
-
-        let not_ready = mi("acme-tasks", "u1", 1, "tasks", Some("1.0.0"), false);
-        assert!(
-            check_dependencies(expenses, "acme", &[not_ready])
-                .unwrap_err()
-                .to_string()
-                .contains("not Ready")
-        );
-
-        let ready = mi("acme-tasks", "u1", 1, "tasks", Some("1.0.0"), true);
-        let met = check_dependencies(expenses, "acme", std::slice::from_ref(&ready)).unwrap();
-        assert_eq!(met, "Dependencies installed and Ready: tasks 1.0.0.");
-
-        // Being deleted (and so blocked by this module) still counts as installed.
-        let mut deleting = mi("acme-tasks", "u1", 1, "tasks", Some("1.0.0"), false);
-        deleting.metadata.deletion_timestamp = Some(Time(jiff::Timestamp::from_second(5).unwrap()));
-        assert!(check_dependencies(expenses, "acme", &[deleting]).is_ok());
-
-        // Another tenant's installation does not count.
-        let mut elsewhere = ready;
-        elsewhere.spec.tenant = "other".into();
-        assert!(check_dependencies(expenses, "acme", &[elsewhere]).is_err());
-    }
-
-    #[test]
-    fn dependents_block_a_rollback_unless_they_are_leaving_too() {
-        let catalog = catalog();
-        let tasks = mi("acme-tasks", "u1", 1, "tasks", Some("1.0.0"), true);
-        let mut expenses = mi("acme-expenses", "u2", 2, "expenses", Some("1.1.0"), true);
-        let all = [tasks.clone(), expenses.clone()];
+        let ok = world(Some(slug("t1", "Ready")), vec![]);
+        assert_eq!(reason(validate(&mi("tasks", "m1"), ok, &catalog)), None);
+        for record in [None, Some(slug("t1", "Provisioning")), Some(slug("other", "Ready"))] {
+            let w = world(record.clone(), vec![]);
+            assert_eq!(
+                reason(validate(&mi("tasks", "m1"), w, &catalog)),
+                Some(Reason::TenantNotReady),
+                "{record:?}"
+            );
+        }
+        let mut gone = world(Some(slug("t1", "Ready")), vec![]);
+        gone.tenant = None;
         assert_eq!(
-            dependents(&catalog, "tasks", "acme", &all),
-            ["acme-expenses"]
+            reason(validate(&mi("tasks", "m1"), gone, &catalog)),
+            Some(Reason::TenantNotFound)
         );
-        assert!(dependents(&catalog, "expenses", "acme", &all).is_empty());
-        expenses.metadata.deletion_timestamp = Some(Time(jiff::Timestamp::from_second(5).unwrap()));
-        assert!(dependents(&catalog, "tasks", "acme", &[tasks, expenses]).is_empty());
+        let mut no_secret = world(Some(slug("t1", "Ready")), vec![]);
+        no_secret.password = None;
+        assert_eq!(
+            reason(validate(&mi("tasks", "m1"), no_secret, &catalog)),
+            Some(Reason::TenantNotReady)
+        );
+    }
+
+    #[test]
+    fn the_recorded_installer_owns_the_module() {
+        let catalog = catalog();
+        let claim = |w| validate(&mi("tasks", "m1"), w, &catalog).map(|v| v.claim);
+        let mine = world(Some(slug("t1", "Ready")), vec![installed("tasks", "1.0.0", "m1")]);
+        assert_eq!(claim(mine).unwrap(), InstallerClaim::Ours);
+        let theirs = world(Some(slug("t1", "Ready")), vec![installed("tasks", "1.0.0", "m0")]);
+        let err = claim(theirs).unwrap_err();
+        assert_eq!(err.reason(), Reason::InvalidSpec);
+        assert!(err.to_string().contains("acme-tasks already manages"), "{err}");
+        let mut stale = world(Some(slug("t1", "Ready")), vec![installed("tasks", "1.0.0", "m0")]);
+        stale.installer_exists = false;
+        assert_eq!(claim(stale).unwrap(), InstallerClaim::Replace("m0".into()));
+    }
+
+    #[test]
+    fn dependencies_come_from_the_landlords_record() {
+        let catalog = catalog();
+        let missing = world(Some(slug("t1", "Ready")), vec![]);
+        let err = validate(&mi("expenses", "m2"), missing, &catalog).unwrap_err();
+        assert_eq!(err.reason(), Reason::DependencyMissing);
+        assert!(err.to_string().contains("tasks >=1.0.0 (not installed)"), "{err}");
+        let mut installing = installed("tasks", "1.0.0", "m1");
+        installing.status = "Installing".into();
+        let w = world(Some(slug("t1", "Ready")), vec![installing]);
+        assert_eq!(
+            reason(validate(&mi("expenses", "m2"), w, &catalog)),
+            Some(Reason::DependencyMissing)
+        );
+        let w = world(Some(slug("t1", "Ready")), vec![installed("tasks", "1.0.0", "m1")]);
+        let valid = validate(&mi("expenses", "m2"), w, &catalog).unwrap();
+        assert_eq!(valid.dependencies, "Dependencies installed: tasks 1.0.0.");
     }
 
     #[test]
@@ -299,20 +306,11 @@ mod tests {
         };
         let err = resolve(&catalog, &spec("payroll", None)).unwrap_err();
         assert_eq!(err.reason(), Reason::ModuleNotFound);
-        assert!(
-            err.to_string().contains("digital_card, expenses, tasks"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("digital_card, expenses, tasks"), "{err}");
         let err = resolve(&catalog, &spec("expenses", Some("2.0.0"))).unwrap_err();
         assert_eq!(err.reason(), Reason::VersionNotFound);
         assert!(err.to_string().contains("1.0.0, 1.1.0"), "{err}");
-        assert_eq!(
-            resolve(&catalog, &spec("expenses", None))
-                .unwrap()
-                .release
-                .version
-                .to_string(),
-            "1.1.0"
-        );
+        let (_, release) = resolve(&catalog, &spec("expenses", None)).unwrap();
+        assert_eq!(release.version.to_string(), "1.1.0");
     }
 }

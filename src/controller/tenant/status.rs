@@ -1,144 +1,84 @@
-//! The Tenant's status, computed from what the reconcile found. Pure.
+//! The Tenant's status, computed from how the reconcile ended. Pure: the same result always yields the
+//! same status, so a reconcile that changed nothing writes nothing.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
 
-use super::super::conditions::{Step, override_ready, paused, summarize};
+use super::super::Error;
+use super::super::conditions::{self, Step, Stopped, summarize};
+use super::super::credentials::secret_name;
+use super::apply::Applied;
 use crate::crd::{ConditionType, DesiredCondition, Tenant, TenantStatus, merge_conditions};
 
 const STEPS: [ConditionType; 2] = [ConditionType::DatabaseReady, ConditionType::Migrated];
+const READY: &str = "The tenant database is provisioned and its core schema is up to date.";
 
-/// How far one reconcile of a Tenant got.
-#[derive(Debug, Default)]
-pub struct Progress {
-    pub database: Option<String>,
-    pub secret_name: Option<String>,
-    pub core_version: Option<i64>,
-    pub database_step: Option<Step>,
-    pub migrated_step: Option<Step>,
-    pub paused: bool,
-    /// Overrides the summary while the resource is being deleted.
-    pub deleting: Option<DesiredCondition>,
+pub fn desired_status(tenant: &Tenant, result: &Result<Applied, Stopped>, now: &Time) -> TenantStatus {
+    let database = tenant.database_name();
+    let secret = secret_name(&tenant.name_any());
+    let provisioned = Step::Done(format!(
+        "Database {database} and its role exist; credentials are in Secret {secret}."
+    ));
+    let migrated = |version: Option<i64>| {
+        Step::Done(match version {
+            Some(version) => format!("Core tenant schema is at version {version}."),
+            None => "The catalog has no core tenant migrations.".to_string(),
+        })
+    };
+    let (steps, core_version) = match result {
+        Ok(applied) => (
+            vec![provisioned, migrated(applied.core_version)],
+            applied.core_version,
+        ),
+        Err(stopped) => (blamed(stopped, provisioned), None),
+    };
+    let past_database = !matches!(result, Err(Stopped { at: ConditionType::DatabaseReady, .. }));
+    let conditions = summarize(STEPS.into_iter().zip(steps).collect(), READY);
+    let mut status = build(tenant, &conditions, now);
+    if past_database {
+        status.database = Some(database);
+        status.secret_name = Some(secret);
+    }
+    status.core_version = core_version.or(status.core_version);
+    status
 }
 
-pub fn desired_status(tenant: &Tenant, progress: Progress, now: &Time) -> TenantStatus {
+/// The steps of a reconcile that stopped: done before the blamed one, failed there, not reached after.
+fn blamed(stopped: &Stopped, provisioned: Step) -> Vec<Step> {
+    let failed = Step::failed(&stopped.error);
+    match stopped.at {
+        ConditionType::DatabaseReady => vec![failed, Step::NotReached],
+        ConditionType::Migrated => vec![provisioned, failed],
+        // Every step done; what failed after them (the mirror) is Ready's alone.
+        _ => vec![provisioned, failed],
+    }
+}
+
+pub fn paused(tenant: &Tenant, now: &Time) -> TenantStatus {
+    let conditions = conditions::paused(
+        &STEPS,
+        "Reconciling is paused (spec.paused); nothing is checked or changed until it is unset.",
+    );
+    build(tenant, &conditions, now)
+}
+
+/// A deletion that cannot finish: the finer conditions stay, `Ready` says what it waits for.
+pub fn deleting(tenant: &Tenant, error: &Error, now: &Time) -> TenantStatus {
     let current = tenant.status.clone().unwrap_or_default();
-    let mut desired = if progress.paused {
-        paused(
-            &STEPS,
-            "Reconciling is paused (spec.paused); nothing is checked or changed until it is unset.",
-        )
-    } else {
-        summarize(
-            vec![
-                (
-                    ConditionType::DatabaseReady,
-                    progress.database_step.unwrap_or(Step::NotReached),
-                ),
-                (
-                    ConditionType::Migrated,
-                    progress.migrated_step.unwrap_or(Step::NotReached),
-                ),
-            ],
-            "The tenant database is provisioned and its core schema is up to date.",
-        )
-    };
-    override_ready(&mut desired, progress.deleting);
     let generation = tenant.metadata.generation;
     TenantStatus {
         observed_generation: generation,
-        database: progress.database.or(current.database),
-        secret_name: progress.secret_name.or(current.secret_name),
-        core_version: progress.core_version.or(current.core_version),
-        conditions: merge_conditions(&current.conditions, &desired, generation, now),
+        conditions: conditions::deleting(&current.conditions, error, generation, now),
+        ..current
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::crd::{Reason, TenantSpec};
-
-    fn at(secs: i64) -> Time {
-        Time(jiff::Timestamp::from_second(secs).unwrap())
-    }
-
-    fn ready_progress() -> Progress {
-        Progress {
-            database: Some("tenant_acme".into()),
-            secret_name: Some("acme-db".into()),
-            core_version: Some(3),
-            database_step: Some(Step::Done("ok".into())),
-            migrated_step: Some(Step::Done("ok".into())),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn second_identical_reconcile_computes_the_same_status() {
-        let mut tenant = Tenant::new("acme", TenantSpec::default());
-        tenant.metadata.generation = Some(1);
-        let first = desired_status(&tenant, ready_progress(), &at(100));
-        tenant.status = Some(first.clone());
-        let second = desired_status(&tenant, ready_progress(), &at(500));
-        assert_eq!(
-            first, second,
-            "a no-op reconcile must not produce a different status"
-        );
-        let ready = first
-            .conditions
-            .iter()
-            .find(|c| c.type_ == "Ready")
-            .unwrap();
-        assert_eq!(
-            (ready.status.as_str(), ready.observed_generation),
-            ("True", Some(1))
-        );
-    }
-
-    #[test]
-    fn failure_keeps_what_was_known() {
-        let mut tenant = Tenant::new("acme", TenantSpec::default());
-        tenant.status = Some(desired_status(&tenant, ready_progress(), &at(100)));
-        let progress = Progress {
-            database_step: Some(Step::Failed(Reason::DatabaseUnavailable, "down".into())),
-            ..Default::default()
-        };
-        let status = desired_status(&tenant, progress, &at(200));
-        assert_eq!(status.core_version, Some(3));
-        let ready = status
-            .conditions
-            .iter()
-            .find(|c| c.type_ == "Ready")
-            .unwrap();
-        assert_eq!(
-            (ready.status.as_str(), ready.reason.as_str()),
-            ("False", "DatabaseUnavailable")
-        );
-        assert_eq!(ready.last_transition_time, at(200));
-    }
-
-    #[test]
-    fn paused_reports_paused() {
-        let tenant = Tenant::new(
-            "acme",
-            TenantSpec {
-                paused: true,
-                ..Default::default()
-            },
-        );
-        let status = desired_status(
-            &tenant,
-            Progress {
-                paused: true,
-                ..Default::default()
-            },
-            &at(1),
-        );
-        assert!(
-            status
-                .conditions
-                .iter()
-                .all(|c| c.reason == Reason::Paused.as_str())
-        );
+fn build(tenant: &Tenant, desired: &[DesiredCondition], now: &Time) -> TenantStatus {
+    let current = tenant.status.clone().unwrap_or_default();
+    let generation = tenant.metadata.generation;
+    TenantStatus {
+        observed_generation: generation,
+        conditions: merge_conditions(&current.conditions, desired, generation, now),
+        ..current
     }
 }

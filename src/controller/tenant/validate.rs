@@ -1,61 +1,125 @@
-//! Pure checks of a Tenant before anything touches a database.
+//! Pure checks of a Tenant and what gather found, before anything is written: names safe for SQL, the slug
+//! ours by the landlord's record (never by a status field), the credentials Secret ours or absent.
 
-use crate::crd::{Reason, Tenant};
-use crate::db::{Ident, TenantNames};
+use kube::ResourceExt;
 
 use super::super::Error;
+use super::super::credentials;
+use super::gather::World;
+use crate::crd::Tenant;
+use crate::db::mirror::Claim;
+use crate::db::{Ident, TenantNames, TenantOwner};
 
-/// A Tenant whose slug and extensions are safe to use in SQL.
+/// A Tenant whose slug and extensions are safe to use in SQL, and which may act on its slug.
 #[derive(Debug)]
-pub struct ValidatedTenant {
+pub struct ValidTenant {
     pub names: TenantNames,
     pub extensions: Vec<Ident>,
-    pub uid: String,
-    pub namespace: String,
-    pub name: String,
+    pub owner: TenantOwner,
 }
 
-pub fn validate(tenant: &Tenant) -> Result<ValidatedTenant, Error> {
-    let invalid = |what: String| Error::refused(Reason::InvalidSpec, what);
+pub fn validate(tenant: &Tenant, world: &World) -> Result<ValidTenant, Error> {
+    let valid = validate_spec(tenant)?;
+    if let Some(record) = &world.slug {
+        check_claim(valid.names.slug(), record.claim_for(&valid.owner))?;
+    }
+    if let Some(secret) = &world.secret
+        && !credentials::is_ours(secret, &valid.owner.name, &valid.owner.uid)
+    {
+        return Err(Error::AdoptionRefused(format!(
+            "Secret {} already exists and was not written by Landlord for this Tenant: Landlord leaves it \
+             untouched. Delete or rename it so that Landlord can write the tenant's credentials there.",
+            secret.name_any()
+        )));
+    }
+    Ok(valid)
+}
+
+/// The names and identity a Tenant acts with; the apiserver enforces the same rules, this guards against a
+/// CRD installed without them.
+pub fn validate_spec(tenant: &Tenant) -> Result<ValidTenant, Error> {
     let slug = tenant.slug();
-    // The apiserver enforces the same rules; this guards against a CRD installed without them.
-    let names = TenantNames::new(&slug)
-        .map_err(|e| invalid(format!("spec.slug {slug:?} cannot be used: {e}")))?;
+    let names = TenantNames::new(&slug).map_err(|e| {
+        Error::InvalidSpec(format!("spec.slug {slug:?} cannot be used: {e}"))
+    })?;
     let extensions = Ident::all(&tenant.spec.extensions).map_err(|e| {
-        invalid(format!(
+        Error::InvalidSpec(format!(
             "spec.extensions holds a name PostgreSQL cannot take safely: {e}"
         ))
     })?;
-    Ok(ValidatedTenant {
+    let uid = tenant
+        .metadata
+        .uid
+        .clone()
+        .ok_or_else(|| Error::InvalidSpec("the Tenant has no UID yet".into()))?;
+    Ok(ValidTenant {
         names,
         extensions,
-        uid: tenant
-            .metadata
-            .uid
-            .clone()
-            .ok_or_else(|| invalid("the Tenant has no UID yet".into()))?,
-        namespace: tenant.metadata.namespace.clone().unwrap_or_default(),
-        name: tenant.metadata.name.clone().unwrap_or_default(),
+        owner: TenantOwner {
+            uid,
+            namespace: tenant.namespace().unwrap_or_default(),
+            name: tenant.name_any(),
+        },
     })
+}
+
+/// The slug belongs to the first Tenant that claims it (and, once retained, to its namespace and name).
+pub fn check_claim(slug: &str, claim: Claim) -> Result<(), Error> {
+    match claim {
+        Claim::Ours => Ok(()),
+        Claim::Taken(owner) => Err(Error::SlugConflict {
+            slug: slug.to_string(),
+            owner,
+        }),
+        Claim::Retained(owner) => Err(Error::AdoptionRefused(format!(
+            "Database tenant_{slug} was kept (deletionPolicy Retain) for {owner}; only a Tenant of that \
+             namespace and name adopts it. Choose another spec.slug."
+        ))),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::TenantSpec;
+    use crate::crd::{Reason, TenantSpec};
+    use crate::db::Password;
+    use crate::db::mirror::SlugRecord;
 
     fn tenant(yaml: &str) -> Tenant {
         serde_yaml::from_str(yaml).unwrap()
     }
 
+    fn acme() -> Tenant {
+        tenant(
+            "apiVersion: tenancy.landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {name: acme-corp, namespace: ns, uid: u1}\nspec: {extensions: [ltree]}",
+        )
+    }
+
+    fn world(slug: Option<SlugRecord>) -> World {
+        World {
+            slug,
+            secret: None,
+            fresh_password: Password::new("x").unwrap(),
+        }
+    }
+
+    fn record(uid: &str, namespace: &str, name: &str) -> SlugRecord {
+        SlugRecord {
+            owner: TenantOwner {
+                uid: uid.into(),
+                namespace: namespace.into(),
+                name: name.into(),
+            },
+            status: "Ready".into(),
+        }
+    }
+
     #[test]
     fn valid_tenant_gets_its_names() {
-        let t = tenant(
-            "apiVersion: tenancy.landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {name: acme-corp, namespace: ns, uid: u1}\nspec: {extensions: [ltree]}",
-        );
-        let v = validate(&t).unwrap();
+        let v = validate(&acme(), &world(None)).unwrap();
         assert_eq!(v.names.database().as_str(), "tenant_acme_corp");
         assert_eq!(v.extensions[0].as_str(), "ltree");
+        assert_eq!(v.owner.namespace, "ns");
     }
 
     #[test]
@@ -68,10 +132,46 @@ mod tests {
             },
         );
         t.metadata.uid = Some("u1".into());
-        let err = validate(&t).unwrap_err();
-        assert_eq!(err.reason(), Reason::InvalidSpec);
+        assert_eq!(
+            validate(&t, &world(None)).unwrap_err().reason(),
+            Reason::InvalidSpec
+        );
         t.spec.slug = None;
         t.spec.extensions = vec!["x\"; DROP DATABASE landlord; --".into()];
-        assert_eq!(validate(&t).unwrap_err().reason(), Reason::InvalidSpec);
+        assert_eq!(
+            validate(&t, &world(None)).unwrap_err().reason(),
+            Reason::InvalidSpec
+        );
+    }
+
+    #[test]
+    fn only_the_slugs_owner_goes_on() {
+        let reason = |slug| validate(&acme(), &world(Some(slug))).err().map(|e| e.reason());
+        assert_eq!(reason(record("u1", "ns", "acme-corp")), None);
+        assert_eq!(
+            reason(record("u9", "other", "acme-corp")),
+            Some(Reason::SlugConflict)
+        );
+        // Retained for this namespace and name: re-adopted; for another: refused.
+        assert_eq!(reason(record("", "ns", "acme-corp")), None);
+        assert_eq!(
+            reason(record("", "other", "acme-corp")),
+            Some(Reason::AdoptionRefused)
+        );
+    }
+
+    #[test]
+    fn a_secret_someone_else_wrote_is_refused() {
+        let mut w = world(None);
+        w.secret = Some(k8s_openapi::api::core::v1::Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some("acme-corp-db".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+        let err = validate(&acme(), &w).unwrap_err();
+        assert_eq!(err.reason(), Reason::AdoptionRefused);
+        assert!(err.to_string().contains("acme-corp-db"), "{err}");
     }
 }

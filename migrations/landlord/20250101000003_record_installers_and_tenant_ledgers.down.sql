@@ -1,0 +1,2 @@
+DROP TABLE tenant_ledger;
+ALTER TABLE tenant_modules DROP COLUMN name;

@@ -1,0 +1,155 @@
+//! Carrying out an installation's plan: record this installation as the module's installer before anything
+//! runs (so a concurrent uninstall elsewhere sees the module in use), migrate each scope in the plan's order
+//! — the tenant scope as the tenant's own role, then its permissions and roles — and record the release.
+
+use std::collections::BTreeMap;
+
+use kube::ResourceExt;
+
+use super::super::conditions::{Stopped, stop_at};
+use super::super::{Context, Error};
+use super::gather::{condition_of, connect};
+use super::plan::{InstallationPlan, ScopeAction, ScopePlan, describe};
+use super::validate::InstallerClaim;
+use crate::catalog::Scope;
+use crate::crd::{ConditionType, ModuleInstallation};
+use crate::db::mirror::{self, Installer};
+use crate::db::{self, Allowed, Direction, ModuleScope};
+
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub dry_run: bool,
+    /// Scopes whose steps down were skipped: the other tenants that still have the module.
+    pub kept_for: BTreeMap<Scope, Vec<String>>,
+}
+
+pub async fn apply(
+    mi: &ModuleInstallation,
+    plan: &InstallationPlan<'_>,
+    ctx: &Context,
+) -> Result<Applied, Stopped> {
+    if plan.dry_run {
+        return Ok(Applied {
+            dry_run: true,
+            ..Default::default()
+        });
+    }
+    claim(mi, plan, ctx)
+        .await
+        .map_err(stop_at(ConditionType::DependenciesSatisfied))?;
+    let mut applied = Applied::default();
+    for scope in &plan.scopes {
+        if let ScopeAction::Migrate {
+            target, reinstall, ..
+        } = &scope.action
+        {
+            let kept = migrate(mi, plan, scope, *target, *reinstall, ctx)
+                .await
+                .map_err(stop_at(condition_of(scope.scope)))?;
+            if !kept.is_empty() {
+                applied.kept_for.insert(scope.scope, kept);
+            }
+        }
+    }
+    let version = plan.release.version.to_string();
+    let uid = mi.uid().unwrap_or_default();
+    mirror::record_module(
+        ctx.databases.landlord_pool(),
+        plan.names.slug(),
+        &plan.module.name,
+        Some(&version),
+        "Installed",
+        &uid,
+    )
+    .await
+    .map_err(stop_at(ConditionType::Ready))?;
+    Ok(applied)
+}
+
+/// The landlord's record says who installs the module for this tenant; the race-free form of validate's
+/// check: of two installations recording themselves at once, one wins and the other is refused.
+async fn claim(
+    mi: &ModuleInstallation,
+    plan: &InstallationPlan<'_>,
+    ctx: &Context,
+) -> Result<(), Error> {
+    let replacing = match &plan.claim {
+        InstallerClaim::Ours => return Ok(()),
+        InstallerClaim::Free => None,
+        InstallerClaim::Replace(uid) => Some(uid.as_str()),
+    };
+    let me = Installer {
+        uid: mi.uid().unwrap_or_default(),
+        name: mi.name_any(),
+    };
+    let recorded = mirror::claim_module(
+        ctx.databases.landlord_pool(),
+        plan.names.slug(),
+        &plan.module.name,
+        &me,
+        replacing,
+    )
+    .await?;
+    if recorded.uid == me.uid {
+        Ok(())
+    } else {
+        Err(Error::InvalidSpec(format!(
+            "ModuleInstallation {} already manages module {} for tenant {}; delete this one or that one.",
+            recorded.name, mi.spec.module, mi.spec.tenant
+        )))
+    }
+}
+
+/// One scope: its own connection, the engine under its lock (in production allowed up only; the landlord
+/// scope never goes down under other tenants), then the permissions and roles. Returns the tenants the
+/// shared landlord scope was kept for.
+async fn migrate(
+    mi: &ModuleInstallation,
+    plan: &InstallationPlan<'_>,
+    scope: &ScopePlan,
+    target: Option<i64>,
+    reinstall: bool,
+    ctx: &Context,
+) -> Result<Vec<String>, Error> {
+    let track = ModuleScope::of(plan.module, scope.scope);
+    let allowed = if ctx.config.is_production() {
+        Allowed::Only(Direction::Up)
+    } else {
+        Allowed::Both
+    };
+    let shared_by = (scope.scope == Scope::Landlord).then(|| plan.names.slug());
+    let mut conn = connect(ctx, scope.scope, &plan.names, &plan.password).await?;
+    let result = async {
+        let mut executed = 0;
+        let mut kept_for = Vec::new();
+        let targets = if reinstall { vec![None, target] } else { vec![target] };
+        for target in targets {
+            let report = ctx
+                .migrator
+                .migrate_guarded(&mut conn, &track, target, allowed, shared_by)
+                .await?;
+            executed += report.executed.len();
+            if !report.kept_for.is_empty() {
+                kept_for = report.kept_for;
+            }
+        }
+        if scope.scope == Scope::Tenant {
+            db::register_module_acl(&mut conn, plan.module).await?;
+        }
+        Ok::<_, db::Error>((executed, kept_for))
+    }
+    .await;
+    conn.close().await.ok();
+    let (executed, kept_for) = result?;
+    ctx.metrics.migrations_applied(scope.scope.as_str(), executed);
+    if executed > 0 {
+        let note = format!(
+            "Ran {} in the {} scope of module {}.",
+            describe(scope.steps()),
+            scope.scope,
+            plan.module.name
+        );
+        ctx.event(mi, false, "Migrated", "Migrate", note).await;
+    }
+    Ok(kept_for)
+}

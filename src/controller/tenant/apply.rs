@@ -1,0 +1,108 @@
+//! Carrying out a Tenant's plan: claim the slug, role and database (adopted only with Landlord's mark),
+//! the credentials Secret, the core tenant migrations as the tenant's own role, the mirror. Each failure
+//! names the condition it blames.
+
+use kube::api::{Patch, PatchParams};
+use kube::ResourceExt;
+use k8s_openapi::api::core::v1::Secret;
+
+use super::super::conditions::{Stopped, stop_at};
+use super::super::{Context, Error, TENANT_CONTROLLER};
+use super::plan::TenantPlan;
+use super::validate::{ValidTenant, check_claim};
+use crate::catalog::Scope;
+use crate::crd::{ConditionType, Tenant};
+use crate::db::mirror::{self, TenantRecord};
+use crate::db::{self, Ensured, ModuleScope, TenantRequest};
+
+/// What a reconcile that went through leaves behind.
+#[derive(Debug)]
+pub struct Applied {
+    pub core_version: Option<i64>,
+}
+
+pub async fn apply(
+    tenant: &Tenant,
+    valid: &ValidTenant,
+    plan: TenantPlan,
+    ctx: &Context,
+) -> Result<Applied, Stopped> {
+    let database_step = stop_at(ConditionType::DatabaseReady);
+    let pool = ctx.databases.landlord_pool();
+    let record = TenantRecord {
+        slug: valid.names.slug(),
+        database: valid.names.database().as_str(),
+        display_name: tenant.spec.display_name.as_deref(),
+    };
+    // The race-free form of validate's claim check: two Tenants applying at once cannot both win.
+    let claim = mirror::claim_tenant(pool, &record, &valid.owner)
+        .await
+        .map_err(Error::from)
+        .and_then(|claim| check_claim(valid.names.slug(), claim));
+    claim.map_err(database_step)?;
+
+    let request = TenantRequest {
+        tenant: &valid.names,
+        owner: &valid.owner,
+        password: &plan.password,
+        extensions: &valid.extensions,
+    };
+    let provisioned = db::ensure_tenant(&ctx.databases, &request).await;
+    let (provisioned, mut conn) = provisioned.map_err(stop_at(ConditionType::DatabaseReady))?;
+    let database = valid.names.database();
+    match provisioned.database {
+        Ensured::Created => {
+            let note = format!("Created database {database} owned by its own role.");
+            ctx.event(tenant, false, "Provisioned", "Provision", note).await;
+        }
+        Ensured::Readopted => {
+            let note = format!("Adopted database {database}, kept for this Tenant's namespace and name.");
+            ctx.event(tenant, false, "Readopted", "Provision", note).await;
+        }
+        Ensured::Existed => {}
+    }
+    if provisioned.password_set && provisioned.role != Ensured::Created {
+        let note = format!("Set the password of role {} to the one in the tenant's Secret.", valid.names.role());
+        ctx.event(tenant, false, "PasswordSet", "Provision", note).await;
+    }
+    if let Some(secret) = plan.secret {
+        write_secret(ctx, &secret)
+            .await
+            .map_err(stop_at(ConditionType::DatabaseReady))?;
+    }
+
+    let track = ModuleScope::core(&ctx.catalog, Scope::Tenant);
+    let report = ctx.migrator.apply(&mut conn, &track, plan.core_target).await;
+    conn.close().await.ok();
+    let report = match report {
+        Ok(report) => report,
+        Err(err) => {
+            // Installations read readiness from here: it must not say Ready any longer.
+            let _ = mirror::set_tenant_status(pool, valid.names.slug(), &valid.owner.uid, "Failed").await;
+            return Err(stop_at(ConditionType::Migrated)(err));
+        }
+    };
+    ctx.metrics.migrations_applied("tenant", report.executed.len());
+    if !report.executed.is_empty() {
+        let names: Vec<String> = report.executed.iter().map(|e| e.step.name.clone()).collect();
+        let note = format!("Applied core tenant migrations: {}.", names.join(", "));
+        ctx.event(tenant, false, "Migrated", "Migrate", note).await;
+    }
+    mirror::set_tenant_status(pool, valid.names.slug(), &valid.owner.uid, "Ready")
+        .await
+        .map_err(stop_at(ConditionType::Ready))?;
+    Ok(Applied {
+        core_version: plan.core_target,
+    })
+}
+
+async fn write_secret(ctx: &Context, secret: &Secret) -> Result<(), Error> {
+    let api = ctx.api::<Secret>(&secret.namespace().unwrap_or_default());
+    api.patch(
+        &secret.name_any(),
+        &PatchParams::apply(TENANT_CONTROLLER).force(),
+        &Patch::Apply(secret),
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,222 @@
+//! Deleting a Tenant: nothing while paused or while installations remain. Retain keeps database, role and
+//! credentials Secret (its owner reference removed, so garbage collection keeps it too) for the next
+//! Tenant of the same namespace and name; Delete drops what Landlord made for this Tenant, refused in
+//! production. A Tenant that never owned its slug removes nothing at all.
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use serde_json::json;
+use tracing::info;
+
+use super::super::credentials::{is_ours, secret_name};
+use super::super::{Context, Error};
+use super::validate::{ValidTenant, validate_spec};
+use crate::crd::{DeletionPolicy, ModuleInstallation, Tenant};
+use crate::db::mirror::{self, SlugRecord};
+use crate::db::{self, Dropped};
+
+struct World {
+    slug: Option<SlugRecord>,
+    secret: Option<Secret>,
+    /// ModuleInstallations of this tenant still in the namespace.
+    remaining: Vec<String>,
+}
+
+#[derive(Debug)]
+enum Deletion {
+    /// The slug is not this Tenant's (never claimed, lost to another, invalid): remove nothing.
+    NothingOurs,
+    Retain {
+        valid: ValidTenant,
+        secret: Option<String>,
+    },
+    Drop {
+        valid: ValidTenant,
+        secret: Option<String>,
+    },
+}
+
+pub async fn cleanup(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
+    if tenant.spec.paused {
+        return Err(Error::Paused(
+            "Deletion waits until spec.paused is unset.".into(),
+        ));
+    }
+    let world = gather(tenant, ctx).await?;
+    let deletion = plan(tenant, world, ctx.config.is_production())?;
+    apply(tenant, deletion, ctx).await?;
+    Ok(Action::await_change())
+}
+
+async fn gather(tenant: &Tenant, ctx: &Context) -> Result<World, Error> {
+    let namespace = tenant.namespace().unwrap_or_default();
+    let slug = mirror::slug_record(ctx.databases.landlord_pool(), &tenant.slug()).await?;
+    let secret = ctx
+        .api::<Secret>(&namespace)
+        .get_opt(&secret_name(&tenant.name_any()))
+        .await?;
+    // The API, not the cache: a deletion must not miss an installation created a moment ago.
+    let mut remaining: Vec<String> = ctx
+        .api::<ModuleInstallation>(&namespace)
+        .list(&ListParams::default())
+        .await?
+        .into_iter()
+        .filter(|mi| mi.spec.tenant == tenant.name_any())
+        .map(|mi| mi.name_any())
+        .collect();
+    remaining.sort();
+    Ok(World {
+        slug,
+        secret,
+        remaining,
+    })
+}
+
+fn plan(tenant: &Tenant, world: World, production: bool) -> Result<Deletion, Error> {
+    // An invalid slug never reached a database, and a slug owned by someone else is not ours to clean.
+    let Ok(valid) = validate_spec(tenant) else {
+        return Ok(Deletion::NothingOurs);
+    };
+    if !world
+        .slug
+        .as_ref()
+        .is_some_and(|record| record.owner.uid == valid.owner.uid)
+    {
+        return Ok(Deletion::NothingOurs);
+    }
+    if !world.remaining.is_empty() {
+        return Err(Error::UninstallBlocked(format!(
+            "Deletion waits for the ModuleInstallations of this tenant to be deleted first: {}.",
+            world.remaining.join(", ")
+        )));
+    }
+    let secret = world
+        .secret
+        .filter(|s| is_ours(s, &valid.owner.name, &valid.owner.uid))
+        .map(|s| s.name_any());
+    match tenant.spec.deletion_policy {
+        DeletionPolicy::Retain => Ok(Deletion::Retain { valid, secret }),
+        DeletionPolicy::Delete if production => Err(Error::DestructiveActionBlocked(format!(
+            "Refusing to drop database {} in production; set deletionPolicy: Retain to let the deletion \
+             finish and keep the data.",
+            valid.names.database()
+        ))),
+        DeletionPolicy::Delete => Ok(Deletion::Drop { valid, secret }),
+    }
+}
+
+async fn apply(tenant: &Tenant, deletion: Deletion, ctx: &Context) -> Result<(), Error> {
+    let pool = ctx.databases.landlord_pool();
+    let namespace = tenant.namespace().unwrap_or_default();
+    let secrets = ctx.api::<Secret>(&namespace);
+    match deletion {
+        Deletion::NothingOurs => {}
+        Deletion::Retain { valid, secret } => {
+            if let Some(name) = secret {
+                let unowned = json!({"metadata": {"ownerReferences": null}});
+                secrets
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&unowned))
+                    .await?;
+            }
+            mirror::release_tenant(pool, valid.names.slug(), &valid.owner.uid).await?;
+            let note = format!(
+                "Kept database {} with its role and credentials Secret (deletionPolicy Retain) for a Tenant \
+                 of the same namespace and name.",
+                valid.names.database()
+            );
+            ctx.event(tenant, false, "Retained", "Delete", note).await;
+        }
+        Deletion::Drop { valid, secret } => {
+            let (database, role) = db::drop_tenant(&ctx.databases, &valid.names, &valid.owner).await?;
+            if let Some(name) = secret {
+                match secrets.delete(&name, &DeleteParams::default()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(status)) if status.code == 404 => {}
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            mirror::forget_tenant(pool, valid.names.slug(), &valid.owner.uid).await?;
+            let kept: Vec<&str> = [(database, "database"), (role, "role")]
+                .into_iter()
+                .filter(|(dropped, _)| *dropped == Dropped::NotOurs)
+                .map(|(_, what)| what)
+                .collect();
+            let note = if kept.is_empty() {
+                format!(
+                    "Dropped database {} and its role (deletionPolicy Delete).",
+                    valid.names.database()
+                )
+            } else {
+                format!(
+                    "Left the {} named {} untouched: Landlord did not create it for this Tenant.",
+                    kept.join(" and "),
+                    valid.names.database()
+                )
+            };
+            ctx.event(tenant, !kept.is_empty(), "Deleted", "Delete", note)
+                .await;
+        }
+    }
+    info!(policy = ?tenant.spec.deletion_policy, "tenant cleaned up");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{Reason, TenantSpec};
+    use crate::db::TenantOwner;
+
+    fn tenant(policy: DeletionPolicy) -> Tenant {
+        let mut tenant = Tenant::new(
+            "acme",
+            TenantSpec {
+                deletion_policy: policy,
+                ..Default::default()
+            },
+        );
+        tenant.metadata.namespace = Some("ns".into());
+        tenant.metadata.uid = Some("u1".into());
+        tenant
+    }
+
+    fn world(owner_uid: &str, remaining: &[&str]) -> World {
+        World {
+            slug: Some(SlugRecord {
+                owner: TenantOwner {
+                    uid: owner_uid.into(),
+                    namespace: "ns".into(),
+                    name: "acme".into(),
+                },
+                status: "Ready".into(),
+            }),
+            secret: None,
+            remaining: remaining.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn only_the_slugs_owner_removes_anything() {
+        let plan = |w| plan(&tenant(DeletionPolicy::Delete), w, false);
+        assert!(matches!(plan(world("u1", &[])), Ok(Deletion::Drop { .. })));
+        assert!(matches!(plan(world("u9", &[])), Ok(Deletion::NothingOurs)));
+        assert!(matches!(plan(world("", &[])), Ok(Deletion::NothingOurs)));
+        let mut never_claimed = world("u1", &[]);
+        never_claimed.slug = None;
+        assert!(matches!(plan(never_claimed), Ok(Deletion::NothingOurs)));
+    }
+
+    #[test]
+    fn installations_block_and_production_refuses_a_drop() {
+        let blocked = plan(&tenant(DeletionPolicy::Delete), world("u1", &["acme-tasks"]), false);
+        assert!(matches!(blocked, Err(Error::UninstallBlocked(_))));
+        let refused = plan(&tenant(DeletionPolicy::Delete), world("u1", &[]), true).unwrap_err();
+        assert_eq!(refused.reason(), Reason::DestructiveActionBlocked);
+        assert!(matches!(
+            plan(&tenant(DeletionPolicy::Retain), world("u1", &[]), true),
+            Ok(Deletion::Retain { .. })
+        ));
+    }
+}

@@ -1,0 +1,127 @@
+//! What a Tenant's reconcile will do, decided before anything is written. Pure.
+
+use k8s_openapi::api::core::v1::Secret;
+
+use super::super::credentials;
+use super::gather::World;
+use super::validate::ValidTenant;
+use crate::catalog::Catalog;
+use crate::crd::Tenant;
+use crate::db::{Databases, Password};
+
+#[derive(Debug)]
+pub struct TenantPlan {
+    /// The password the tenant's role must accept: the Secret's, or a new one when it holds none.
+    pub password: Password,
+    /// The Secret as it must be, when it does not say so already.
+    pub secret: Option<Secret>,
+    /// The core tenant schema's last migration.
+    pub core_target: Option<i64>,
+}
+
+pub fn plan(
+    tenant: &Tenant,
+    valid: &ValidTenant,
+    world: World,
+    databases: &Databases,
+    catalog: &Catalog,
+) -> TenantPlan {
+    let password = world
+        .secret
+        .as_ref()
+        .and_then(credentials::password)
+        .unwrap_or(world.fresh_password);
+    let credentials = databases.tenant_credentials(&valid.names, password.clone());
+    let desired = credentials::desired(tenant, credentials::data(&credentials));
+    let secret = world
+        .secret
+        .as_ref()
+        .is_none_or(|current| needs_write(current, &desired))
+        .then_some(desired);
+    TenantPlan {
+        password,
+        secret,
+        core_target: catalog.core_tenant.latest(),
+    }
+}
+
+/// Values, labels or owner differ (a hand edit, a Secret kept by a retained deletion, an older Landlord).
+fn needs_write(current: &Secret, desired: &Secret) -> bool {
+    let labels_missing = desired
+        .metadata
+        .labels
+        .iter()
+        .flatten()
+        .any(|(k, v)| current.metadata.labels.as_ref().and_then(|l| l.get(k)) != Some(v));
+    current.data != desired.data
+        || labels_missing
+        || current.metadata.owner_references != desired.metadata.owner_references
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::TenantSpec;
+    use crate::db::{Limits, TenantNames, TenantOwner};
+
+    fn fixture() -> (Tenant, ValidTenant, Databases) {
+        let mut tenant = Tenant::new("acme", TenantSpec::default());
+        tenant.metadata.namespace = Some("ns".into());
+        tenant.metadata.uid = Some("u1".into());
+        let valid = ValidTenant {
+            names: TenantNames::new("acme").unwrap(),
+            extensions: vec![],
+            owner: TenantOwner {
+                uid: "u1".into(),
+                namespace: "ns".into(),
+                name: "acme".into(),
+            },
+        };
+        let databases = Databases::new(
+            "postgres://admin:a@db:5432/postgres",
+            "postgres://landlord:l@db:5432/landlord",
+            Limits::default(),
+        )
+        .unwrap();
+        (tenant, valid, databases)
+    }
+
+    fn world(secret: Option<Secret>) -> World {
+        World {
+            slug: None,
+            secret,
+            fresh_password: Password::new("fresh").unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_secret_gets_a_fresh_password() {
+        let (tenant, valid, databases) = fixture();
+        let plan = plan(&tenant, &valid, world(None), &databases, &Catalog::default());
+        assert_eq!(plan.password.expose(), "fresh");
+        let secret = plan.secret.expect("a Secret to write");
+        let uri = &secret.data.as_ref().unwrap()["uri"];
+        assert_eq!(
+            String::from_utf8_lossy(&uri.0),
+            "postgres://tenant_acme:fresh@db:5432/tenant_acme"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_current_secret_is_left_alone_and_a_hand_edited_one_keeps_its_password() {
+        let (tenant, valid, databases) = fixture();
+        let first = plan(&tenant, &valid, world(None), &databases, &Catalog::default());
+        let written = first.secret.unwrap();
+        let again = plan(&tenant, &valid, world(Some(written.clone())), &databases, &Catalog::default());
+        assert!(again.secret.is_none(), "nothing to write");
+        assert_eq!(again.password.expose(), "fresh");
+
+        let mut edited = written;
+        let data = edited.data.as_mut().unwrap();
+        data.insert("password".into(), k8s_openapi::ByteString(b"chosen".to_vec()));
+        let after_edit = plan(&tenant, &valid, world(Some(edited)), &databases, &Catalog::default());
+        assert_eq!(after_edit.password.expose(), "chosen");
+        let uri = &after_edit.secret.unwrap().data.unwrap()["uri"];
+        assert!(String::from_utf8_lossy(&uri.0).contains(":chosen@"));
+    }
+}
