@@ -15,7 +15,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use landlord::catalog::{Catalog, Migration, Scope};
-use landlord::db::{self, Databases, Limits, Migrator, ModuleScope, Password, TenantNames};
+use landlord::db::{
+    self, Databases, Limits, Migrator, ModuleScope, Password, TenantNames, TenantOwner,
+};
+
+/// Every tenant of the benchmark belongs to one make-believe Tenant, so both sides can be dropped alike.
+fn bench_owner() -> TenantOwner {
+    TenantOwner {
+        uid: "bench".into(),
+        namespace: "bench".into(),
+        name: "bench".into(),
+    }
+}
 
 const LEDGER_DDL: &str = "\
 CREATE SCHEMA IF NOT EXISTS landlord_migrations;
@@ -51,6 +62,16 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let figures = runtime.block_on(async {
         let databases = Databases::new(&admin_url, &landlord_url, Limits::default())?;
+        // Tenant connections keep Landlord's copy of their ledger in the landlord database.
+        let mut landlord = databases.landlord().await?;
+        Migrator::new()
+            .apply(
+                &mut landlord,
+                &ModuleScope::core(&catalog, Scope::Landlord),
+                catalog.core_landlord.latest(),
+            )
+            .await?;
+        landlord.close().await?;
         let mut figures = Vec::new();
         for round in 0..rounds {
             let names = |side: &str| -> Result<Vec<TenantNames>, db::Error> {
@@ -73,7 +94,7 @@ fn main() -> anyhow::Result<()> {
             // Clean up whatever happened, every tenant even when one fails.
             let mut leftovers = Vec::new();
             for tenant in ours.iter().chain(&psql) {
-                if let Err(e) = db::drop_tenant(&databases, tenant).await {
+                if let Err(e) = db::drop_tenant(&databases, tenant, &bench_owner()).await {
                     leftovers.push(format!("{}: {e}", tenant.database()));
                 }
             }
@@ -141,17 +162,16 @@ async fn run_landlord_db(
     let started = Instant::now();
     for tenant in ours {
         let password = Password::generate()?;
-        db::ensure_tenant(
+        let (_, mut conn) = db::ensure_tenant(
             databases,
             &db::TenantRequest {
                 tenant,
+                owner: &bench_owner(),
                 password: &password,
-                reset_password: false,
                 extensions: &[],
             },
         )
         .await?;
-        let mut conn = databases.tenant(tenant).await?;
         let report = migrator
             .apply(&mut conn, &core, catalog.core_tenant.latest())
             .await?;
@@ -196,11 +216,13 @@ fn psql_script(tenants: &[TenantNames], migrations: &[Migration]) -> anyhow::Res
         let (database, role) = (tenant.database().quoted(), tenant.role().quoted());
         let password = Password::generate()?;
         script.push_str(&format!(
-            "CREATE ROLE {role} LOGIN PASSWORD '{}';\nGRANT {role} TO CURRENT_USER;\n\
+            "BEGIN;\nCREATE ROLE {role} LOGIN PASSWORD '{}';\nCOMMENT ON ROLE {role} IS '{}';\nCOMMIT;\n\
+             GRANT {role} TO CURRENT_USER;\n\
              CREATE DATABASE {database} OWNER {role};\n\
              REVOKE CONNECT, TEMPORARY ON DATABASE {database} FROM PUBLIC;\n\
              \\connect {}\nSET ROLE {role};\n{LEDGER_DDL}\n",
             password.expose(),
+            bench_owner().mark(),
             tenant.database()
         ));
         for m in migrations {

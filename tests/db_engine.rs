@@ -4,7 +4,6 @@
 mod support;
 
 use landlord::catalog::{MigrationSet, Scope};
-use landlord::crd::Reason;
 use landlord::db::{Direction, Drift, Error, Migrator, ModuleScope};
 use support::db::{
     TestTenant, core_catalog, databases, ledger_rows, migration, schema_dump, set, superuser,
@@ -57,7 +56,10 @@ async fn up_then_down_restores_the_schema() {
     let migrator = Migrator::new();
 
     let empty = schema_dump(tenant.database());
-    let mut conn = databases.tenant(&tenant.names).await.unwrap();
+    let mut conn = databases
+        .tenant(&tenant.names, &tenant.password)
+        .await
+        .unwrap();
     let report = migrator
         .apply(&mut conn, &core, catalog.core_tenant.latest())
         .await
@@ -91,7 +93,10 @@ async fn objects_belong_to_the_tenant_role() {
     let databases = databases();
     let tenant = TestTenant::provision(&databases, "owner", &[]).await;
     let catalog = core_catalog();
-    let mut conn = databases.tenant(&tenant.names).await.unwrap();
+    let mut conn = databases
+        .tenant(&tenant.names, &tenant.password)
+        .await
+        .unwrap();
     Migrator::new()
         .migrate(
             &mut conn,
@@ -126,7 +131,10 @@ async fn failing_third_statement_leaves_nothing_behind() {
         migration(2, "broken", broken, None),
     ]);
     let track = ModuleScope::new("broken", Scope::Tenant, &migrations);
-    let mut conn = databases.tenant(&tenant.names).await.unwrap();
+    let mut conn = databases
+        .tenant(&tenant.names, &tenant.password)
+        .await
+        .unwrap();
 
     let err = Migrator::new()
         .apply(&mut conn, &track, Some(2))
@@ -143,7 +151,7 @@ async fn failing_third_statement_leaves_nothing_behind() {
     let expected = broken.find("no_such_table").unwrap() + 1;
     assert_eq!(failure.position, Some(expected));
     assert_eq!(failure.line, Some(3));
-    assert_eq!(err.reason(), Reason::MigrationFailed);
+    assert!(matches!(err, Error::MigrationFailed(_)), "{err}");
     assert!(!err.is_retryable());
     let text = err.to_string();
     assert!(
@@ -172,7 +180,10 @@ async fn tampered_migration_is_drift_and_nothing_runs() {
     let databases = databases();
     let tenant = TestTenant::provision(&databases, "drift", &[]).await;
     let original = two_tables();
-    let mut conn = databases.tenant(&tenant.names).await.unwrap();
+    let mut conn = databases
+        .tenant(&tenant.names, &tenant.password)
+        .await
+        .unwrap();
     let migrator = Migrator::new();
     migrator
         .apply(
@@ -226,7 +237,6 @@ async fn tampered_migration_is_drift_and_nothing_runs() {
         );
         assert_ne!(applied, catalog);
         assert_eq!(applied.len(), 64);
-        assert_eq!(err.reason(), Reason::ChecksumMismatch);
     }
     let status = migrator.status(&mut conn, &track).await.unwrap();
     assert!(matches!(
@@ -246,7 +256,10 @@ async fn applied_migration_missing_from_the_catalog_is_refused() {
     let databases = databases();
     let tenant = TestTenant::provision(&databases, "gone", &[]).await;
     let two = two_tables();
-    let mut conn = databases.tenant(&tenant.names).await.unwrap();
+    let mut conn = databases
+        .tenant(&tenant.names, &tenant.password)
+        .await
+        .unwrap();
     let migrator = Migrator::new();
     migrator
         .apply(
@@ -289,7 +302,10 @@ async fn rollback_through_irreversible_migration_is_refused_before_anything_runs
         ),
     ]);
     let track = ModuleScope::new("m", Scope::Tenant, &migrations);
-    let mut conn = databases.tenant(&tenant.names).await.unwrap();
+    let mut conn = databases
+        .tenant(&tenant.names, &tenant.password)
+        .await
+        .unwrap();
     let migrator = Migrator::new();
     migrator.apply(&mut conn, &track, Some(3)).await.unwrap();
 
@@ -301,7 +317,6 @@ async fn rollback_through_irreversible_migration_is_refused_before_anything_runs
         matches!(&err, Error::IrreversibleMigration { file, .. } if file == "fixtures/2_two.up.sql"),
         "{err}"
     );
-    assert_eq!(err.reason(), Reason::IrreversibleMigration);
     // Three would have been rolled back first: it is still there.
     assert_eq!(tables(tenant.database()).await.len(), 4);
     // Above the irreversible one is fine.
@@ -341,7 +356,10 @@ async fn no_transaction_migration_runs_outside_a_transaction() {
     ]);
     assert!(migrations.migrations[1].up.no_transaction);
     let track = ModuleScope::new("m", Scope::Tenant, &migrations);
-    let mut conn = databases.tenant(&tenant.names).await.unwrap();
+    let mut conn = databases
+        .tenant(&tenant.names, &tenant.password)
+        .await
+        .unwrap();
     let migrator = Migrator::new();
     migrator.apply(&mut conn, &track, Some(2)).await.unwrap();
     let plan = migrator.plan(&mut conn, &track, None).await.unwrap();
@@ -356,7 +374,10 @@ async fn status_and_plan_read_without_writing() {
     let tenant = TestTenant::provision(&databases, "status", &[]).await;
     let cards = varied_module();
     let track = ModuleScope::new("cards", Scope::Tenant, &cards);
-    let mut conn = databases.tenant(&tenant.names).await.unwrap();
+    let mut conn = databases
+        .tenant(&tenant.names, &tenant.password)
+        .await
+        .unwrap();
     let migrator = Migrator::new();
     let status = migrator.status(&mut conn, &track).await.unwrap();
     assert_eq!((status.current, status.pending.len()), (None, 3));
@@ -371,7 +392,7 @@ async fn status_and_plan_read_without_writing() {
     // Neither created the ledger.
     assert!(tables(tenant.database()).await.is_empty());
     let err = migrator.plan(&mut conn, &track, Some(9)).await.unwrap_err();
-    assert_eq!(err.reason(), Reason::VersionNotFound);
+    assert!(matches!(err, Error::UnknownTarget { .. }), "{err}");
     conn.close().await.unwrap();
 }
 

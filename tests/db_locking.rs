@@ -45,8 +45,9 @@ async fn racing_engines_apply_each_migration_once() {
         let databases = &databases;
         let effects = &effects;
         let names = &tenant.names;
+        let password = &tenant.password;
         async move {
-            let mut conn = databases.tenant(names).await.unwrap();
+            let mut conn = databases.tenant(names, password).await.unwrap();
             let track = ModuleScope::new("effects", Scope::Tenant, effects);
             let report = Migrator::new()
                 .apply(&mut conn, &track, Some(5))
@@ -82,7 +83,10 @@ async fn lock_is_released_after_a_failing_migration() {
     )]);
     let migrator = Migrator::new().with_lock_timeout(Duration::from_secs(2));
 
-    let mut first = databases.tenant(&tenant.names).await.unwrap();
+    let mut first = databases
+        .tenant(&tenant.names, &tenant.password)
+        .await
+        .unwrap();
     let err = migrator
         .apply(
             &mut first,
@@ -108,7 +112,10 @@ async fn lock_is_released_after_a_failing_migration() {
     .unwrap();
     assert_eq!(held, 0);
 
-    let mut second = databases.tenant(&tenant.names).await.unwrap();
+    let mut second = databases
+        .tenant(&tenant.names, &tenant.password)
+        .await
+        .unwrap();
     let report = migrator
         .apply(
             &mut second,
@@ -128,8 +135,14 @@ async fn a_held_lock_makes_the_other_engine_wait_then_time_out() {
     let tenant = TestTenant::provision(&databases, "busy", &[]).await;
     let slow = set(vec![migration(1, "slow", "SELECT pg_sleep(3)", None)]);
     let track = ModuleScope::new("slow", Scope::Tenant, &slow);
-    let mut first = databases.tenant(&tenant.names).await.unwrap();
-    let mut second = databases.tenant(&tenant.names).await.unwrap();
+    let mut first = databases
+        .tenant(&tenant.names, &tenant.password)
+        .await
+        .unwrap();
+    let mut second = databases
+        .tenant(&tenant.names, &tenant.password)
+        .await
+        .unwrap();
     let patient = Migrator::new();
     let impatient = Migrator::new().with_lock_timeout(Duration::from_millis(500));
 
@@ -159,7 +172,10 @@ async fn a_cancelled_apply_leaves_no_lock_behind() {
     let migrator = Migrator::new().with_lock_timeout(Duration::from_secs(10));
 
     // Cancelled mid-migration (the reconcile was dropped): the lock is still held by the session...
-    let mut conn = databases.tenant(&tenant.names).await.unwrap();
+    let mut conn = databases
+        .tenant(&tenant.names, &tenant.password)
+        .await
+        .unwrap();
     let cancelled = tokio::time::timeout(
         Duration::from_millis(300),
         migrator.apply(&mut conn, &track, Some(1)),
@@ -185,7 +201,10 @@ async fn a_cancelled_apply_leaves_no_lock_behind() {
     .await;
     assert!(cancelled.is_err());
     drop(conn);
-    let mut other = databases.tenant(&tenant.names).await.unwrap();
+    let mut other = databases
+        .tenant(&tenant.names, &tenant.password)
+        .await
+        .unwrap();
     migrator.rollback(&mut other, &track, None).await.unwrap();
     other.close().await.unwrap();
     assert!(ledger_rows(tenant.database(), "tenant").await.is_empty());

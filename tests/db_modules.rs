@@ -44,7 +44,10 @@ async fn sample_modules_install_upgrade_downgrade_and_uninstall() {
     let databases = databases();
     let tenant = TestTenant::provision(&databases, "modules", &[]).await;
     let migrator = Migrator::new();
-    let mut conn = databases.tenant(&tenant.names).await.unwrap();
+    let mut conn = databases
+        .tenant(&tenant.names, &tenant.password)
+        .await
+        .unwrap();
     migrator
         .apply(
             &mut conn,
@@ -155,7 +158,10 @@ async fn both_scopes_of_a_module_keep_separate_ledgers() {
     let databases = databases();
     let tenant = TestTenant::provision(&databases, "scopes", &[]).await;
     let migrator = Migrator::new();
-    let mut conn = databases.tenant(&tenant.names).await.unwrap();
+    let mut conn = databases
+        .tenant(&tenant.names, &tenant.password)
+        .await
+        .unwrap();
     let core = ModuleScope::core(&catalog, Scope::Tenant);
     migrator
         .apply(&mut conn, &core, catalog.core_tenant.latest())

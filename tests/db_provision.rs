@@ -5,13 +5,14 @@ mod support;
 
 use std::time::Duration;
 
-use landlord::crd::Reason;
 use landlord::db::{
-    self, Databases, Dropped, Ensured, Error, Ident, Limits, Password, Provisioned, TenantNames,
-    TenantRequest,
+    self, Databases, Dropped, Ensured, Error, Found, Ident, Limits, Password, Provisioned,
+    TenantNames, TenantOwner, TenantRequest,
 };
 use sqlx::{Connection, PgConnection};
-use support::db::{TestTenant, cleanup, databases, superuser, superuser_options};
+use support::db::{
+    TestTenant, cleanup, databases, landlord_schema, owner, superuser, superuser_options,
+};
 use support::{TestEnv, unique_slug};
 
 /// What a controller does with a Tenant's spec: validate, then provision.
@@ -23,16 +24,28 @@ async fn provision_spec(
     let tenant = TenantNames::new(slug)?;
     let extensions = Ident::all(extensions)?;
     let password = Password::generate()?;
-    db::ensure_tenant(
+    ensure(databases, &tenant, &owner(slug), &password, &extensions).await
+}
+
+async fn ensure(
+    databases: &Databases,
+    tenant: &TenantNames,
+    owner: &TenantOwner,
+    password: &Password,
+    extensions: &[Ident],
+) -> Result<Provisioned, Error> {
+    let (provisioned, conn) = db::ensure_tenant(
         databases,
         &TenantRequest {
-            tenant: &tenant,
-            password: &password,
-            reset_password: false,
-            extensions: &extensions,
+            tenant,
+            owner,
+            password,
+            extensions,
         },
     )
-    .await
+    .await?;
+    conn.close().await?;
+    Ok(provisioned)
 }
 
 const BAD_SLUGS: &[&str] = &[
@@ -79,7 +92,7 @@ async fn injection_attempts_are_rejected_before_any_sql_runs() {
     for slug in BAD_SLUGS {
         let err = provision_spec(&nowhere, slug, &[]).await.unwrap_err();
         assert!(matches!(err, Error::InvalidIdent { .. }), "{slug:?}: {err}");
-        assert_eq!(err.reason(), Reason::InvalidSpec);
+        assert!(!err.is_retryable());
     }
     for extension in BAD_EXTENSIONS {
         let err = provision_spec(&nowhere, "acme", &["ltree", extension])
@@ -94,7 +107,10 @@ async fn injection_attempts_are_rejected_before_any_sql_runs() {
     let err = provision_spec(&nowhere, "acme", &["ltree"])
         .await
         .unwrap_err();
-    assert_eq!(err.reason(), Reason::DatabaseUnavailable, "{err}");
+    assert!(
+        matches!(err, Error::Connect { .. } | Error::ConnectTimeout { .. }),
+        "{err}"
+    );
 
     // And against the real server nothing happened.
     let real = databases();
@@ -164,18 +180,16 @@ async fn tenant_credentials_open_only_their_own_database() {
 }
 
 #[tokio::test]
-async fn provisioning_twice_adopts_and_password_reset_rotates() {
+async fn provisioning_twice_adopts_and_the_role_follows_the_secrets_password() {
     let databases = databases();
     let tenant = TestTenant::provision(&databases, "twice", &["ltree"]).await;
     let extensions = Ident::all(&["ltree"]).unwrap();
-    let again = db::ensure_tenant(
+    let again = ensure(
         &databases,
-        &TenantRequest {
-            tenant: &tenant.names,
-            password: &Password::generate().unwrap(),
-            reset_password: false,
-            extensions: &extensions,
-        },
+        &tenant.names,
+        &tenant.owner,
+        &tenant.password,
+        &extensions,
     )
     .await
     .unwrap();
@@ -183,34 +197,21 @@ async fn provisioning_twice_adopts_and_password_reset_rotates() {
         again,
         Provisioned {
             role: Ensured::Existed,
-            database: Ensured::Existed
+            database: Ensured::Existed,
+            password_set: false,
         }
     );
-    // Without reset, the first password still works.
-    tenant
-        .connect_as_tenant(tenant.database())
-        .await
-        .unwrap()
-        .close()
+
+    // A hand-edited Secret: the role is set to the password it now holds, the old one stops working.
+    let first = tenant.password.clone();
+    let edited = Password::new("chosen-by-hand").unwrap();
+    let after = ensure(&databases, &tenant.names, &tenant.owner, &edited, &[])
         .await
         .unwrap();
-
-    let first = tenant.password.clone();
-    let rotated = Password::generate().unwrap();
-    db::ensure_tenant(
-        &databases,
-        &TenantRequest {
-            tenant: &tenant.names,
-            password: &rotated,
-            reset_password: true,
-            extensions: &[],
-        },
-    )
-    .await
-    .unwrap();
+    assert!(after.password_set);
     let database = tenant.database();
     tenant
-        .connect_with_password(database, &rotated)
+        .connect_with_password(database, &edited)
         .await
         .unwrap()
         .close()
@@ -223,50 +224,202 @@ async fn provisioning_twice_adopts_and_password_reset_rotates() {
             .is_err()
     );
 
-    let credentials = databases.tenant_credentials(&tenant.names, rotated.clone());
+    let credentials = databases.tenant_credentials(&tenant.names, edited.clone());
     let mut via_uri = PgConnection::connect(&credentials.uri()).await.unwrap();
     sqlx::query("SELECT 1").execute(&mut via_uri).await.unwrap();
     via_uri.close().await.unwrap();
-    assert!(!format!("{credentials:?}").contains(rotated.expose()));
+    assert!(!format!("{credentials:?}").contains(edited.expose()));
 
     assert_eq!(
-        db::drop_tenant(&databases, &tenant.names).await.unwrap(),
+        db::drop_tenant(&databases, &tenant.names, &tenant.owner)
+            .await
+            .unwrap(),
         (Dropped::Dropped, Dropped::Dropped)
     );
     assert_eq!(
-        db::drop_tenant(&databases, &tenant.names).await.unwrap(),
+        db::drop_tenant(&databases, &tenant.names, &tenant.owner)
+            .await
+            .unwrap(),
         (Dropped::AlreadyGone, Dropped::AlreadyGone)
     );
+}
+
+/// The role's password verifier, membership of the admin role, and comment: what adoption must not touch.
+async fn role_state(role: &str) -> (Option<String>, i64, Option<String>) {
+    let mut su = superuser("postgres").await;
+    let state = sqlx::query_as(
+        "SELECT a.rolpassword,
+                (SELECT count(*) FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+                  WHERE g.rolname = $1),
+                shobj_description(a.oid, 'pg_authid')
+           FROM pg_authid a WHERE a.rolname = $1",
+    )
+    .bind(role)
+    .fetch_one(&mut su)
+    .await
+    .unwrap();
+    su.close().await.unwrap();
+    state
+}
+
+async fn superuser_exec(statement: String) {
+    let mut su = superuser("postgres").await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+        .execute(&mut su)
+        .await
+        .unwrap();
+    su.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_role_landlord_did_not_mark_is_refused_and_left_as_it_was() {
+    let databases = databases();
+    landlord_schema(&databases).await;
+    let names = TenantNames::new(&unique_slug("squat")).unwrap();
+    let role = names.role().as_str().to_string();
+    superuser_exec(format!(
+        "CREATE ROLE {} LOGIN PASSWORD 'squatter'",
+        names.role().quoted()
+    ))
+    .await;
+    let before = role_state(&role).await;
+
+    let err = provision_spec(&databases, names.slug(), &[])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::AdoptionRefused {
+                object: "role",
+                found: Found::Unmarked,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(!err.is_retryable());
+    // No password reset, no grant to the admin role, no comment, no database.
+    assert_eq!(role_state(&role).await, before);
+    assert_eq!(before.1, 0);
+    let mut su = superuser("postgres").await;
+    let database: Option<String> =
+        sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE datname = $1")
+            .bind(names.database().as_str())
+            .fetch_optional(&mut su)
+            .await
+            .unwrap();
+    assert_eq!(database, None);
+    su.close().await.unwrap();
+    // Nor is it dropped.
+    assert_eq!(
+        db::drop_tenant(&databases, &names, &owner(names.slug()))
+            .await
+            .unwrap(),
+        (Dropped::AlreadyGone, Dropped::NotOurs)
+    );
+    assert_eq!(role_state(&role).await, before);
+    cleanup(&role);
+}
+
+#[tokio::test]
+async fn a_role_marked_for_another_tenant_is_refused_and_one_of_the_same_name_readopted() {
+    let databases = databases();
+    let tenant = TestTenant::provision(&databases, "marked", &[]).await;
+    let role = tenant.names.role().as_str().to_string();
+    let before = role_state(&role).await;
+
+    // Another namespace's Tenant: refused, untouched.
+    let elsewhere = TenantOwner {
+        uid: "other-uid".into(),
+        namespace: "team-b".into(),
+        name: tenant.owner.name.clone(),
+    };
+    let err = ensure(
+        &databases,
+        &tenant.names,
+        &elsewhere,
+        &Password::generate().unwrap(),
+        &[],
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::AdoptionRefused { found: Found::OwnedBy(o), .. } if *o == tenant.owner),
+        "{err}"
+    );
+    assert_eq!(role_state(&role).await, before);
+    assert_eq!(
+        db::drop_tenant(&databases, &tenant.names, &elsewhere)
+            .await
+            .unwrap(),
+        (Dropped::NotOurs, Dropped::NotOurs)
+    );
+
+    // The same namespace and name with a new UID (deleted with Retain, applied again): re-adopted and
+    // re-marked, the password kept.
+    let again = TenantOwner {
+        uid: "new-uid".into(),
+        ..tenant.owner.clone()
+    };
+    let readopted = ensure(&databases, &tenant.names, &again, &tenant.password, &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        readopted,
+        Provisioned {
+            role: Ensured::Readopted,
+            database: Ensured::Existed,
+            password_set: false,
+        }
+    );
+    let after = role_state(&role).await;
+    assert_eq!(after.0, before.0, "the password is kept");
+    assert_eq!(after.2, Some(again.mark()));
 }
 
 #[tokio::test]
 async fn a_database_owned_by_another_role_is_not_adopted() {
     let databases = databases();
+    landlord_schema(&databases).await;
     let names = TenantNames::new(&unique_slug("foreign")).unwrap();
-    let mut su = superuser("postgres").await;
-    let create = format!(
+    superuser_exec(format!(
         "CREATE DATABASE {} OWNER landlord",
         names.database().quoted()
-    );
-    sqlx::raw_sql(sqlx::AssertSqlSafe(create))
-        .execute(&mut su)
-        .await
-        .unwrap();
-    su.close().await.unwrap();
+    ))
+    .await;
 
     let err = provision_spec(&databases, names.slug(), &[])
         .await
         .unwrap_err();
-    let Error::NotOurs { owner, .. } = &err else {
-        panic!("expected NotOurs, got {err:?}");
+    let Error::AdoptionRefused {
+        object: "database",
+        found: Found::OwnedByRole(owner),
+        ..
+    } = &err
+    else {
+        panic!("expected AdoptionRefused, got {err:?}");
     };
     assert_eq!(owner, "landlord");
-    assert_eq!(err.reason(), Reason::SlugConflict);
     assert!(!err.is_retryable());
-    // Nor is it dropped.
-    let err = db::drop_tenant(&databases, &names).await.unwrap_err();
-    assert!(matches!(err, Error::NotOurs { .. }), "{err}");
+    // Nor is it dropped: the role is ours now, the database is not.
+    let dropped = db::drop_tenant(&databases, &names, &owner_of_slug(&names)).await;
+    assert!(dropped.is_ok(), "{dropped:?}");
+    let mut su = superuser("postgres").await;
+    let kept: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(names.database().as_str())
+            .fetch_one(&mut su)
+            .await
+            .unwrap();
+    assert!(kept);
+    su.close().await.unwrap();
     cleanup(names.database().as_str());
+}
+
+/// Any owner: for a database that is not the role's, the answer is the same whoever asks.
+fn owner_of_slug(names: &TenantNames) -> TenantOwner {
+    owner(names.slug())
 }
 
 #[tokio::test]
@@ -291,23 +444,24 @@ async fn extensions_are_created_by_the_tenant_and_missing_ones_reported() {
     );
     su.close().await.unwrap();
 
-    let mut conn = databases.tenant(&tenant.names).await.unwrap();
+    let mut conn = databases
+        .tenant(&tenant.names, &tenant.password)
+        .await
+        .unwrap();
     let missing = Ident::all(&["no_such_extension"]).unwrap();
     let err = db::ensure_extensions(&mut conn, &missing)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::ExtensionUnavailable { .. }), "{err}");
     assert!(err.to_string().contains("not installed"), "{err}");
-    assert_eq!(err.reason(), Reason::InvalidSpec);
-    // Installed but untrusted: only a superuser may create it.
+    assert!(err.is_retryable(), "a DBA may install the package");
+    // Installed but untrusted: only a superuser may create it; refused for good, not retried.
     let untrusted = Ident::all(&["file_fdw"]).unwrap();
     let err = db::ensure_extensions(&mut conn, &untrusted)
         .await
         .unwrap_err();
-    assert!(
-        matches!(&err, Error::ExtensionUnavailable { message, .. } if message.contains("permission denied")),
-        "{err}"
-    );
+    assert!(matches!(&err, Error::ExtensionUntrusted { .. }), "{err}");
+    assert!(!err.is_retryable());
     // The session survives both.
     db::ensure_extensions(&mut conn, &Ident::all(&["ltree"]).unwrap())
         .await
@@ -329,14 +483,23 @@ async fn dedicated_connections_are_bounded_globally() {
     )
     .unwrap();
     let tenant = TestTenant::provision(&databases, "bound", &[]).await;
-    let first = databases.tenant(&tenant.names).await.unwrap();
+    let first = databases
+        .tenant(&tenant.names, &tenant.password)
+        .await
+        .unwrap();
     let _second = databases.admin().await.unwrap();
     assert_eq!(databases.available_connections(), 0);
-    let err = databases.tenant(&tenant.names).await.unwrap_err();
+    let err = databases
+        .tenant(&tenant.names, &tenant.password)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::ConnectTimeout { .. }), "{err}");
     assert!(err.is_retryable());
     first.close().await.unwrap();
-    let mut third = databases.tenant(&tenant.names).await.unwrap();
+    let mut third = databases
+        .tenant(&tenant.names, &tenant.password)
+        .await
+        .unwrap();
     let role: String = sqlx::query_scalar("SELECT current_user::text")
         .fetch_one(&mut *third)
         .await
@@ -355,7 +518,9 @@ async fn drop_waits_for_a_session_it_may_not_terminate() {
         session.close().await.unwrap();
     });
     assert_eq!(
-        db::drop_tenant(&databases, &tenant.names).await.unwrap(),
+        db::drop_tenant(&databases, &tenant.names, &tenant.owner)
+            .await
+            .unwrap(),
         (Dropped::Dropped, Dropped::Dropped)
     );
     ends.await.unwrap();

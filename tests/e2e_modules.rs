@@ -128,7 +128,7 @@ async fn install_upgrade_downgrade_and_roll_back() {
     assert_eq!(grants, ["expenses_viewer:expenses.view"]);
     let mirrored = pg::strings(
         "landlord",
-        "SELECT module || ' ' || version || ' ' || status FROM tenant_modules ORDER BY 1",
+        "SELECT module || ' ' || coalesce(version, '-') || ' ' || status FROM tenant_modules ORDER BY 1",
     )
     .await;
     assert!(

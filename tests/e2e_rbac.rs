@@ -187,21 +187,20 @@ async fn client_from(path: &std::path::Path) -> Client {
 }
 
 /// Asserts the apiserver answered 403 Forbidden.
-fn forbidden<T: std::fmt::Debug>(what: &str, result: Result<T, kube::Error>) {
-    match result {
-        Err(kube::Error::Api(status)) if status.code == 403 => {}
-        other => panic!("{what}: expected 403 Forbidden, got {other:?}"),
-    }
+/// A namespace of its own with deploy/'s RBAC bound to its `landlord` service account, and that account's
+/// token in a token-only kubeconfig (one holding a client certificate too would authenticate as the cert).
+struct ServiceAccountSession {
+    ns: String,
+    kubeconfig: tempfile::NamedTempFile,
+    sa: Client,
+    _cluster_objects: ClusterObjects,
 }
 
-#[tokio::test]
-async fn the_operator_runs_on_the_rbac_of_deploy() {
-    let admin = client().await;
-    let ns = namespace(&admin, "e2e-rbac").await;
+async fn service_account_session(admin: &Client, prefix: &str) -> ServiceAccountSession {
+    let ns = namespace(admin, prefix).await;
     let cluster_name = format!("landlord-{ns}");
-    let _cluster_objects = ClusterObjects(cluster_name.clone());
-    install_rbac(&admin, &ns, &cluster_name).await;
-
+    let cluster_objects = ClusterObjects(cluster_name.clone());
+    install_rbac(admin, &ns, &cluster_name).await;
     let token = Api::<ServiceAccount>::namespaced(admin.clone(), &ns)
         .create_token_request(
             "landlord",
@@ -209,7 +208,6 @@ async fn the_operator_runs_on_the_rbac_of_deploy() {
             &TokenRequest {
                 metadata: ObjectMeta::default(),
                 spec: TokenRequestSpec {
-                    audiences: vec![],
                     expiration_seconds: Some(3600),
                     ..Default::default()
                 },
@@ -223,6 +221,30 @@ async fn the_operator_runs_on_the_rbac_of_deploy() {
         .token;
     let kubeconfig = token_kubeconfig(&token, &ns);
     let sa = client_from(kubeconfig.path()).await;
+    ServiceAccountSession {
+        ns,
+        kubeconfig,
+        sa,
+        _cluster_objects: cluster_objects,
+    }
+}
+
+fn forbidden<T: std::fmt::Debug>(what: &str, result: Result<T, kube::Error>) {
+    match result {
+        Err(kube::Error::Api(status)) if status.code == 403 => {}
+        other => panic!("{what}: expected 403 Forbidden, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_operator_runs_on_the_rbac_of_deploy() {
+    let admin = client().await;
+    let ServiceAccountSession {
+        ns,
+        kubeconfig,
+        sa,
+        _cluster_objects,
+    } = service_account_session(&admin, "e2e-rbac").await;
 
     // The apiserver sees the service account, not the admin certificate.
     let review = Api::<SelfSubjectReview>::all(sa.clone())
@@ -302,30 +324,12 @@ async fn the_operator_runs_on_the_rbac_of_deploy() {
 #[tokio::test]
 async fn the_token_is_refused_what_the_operator_never_needs() {
     let admin = client().await;
-    let ns = namespace(&admin, "e2e-rbac-deny").await;
-    let cluster_name = format!("landlord-{ns}");
-    let _cluster_objects = ClusterObjects(cluster_name.clone());
-    install_rbac(&admin, &ns, &cluster_name).await;
-    let token = Api::<ServiceAccount>::namespaced(admin.clone(), &ns)
-        .create_token_request(
-            "landlord",
-            &PostParams::default(),
-            &TokenRequest {
-                metadata: ObjectMeta::default(),
-                spec: TokenRequestSpec {
-                    expiration_seconds: Some(3600),
-                    ..Default::default()
-                },
-                status: None,
-            },
-        )
-        .await
-        .unwrap()
-        .status
-        .unwrap()
-        .token;
-    let kubeconfig = token_kubeconfig(&token, &ns);
-    let sa = client_from(kubeconfig.path()).await;
+    let ServiceAccountSession {
+        ns,
+        kubeconfig: _kubeconfig,
+        sa,
+        _cluster_objects,
+    } = service_account_session(&admin, "e2e-rbac-deny").await;
     let dry_run = PostParams {
         dry_run: true,
         ..Default::default()
@@ -429,7 +433,7 @@ async fn the_token_is_refused_what_the_operator_never_needs() {
             .create(
                 &dry_run,
                 &serde_json::from_value(json!({
-                    "metadata": {"name": format!("{cluster_name}-escalate")},
+                    "metadata": {"name": format!("landlord-{ns}-escalate")},
                     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
                     "subjects": [{"kind": "ServiceAccount", "name": "landlord", "namespace": ns}]
                 }))

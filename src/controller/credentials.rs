@@ -29,7 +29,12 @@ pub fn is_ours(secret: &Secret, name: &str, uid: &str) -> bool {
     if labels.get(MANAGED_BY.0).map(String::as_str) != Some(MANAGED_BY.1) {
         return false;
     }
-    match secret.metadata.owner_references.as_deref().unwrap_or_default() {
+    match secret
+        .metadata
+        .owner_references
+        .as_deref()
+        .unwrap_or_default()
+    {
         [] => labels.get(TENANT_LABEL).map(String::as_str) == Some(name),
         owners => owners
             .iter()
@@ -115,7 +120,10 @@ mod tests {
         let mut secret = ours("u1");
         assert_eq!(password(&secret), None);
         let with = |value: &str| {
-            BTreeMap::from([("password".to_string(), ByteString(value.as_bytes().to_vec()))])
+            BTreeMap::from([(
+                "password".to_string(),
+                ByteString(value.as_bytes().to_vec()),
+            )])
         };
         secret.data = Some(with("s3cret"));
         assert_eq!(password(&secret).unwrap().expose(), "s3cret");

@@ -25,7 +25,9 @@ pub enum Error {
     SlugConflict { slug: String, owner: TenantOwner },
     #[error("{0}")]
     AdoptionRefused(String),
-    #[error("Tenant {tenant} does not exist in namespace {namespace}; create it or fix spec.tenant.")]
+    #[error(
+        "Tenant {tenant} does not exist in namespace {namespace}; create it or fix spec.tenant."
+    )]
     TenantNotFound { tenant: String, namespace: String },
     #[error("Tenant {tenant} is not Ready yet; installing once it is.")]
     TenantNotReady { tenant: String },

@@ -96,7 +96,14 @@ async fn conclude<K: Pipeline>(
     result: Result<Action, Error>,
 ) -> Result<Action, Error> {
     let api: Api<K> = ctx.api(&object.namespace().unwrap_or_default());
-    match publish_status(&api, K::CONTROLLER, &object.name_any(), object.status(), &status).await
+    match publish_status(
+        &api,
+        K::CONTROLLER,
+        &object.name_any(),
+        object.status(),
+        &status,
+    )
+    .await
     {
         Err(kube::Error::Api(status)) if status.code == 404 => return Err(Error::Gone),
         other => other?,

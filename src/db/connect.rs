@@ -122,10 +122,7 @@ impl Databases {
             }
             other => other,
         })?;
-        conn.ledger_copy = Some(LedgerCopy::new(
-            self.landlord_pool.clone(),
-            tenant.slug(),
-        ));
+        conn.ledger_copy = Some(LedgerCopy::new(self.landlord_pool.clone(), tenant.slug()));
         Ok(conn)
     }
 

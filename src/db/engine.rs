@@ -253,7 +253,7 @@ async fn run(
     let database = conn.database().to_string();
     ledger::ensure(conn, &database).await?;
     let applied = ledger::entries(conn, &database, track.scope, track.module).await?;
-    let copy = conn.ledger_copy.clone();
+    let copy = copy_of(conn, track);
     if let Some(copy) = &copy {
         check_copy(conn, copy, track, &applied).await?;
     }
@@ -287,8 +287,13 @@ async fn run(
     let mut executed = Vec::with_capacity(plan.steps.len());
     for step in &plan.steps {
         if let (Some(copy), Some(migration)) = (&copy, track.migrations.get(step.version)) {
-            copy.begin(track.module, step.version, &migration.checksum, step.direction)
-                .await?;
+            copy.begin(
+                track.module,
+                step.version,
+                &migration.checksum,
+                step.direction,
+            )
+            .await?;
         }
         let execution_ms = run_step(conn, &database, track, step).await?;
         if let Some(copy) = &copy {
@@ -342,7 +347,7 @@ async fn compare_copy(
     track: &ModuleScope<'_>,
     applied: &[LedgerEntry],
 ) -> Result<(), Error> {
-    let Some(copy) = conn.ledger_copy.clone() else {
+    let Some(copy) = copy_of(conn, track) else {
         return Ok(());
     };
     if !copy.is_kept().await? {
@@ -353,6 +358,13 @@ async fn compare_copy(
         Err(differences) => Err(mismatch(conn.database(), track, &differences)),
         Ok(_) => Ok(()),
     }
+}
+
+/// Landlord's copy follows the tenant scope of a tenant connection: the tracks a tenant database holds.
+fn copy_of(conn: &DbConnection, track: &ModuleScope<'_>) -> Option<LedgerCopy> {
+    conn.ledger_copy
+        .clone()
+        .filter(|_| track.scope == crate::catalog::Scope::Tenant)
 }
 
 fn mismatch(

@@ -291,7 +291,10 @@ mod tests {
     #[test]
     fn equal_ledgers_need_nothing() {
         let ledger = [applied(1, 7), applied(2, 8)];
-        let recorded = [copy(1, 7, CopyState::Applied), copy(2, 8, CopyState::Applied)];
+        let recorded = [
+            copy(1, 7, CopyState::Applied),
+            copy(2, 8, CopyState::Applied),
+        ];
         assert_eq!(compare(&ledger, &recorded), Ok(vec![]));
         assert_eq!(compare(&[], &[]), Ok(vec![]));
     }
@@ -320,7 +323,10 @@ mod tests {
 
     #[test]
     fn rewritten_ledgers_are_differences() {
-        let recorded = [copy(1, 7, CopyState::Applied), copy(2, 8, CopyState::Applied)];
+        let recorded = [
+            copy(1, 7, CopyState::Applied),
+            copy(2, 8, CopyState::Applied),
+        ];
         // A row deleted, a row forged, a checksum rewritten.
         let ledger = [applied(2, 9), applied(3, 1)];
         assert_eq!(

@@ -252,7 +252,12 @@ pub async fn record_module(
 }
 
 /// Removes the module's record, only if `uid` is its installer.
-pub async fn forget_module(pool: &PgPool, slug: &str, module: &str, uid: &str) -> Result<(), Error> {
+pub async fn forget_module(
+    pool: &PgPool,
+    slug: &str,
+    module: &str,
+    uid: &str,
+) -> Result<(), Error> {
     sqlx::query(
         "DELETE FROM tenant_modules WHERE tenant_slug = $1 AND module = $2 AND resource_uid = $3",
     )

@@ -26,8 +26,8 @@ pub use engine::{Allowed, Executed, Migrator, Report, Status};
 pub use error::{Error, MigrationFailure};
 pub use ident::{Ident, MAX_IDENT_BYTES, TenantNames};
 pub use ledger::{LEDGER_SCHEMA, LedgerEntry};
-pub use plan::{Direction, Drift, ModuleScope, Plan, Step, drift, plan};
 pub use owner::{Adoption, Found, TenantOwner, adoption};
+pub use plan::{Direction, Drift, ModuleScope, Plan, Step, drift, plan};
 pub use provision::{
     Dropped, Ensured, Provisioned, TenantRequest, drop_tenant, ensure_extensions, ensure_tenant,
     ensure_tenant_database, ensure_tenant_role,

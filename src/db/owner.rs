@@ -128,10 +128,16 @@ mod tests {
         let asking = owner("u2", "team-a", "acme");
         let cases = [
             (None, Adoption::Refused(Found::Unmarked)),
-            (Some("a DBA's note".to_string()), Adoption::Refused(Found::Unmarked)),
+            (
+                Some("a DBA's note".to_string()),
+                Adoption::Refused(Found::Unmarked),
+            ),
             (Some(owner("u2", "team-a", "acme").mark()), Adoption::Ours),
             // The Tenant was deleted with Retain and applied again from Git: same namespace and name.
-            (Some(owner("u1", "team-a", "acme").mark()), Adoption::Readopt),
+            (
+                Some(owner("u1", "team-a", "acme").mark()),
+                Adoption::Readopt,
+            ),
             (
                 Some(owner("u1", "team-b", "acme").mark()),
                 Adoption::Refused(Found::OwnedBy(owner("u1", "team-b", "acme"))),
@@ -142,7 +148,11 @@ mod tests {
             ),
         ];
         for (comment, expected) in cases {
-            assert_eq!(adoption(comment.as_deref(), &asking), expected, "{comment:?}");
+            assert_eq!(
+                adoption(comment.as_deref(), &asking),
+                expected,
+                "{comment:?}"
+            );
         }
     }
 }

@@ -65,17 +65,21 @@ pub async fn ensure_tenant(
     if database == Ensured::Created {
         databases.ledger_copy(names).forget_all().await?;
     }
+    // One slot at a time: holding the admin connection while waiting for a tenant one could deadlock
+    // reconciles that each hold one of the last slots.
+    admin.close().await?;
     let mut password_set = role == Ensured::Created;
     let mut tenant = match databases.tenant(names, request.password).await {
         Err(Error::TenantLoginRefused { .. }) if !password_set => {
             // The Secret was edited by hand (or rotated): the role follows it.
+            let mut admin = databases.admin().await?;
             set_password(&mut admin, names.role(), request.password).await?;
+            admin.close().await?;
             password_set = true;
             databases.tenant(names, request.password).await?
         }
         other => other?,
     };
-    admin.close().await?;
     ensure_extensions(&mut tenant, request.extensions).await?;
     let provisioned = Provisioned {
         role,
@@ -129,9 +133,9 @@ pub async fn ensure_tenant_role(
         Some(comment) => match adoption(comment.as_deref(), owner) {
             Adoption::Ours => Ensured::Existed,
             Adoption::Readopt => {
-                exec(admin, mark_role(role, owner)?).await.map_err(|e| {
-                    Error::sql(format!("marking role {role}"), admin.database(), e)
-                })?;
+                exec(admin, mark_role(role, owner)?)
+                    .await
+                    .map_err(|e| Error::sql(format!("marking role {role}"), admin.database(), e))?;
                 Ensured::Readopted
             }
             Adoption::Refused(found) => return Err(refused("role", role, found)),
@@ -250,11 +254,12 @@ pub async fn ensure_tenant_database(
             }
             // For people reading \l+; the mark that counts is the owning role's.
             let mark = quote_literal(&owner.mark())?;
-            exec(admin, format!("COMMENT ON DATABASE {} IS {mark}", database.quoted()))
-                .await
-                .map_err(|e| {
-                    Error::sql(format!("marking database {database}"), admin.database(), e)
-                })?;
+            exec(
+                admin,
+                format!("COMMENT ON DATABASE {} IS {mark}", database.quoted()),
+            )
+            .await
+            .map_err(|e| Error::sql(format!("marking database {database}"), admin.database(), e))?;
         }
     }
     let revoke = format!(
@@ -379,7 +384,10 @@ async fn drop_tenant_role(
 }
 
 /// None when the role does not exist; otherwise its comment (the owner's mark, if Landlord made it).
-async fn role_mark(admin: &mut DbConnection, role: &Ident) -> Result<Option<Option<String>>, Error> {
+async fn role_mark(
+    admin: &mut DbConnection,
+    role: &Ident,
+) -> Result<Option<Option<String>>, Error> {
     sqlx::query_scalar(
         "SELECT pg_catalog.shobj_description(oid, 'pg_authid') FROM pg_catalog.pg_roles WHERE rolname = $1",
     )

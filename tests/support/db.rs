@@ -7,7 +7,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use landlord::catalog::{Catalog, Migration, MigrationScript, MigrationSet, is_no_transaction};
-use landlord::db::{self, Databases, Ensured, Ident, Limits, Password, TenantNames, TenantRequest};
+use landlord::db::{
+    self, Databases, Ensured, Ident, Limits, Password, TenantNames, TenantOwner, TenantRequest,
+};
 use sha2::{Digest, Sha256};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
@@ -25,6 +27,19 @@ pub fn limits() -> Limits {
 pub fn databases() -> Databases {
     let env = TestEnv::get();
     Databases::new(env.admin_url(), env.landlord_url(), limits()).expect("database URLs")
+}
+
+/// The landlord database's schema, as the operator migrates it at start: tenant connections keep
+/// Landlord's copy of their ledger there. Idempotent (the engine locks and skips what is applied).
+pub async fn landlord_schema(databases: &Databases) {
+    let catalog = core_catalog();
+    let track = db::ModuleScope::core(&catalog, landlord::catalog::Scope::Landlord);
+    let mut conn = databases.landlord().await.expect("landlord connection");
+    db::Migrator::new()
+        .apply(&mut conn, &track, catalog.core_landlord.latest())
+        .await
+        .expect("migrate the landlord database");
+    conn.close().await.expect("close");
 }
 
 /// A migration as the catalog would load it from `<version>_<description>.up.sql` (+ `.down.sql`).
@@ -57,28 +72,41 @@ pub fn core_catalog() -> Catalog {
 /// A provisioned tenant of one test. Dropped (database with FORCE, then role) when it goes out of scope.
 pub struct TestTenant {
     pub names: TenantNames,
+    pub owner: TenantOwner,
     pub password: Password,
+}
+
+/// The Tenant a test provisions for: its own UID, namespace `db-tests`, name `name`.
+pub fn owner(name: &str) -> TenantOwner {
+    TenantOwner {
+        uid: super::unique("uid"),
+        namespace: "db-tests".into(),
+        name: name.replace('_', "-"),
+    }
 }
 
 impl TestTenant {
     pub async fn provision(databases: &Databases, prefix: &str, extensions: &[&str]) -> TestTenant {
+        landlord_schema(databases).await;
         let names = TenantNames::new(&unique_slug(prefix)).expect("valid slug");
         let tenant = TestTenant {
+            owner: owner(names.slug()),
             names,
             password: Password::generate().expect("password"),
         };
         let extensions = Ident::all(extensions).expect("valid extensions");
-        let provisioned = db::ensure_tenant(
+        let (provisioned, conn) = db::ensure_tenant(
             databases,
             &TenantRequest {
                 tenant: &tenant.names,
+                owner: &tenant.owner,
                 password: &tenant.password,
-                reset_password: false,
                 extensions: &extensions,
             },
         )
         .await
         .expect("provision tenant");
+        conn.close().await.expect("close");
         assert_eq!(provisioned.database, Ensured::Created);
         tenant
     }

@@ -37,34 +37,35 @@ async fn found(query: &'static str, name: &str) -> bool {
 
 /// Tables of the public schema, sorted.
 pub async fn tables(database: &str) -> Vec<String> {
-    let mut conn = connect(database).await;
-    sqlx::query("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
-        .fetch_all(&mut conn)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|row| row.get(0))
-        .collect()
+    strings(
+        database,
+        "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
+    )
+    .await
 }
 
 pub async fn columns(database: &str, table: &str) -> Vec<String> {
-    let mut conn = connect(database).await;
-    sqlx::query(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = $1 ORDER BY 1",
+    text_rows(
+        database,
+        "SELECT column_name::text FROM information_schema.columns \
+         WHERE table_schema = 'public' AND table_name = $1 ORDER BY 1",
+        Some(table),
     )
-    .bind(table)
-    .fetch_all(&mut conn)
     .await
-    .unwrap()
-    .into_iter()
-    .map(|row| row.get(0))
-    .collect()
 }
 
 /// Runs one query returning a single text column, in `database`.
 pub async fn strings(database: &str, query: &'static str) -> Vec<String> {
+    text_rows(database, query, None).await
+}
+
+async fn text_rows(database: &str, query: &'static str, bind: Option<&str>) -> Vec<String> {
     let mut conn = connect(database).await;
-    sqlx::query(query)
+    let mut query = sqlx::query(query);
+    if let Some(value) = bind {
+        query = query.bind(value.to_string());
+    }
+    query
         .fetch_all(&mut conn)
         .await
         .unwrap()

@@ -122,7 +122,11 @@ async fn migrate(
     let result = async {
         let mut executed = 0;
         let mut kept_for = Vec::new();
-        let targets = if reinstall { vec![None, target] } else { vec![target] };
+        let targets = if reinstall {
+            vec![None, target]
+        } else {
+            vec![target]
+        };
         for target in targets {
             let report = ctx
                 .migrator
@@ -141,7 +145,8 @@ async fn migrate(
     .await;
     conn.close().await.ok();
     let (executed, kept_for) = result?;
-    ctx.metrics.migrations_applied(scope.scope.as_str(), executed);
+    ctx.metrics
+        .migrations_applied(scope.scope.as_str(), executed);
     if executed > 0 {
         let note = format!(
             "Ran {} in the {} scope of module {}.",

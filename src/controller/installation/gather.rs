@@ -29,7 +29,10 @@ pub struct World {
 
 pub async fn gather(mi: &ModuleInstallation, ctx: &Context) -> Result<World, Error> {
     let namespace = mi.namespace().unwrap_or_default();
-    let tenant = ctx.api::<Tenant>(&namespace).get_opt(&mi.spec.tenant).await?;
+    let tenant = ctx
+        .api::<Tenant>(&namespace)
+        .get_opt(&mi.spec.tenant)
+        .await?;
     let Some(tenant_object) = &tenant else {
         return Ok(World {
             tenant,

@@ -2,8 +2,8 @@
 //! steps from what its ledger holds to the release asked for — an install, upgrade, downgrade, a fresh
 //! reinstall (everything down, then up), or nothing. Pure; `check` holds it to production's rules.
 
-use super::super::conditions::{Stopped, stop_at};
 use super::super::Error;
+use super::super::conditions::{Stopped, stop_at};
 use super::gather::{Ledgers, condition_of};
 use super::validate::{InstallerClaim, ValidInstallation};
 use crate::catalog::{Module, Release, Scope};

@@ -42,7 +42,11 @@ pub fn desired_status(
                 Step::Done(plan.dependencies.clone()),
             )];
             steps.extend(in_condition_order(plan, |scope| {
-                Step::Done(done_message(plan, scope, applied.kept_for.get(&scope.scope)))
+                Step::Done(done_message(
+                    plan,
+                    scope,
+                    applied.kept_for.get(&scope.scope),
+                ))
             }));
             steps
         }
@@ -50,7 +54,12 @@ pub fn desired_status(
         (None, Ok(_)) => Vec::new(),
     };
     let conditions = summarize(steps, READY);
-    status.conditions = merge_conditions(&current.conditions, &conditions, mi.metadata.generation, now);
+    status.conditions = merge_conditions(
+        &current.conditions,
+        &conditions,
+        mi.metadata.generation,
+        now,
+    );
     status
 }
 
@@ -67,7 +76,11 @@ fn blamed(plan: Option<&InstallationPlan<'_>>, stopped: &Stopped) -> Vec<(Condit
         ]
         .into_iter()
         .map(|type_| {
-            let step = if type_ == stopped.at { failed.clone() } else { Step::NotReached };
+            let step = if type_ == stopped.at {
+                failed.clone()
+            } else {
+                Step::NotReached
+            };
             (type_, step)
         })
         .collect();
@@ -115,7 +128,10 @@ fn dry_run(plan: &InstallationPlan<'_>) -> Vec<(ConditionType, Step)> {
         }
         ScopeAction::Migrate { steps, .. } => Step::Failed(
             Reason::DryRun,
-            format!("Dry run: would run {}; nothing was applied.", describe(steps)),
+            format!(
+                "Dry run: would run {}; nothing was applied.",
+                describe(steps)
+            ),
         ),
         _ => Step::Done(done_message(plan, scope, None)),
     }));
@@ -143,7 +159,11 @@ fn in_condition_order<'p>(
         .collect()
 }
 
-fn done_message(plan: &InstallationPlan<'_>, scope: &ScopePlan, kept_for: Option<&Vec<String>>) -> String {
+fn done_message(
+    plan: &InstallationPlan<'_>,
+    scope: &ScopePlan,
+    kept_for: Option<&Vec<String>>,
+) -> String {
     let module = &plan.module.name;
     let name = scope.scope;
     match (&scope.action, kept_for) {
@@ -155,7 +175,12 @@ fn done_message(plan: &InstallationPlan<'_>, scope: &ScopePlan, kept_for: Option
             format!("The {name} scope is not managed by this installation (spec.scope).")
         }
         (ScopeAction::Empty, _) => format!("Module {module} has no {name} migrations."),
-        (ScopeAction::Migrate { target: Some(v), .. }, _) => {
+        (
+            ScopeAction::Migrate {
+                target: Some(v), ..
+            },
+            _,
+        ) => {
             format!("The {name} scope of module {module} is at migration {v}.")
         }
         (ScopeAction::Migrate { target: None, .. }, _) => {

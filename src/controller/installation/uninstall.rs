@@ -114,7 +114,11 @@ fn plan<'c>(
     })
 }
 
-async fn apply(mi: &ModuleInstallation, uninstall: Uninstall<'_>, ctx: &Context) -> Result<(), Error> {
+async fn apply(
+    mi: &ModuleInstallation,
+    uninstall: Uninstall<'_>,
+    ctx: &Context,
+) -> Result<(), Error> {
     let pool = ctx.databases.landlord_pool();
     let uid = mi.uid().unwrap_or_default();
     let module = &mi.spec.module;
@@ -162,7 +166,13 @@ async fn rollback(
     let result = async {
         let report = ctx
             .migrator
-            .migrate_guarded(&mut conn, &track, None, Allowed::Only(db::Direction::Down), shared_by)
+            .migrate_guarded(
+                &mut conn,
+                &track,
+                None,
+                Allowed::Only(db::Direction::Down),
+                shared_by,
+            )
             .await?;
         if scope == Scope::Tenant {
             db::remove_module_acl(&mut conn, &module.name).await?;
@@ -266,12 +276,27 @@ mod tests {
         let both = vec![installed("tasks", "m1"), installed("expenses", "m2")];
         let err = plan(&tasks, world("t1", both), &catalog, false).unwrap_err();
         assert_eq!(err.reason(), Reason::UninstallBlocked);
-        assert!(err.to_string().contains("expenses (ModuleInstallation acme-expenses)"), "{err}");
-        let err = plan(&tasks, world("t1", vec![installed("tasks", "m1")]), &catalog, true).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("expenses (ModuleInstallation acme-expenses)"),
+            "{err}"
+        );
+        let err = plan(
+            &tasks,
+            world("t1", vec![installed("tasks", "m1")]),
+            &catalog,
+            true,
+        )
+        .unwrap_err();
         assert_eq!(err.reason(), Reason::DestructiveActionBlocked);
         let retain = mi("tasks", "m1", UninstallPolicy::Retain);
         assert!(matches!(
-            plan(&retain, world("t1", vec![installed("tasks", "m1")]), &catalog, true),
+            plan(
+                &retain,
+                world("t1", vec![installed("tasks", "m1")]),
+                &catalog,
+                true
+            ),
             Ok(Uninstall::Retain { .. })
         ));
     }

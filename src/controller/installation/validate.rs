@@ -78,7 +78,9 @@ pub fn validate<'c>(
     let claim = match recorded {
         None => InstallerClaim::Free,
         Some(installer) if installer.uid == uid => InstallerClaim::Ours,
-        Some(installer) if !world.installer_exists => InstallerClaim::Replace(installer.uid.clone()),
+        Some(installer) if !world.installer_exists => {
+            InstallerClaim::Replace(installer.uid.clone())
+        }
         Some(installer) => return Err(already_managed(installer, mi)),
     };
 
@@ -86,7 +88,12 @@ pub fn validate<'c>(
         .installed
         .iter()
         .filter(|m| m.status == "Installed" && m.module != module.name)
-        .filter_map(|m| Some((m.module.clone(), semver::Version::parse(m.version.as_deref()?).ok()?)))
+        .filter_map(|m| {
+            Some((
+                m.module.clone(),
+                semver::Version::parse(m.version.as_deref()?).ok()?,
+            ))
+        })
         .collect();
     let unmet = catalog.unmet_dependencies(&module.name, &installed);
     if !unmet.is_empty() {
@@ -153,7 +160,11 @@ pub fn resolve<'c>(
             .and_then(|v| module.release(&v)),
     };
     let release = release.ok_or_else(|| {
-        let releases: Vec<String> = module.releases.iter().map(|r| r.version.to_string()).collect();
+        let releases: Vec<String> = module
+            .releases
+            .iter()
+            .map(|r| r.version.to_string())
+            .collect();
         Error::VersionNotFound(format!(
             "Module {} has no release {}; releases: {}.",
             module.name,
@@ -239,7 +250,11 @@ mod tests {
         let catalog = catalog();
         let ok = world(Some(slug("t1", "Ready")), vec![]);
         assert_eq!(reason(validate(&mi("tasks", "m1"), ok, &catalog)), None);
-        for record in [None, Some(slug("t1", "Provisioning")), Some(slug("other", "Ready"))] {
+        for record in [
+            None,
+            Some(slug("t1", "Provisioning")),
+            Some(slug("other", "Ready")),
+        ] {
             let w = world(record.clone(), vec![]);
             assert_eq!(
                 reason(validate(&mi("tasks", "m1"), w, &catalog)),
@@ -265,13 +280,25 @@ mod tests {
     fn the_recorded_installer_owns_the_module() {
         let catalog = catalog();
         let claim = |w| validate(&mi("tasks", "m1"), w, &catalog).map(|v| v.claim);
-        let mine = world(Some(slug("t1", "Ready")), vec![installed("tasks", "1.0.0", "m1")]);
+        let mine = world(
+            Some(slug("t1", "Ready")),
+            vec![installed("tasks", "1.0.0", "m1")],
+        );
         assert_eq!(claim(mine).unwrap(), InstallerClaim::Ours);
-        let theirs = world(Some(slug("t1", "Ready")), vec![installed("tasks", "1.0.0", "m0")]);
+        let theirs = world(
+            Some(slug("t1", "Ready")),
+            vec![installed("tasks", "1.0.0", "m0")],
+        );
         let err = claim(theirs).unwrap_err();
         assert_eq!(err.reason(), Reason::InvalidSpec);
-        assert!(err.to_string().contains("acme-tasks already manages"), "{err}");
-        let mut stale = world(Some(slug("t1", "Ready")), vec![installed("tasks", "1.0.0", "m0")]);
+        assert!(
+            err.to_string().contains("acme-tasks already manages"),
+            "{err}"
+        );
+        let mut stale = world(
+            Some(slug("t1", "Ready")),
+            vec![installed("tasks", "1.0.0", "m0")],
+        );
         stale.installer_exists = false;
         assert_eq!(claim(stale).unwrap(), InstallerClaim::Replace("m0".into()));
     }
@@ -282,7 +309,10 @@ mod tests {
         let missing = world(Some(slug("t1", "Ready")), vec![]);
         let err = validate(&mi("expenses", "m2"), missing, &catalog).unwrap_err();
         assert_eq!(err.reason(), Reason::DependencyMissing);
-        assert!(err.to_string().contains("tasks >=1.0.0 (not installed)"), "{err}");
+        assert!(
+            err.to_string().contains("tasks >=1.0.0 (not installed)"),
+            "{err}"
+        );
         let mut installing = installed("tasks", "1.0.0", "m1");
         installing.status = "Installing".into();
         let w = world(Some(slug("t1", "Ready")), vec![installing]);
@@ -290,7 +320,10 @@ mod tests {
             reason(validate(&mi("expenses", "m2"), w, &catalog)),
             Some(Reason::DependencyMissing)
         );
-        let w = world(Some(slug("t1", "Ready")), vec![installed("tasks", "1.0.0", "m1")]);
+        let w = world(
+            Some(slug("t1", "Ready")),
+            vec![installed("tasks", "1.0.0", "m1")],
+        );
         let valid = validate(&mi("expenses", "m2"), w, &catalog).unwrap();
         assert_eq!(valid.dependencies, "Dependencies installed: tasks 1.0.0.");
     }
@@ -306,7 +339,10 @@ mod tests {
         };
         let err = resolve(&catalog, &spec("payroll", None)).unwrap_err();
         assert_eq!(err.reason(), Reason::ModuleNotFound);
-        assert!(err.to_string().contains("digital_card, expenses, tasks"), "{err}");
+        assert!(
+            err.to_string().contains("digital_card, expenses, tasks"),
+            "{err}"
+        );
         let err = resolve(&catalog, &spec("expenses", Some("2.0.0"))).unwrap_err();
         assert_eq!(err.reason(), Reason::VersionNotFound);
         assert!(err.to_string().contains("1.0.0, 1.1.0"), "{err}");

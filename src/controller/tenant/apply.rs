@@ -2,9 +2,9 @@
 //! the credentials Secret, the core tenant migrations as the tenant's own role, the mirror. Each failure
 //! names the condition it blames.
 
-use kube::api::{Patch, PatchParams};
-use kube::ResourceExt;
 use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::api::{Patch, PatchParams};
 
 use super::super::conditions::{Stopped, stop_at};
 use super::super::{Context, Error, TENANT_CONTROLLER};
@@ -53,17 +53,24 @@ pub async fn apply(
     match provisioned.database {
         Ensured::Created => {
             let note = format!("Created database {database} owned by its own role.");
-            ctx.event(tenant, false, "Provisioned", "Provision", note).await;
+            ctx.event(tenant, false, "Provisioned", "Provision", note)
+                .await;
         }
         Ensured::Readopted => {
-            let note = format!("Adopted database {database}, kept for this Tenant's namespace and name.");
-            ctx.event(tenant, false, "Readopted", "Provision", note).await;
+            let note =
+                format!("Adopted database {database}, kept for this Tenant's namespace and name.");
+            ctx.event(tenant, false, "Readopted", "Provision", note)
+                .await;
         }
         Ensured::Existed => {}
     }
     if provisioned.password_set && provisioned.role != Ensured::Created {
-        let note = format!("Set the password of role {} to the one in the tenant's Secret.", valid.names.role());
-        ctx.event(tenant, false, "PasswordSet", "Provision", note).await;
+        let note = format!(
+            "Set the password of role {} to the one in the tenant's Secret.",
+            valid.names.role()
+        );
+        ctx.event(tenant, false, "PasswordSet", "Provision", note)
+            .await;
     }
     if let Some(secret) = plan.secret {
         write_secret(ctx, &secret)
@@ -72,19 +79,28 @@ pub async fn apply(
     }
 
     let track = ModuleScope::core(&ctx.catalog, Scope::Tenant);
-    let report = ctx.migrator.apply(&mut conn, &track, plan.core_target).await;
+    let report = ctx
+        .migrator
+        .apply(&mut conn, &track, plan.core_target)
+        .await;
     conn.close().await.ok();
     let report = match report {
         Ok(report) => report,
         Err(err) => {
             // Installations read readiness from here: it must not say Ready any longer.
-            let _ = mirror::set_tenant_status(pool, valid.names.slug(), &valid.owner.uid, "Failed").await;
+            let _ = mirror::set_tenant_status(pool, valid.names.slug(), &valid.owner.uid, "Failed")
+                .await;
             return Err(stop_at(ConditionType::Migrated)(err));
         }
     };
-    ctx.metrics.migrations_applied("tenant", report.executed.len());
+    ctx.metrics
+        .migrations_applied("tenant", report.executed.len());
     if !report.executed.is_empty() {
-        let names: Vec<String> = report.executed.iter().map(|e| e.step.name.clone()).collect();
+        let names: Vec<String> = report
+            .executed
+            .iter()
+            .map(|e| e.step.name.clone())
+            .collect();
         let note = format!("Applied core tenant migrations: {}.", names.join(", "));
         ctx.event(tenant, false, "Migrated", "Migrate", note).await;
     }

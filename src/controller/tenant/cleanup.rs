@@ -129,7 +129,8 @@ async fn apply(tenant: &Tenant, deletion: Deletion, ctx: &Context) -> Result<(),
             ctx.event(tenant, false, "Retained", "Delete", note).await;
         }
         Deletion::Drop { valid, secret } => {
-            let (database, role) = db::drop_tenant(&ctx.databases, &valid.names, &valid.owner).await?;
+            let (database, role) =
+                db::drop_tenant(&ctx.databases, &valid.names, &valid.owner).await?;
             if let Some(name) = secret {
                 match secrets.delete(&name, &DeleteParams::default()).await {
                     Ok(_) => {}
@@ -210,7 +211,11 @@ mod tests {
 
     #[test]
     fn installations_block_and_production_refuses_a_drop() {
-        let blocked = plan(&tenant(DeletionPolicy::Delete), world("u1", &["acme-tasks"]), false);
+        let blocked = plan(
+            &tenant(DeletionPolicy::Delete),
+            world("u1", &["acme-tasks"]),
+            false,
+        );
         assert!(matches!(blocked, Err(Error::UninstallBlocked(_))));
         let refused = plan(&tenant(DeletionPolicy::Delete), world("u1", &[]), true).unwrap_err();
         assert_eq!(refused.reason(), Reason::DestructiveActionBlocked);

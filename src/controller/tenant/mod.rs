@@ -78,7 +78,10 @@ impl Pipeline for Tenant {
         }
         let result = provision(self, ctx).await;
         let status = status::desired_status(self, &result, &ctx.now());
-        (status, result.map(|_| Action::requeue(RESYNC)).map_err(|s| s.error))
+        (
+            status,
+            result.map(|_| Action::requeue(RESYNC)).map_err(|s| s.error),
+        )
     }
 
     async fn cleanup(&self, ctx: &Context) -> Result<Action, Error> {
@@ -93,7 +96,8 @@ impl Pipeline for Tenant {
 async fn provision(tenant: &Tenant, ctx: &Context) -> Result<apply::Applied, Stopped> {
     let blame = stop_at(ConditionType::DatabaseReady);
     let world = gather::gather(tenant, ctx).await.map_err(blame)?;
-    let valid = validate::validate(tenant, &world).map_err(stop_at(ConditionType::DatabaseReady))?;
+    let valid =
+        validate::validate(tenant, &world).map_err(stop_at(ConditionType::DatabaseReady))?;
     let plan = plan::plan(tenant, &valid, world, &ctx.databases, &ctx.catalog);
     apply::apply(tenant, &valid, plan, ctx).await
 }

@@ -97,7 +97,13 @@ mod tests {
     #[tokio::test]
     async fn a_missing_secret_gets_a_fresh_password() {
         let (tenant, valid, databases) = fixture();
-        let plan = plan(&tenant, &valid, world(None), &databases, &Catalog::default());
+        let plan = plan(
+            &tenant,
+            &valid,
+            world(None),
+            &databases,
+            &Catalog::default(),
+        );
         assert_eq!(plan.password.expose(), "fresh");
         let secret = plan.secret.expect("a Secret to write");
         let uri = &secret.data.as_ref().unwrap()["uri"];
@@ -110,16 +116,37 @@ mod tests {
     #[tokio::test]
     async fn a_current_secret_is_left_alone_and_a_hand_edited_one_keeps_its_password() {
         let (tenant, valid, databases) = fixture();
-        let first = plan(&tenant, &valid, world(None), &databases, &Catalog::default());
+        let first = plan(
+            &tenant,
+            &valid,
+            world(None),
+            &databases,
+            &Catalog::default(),
+        );
         let written = first.secret.unwrap();
-        let again = plan(&tenant, &valid, world(Some(written.clone())), &databases, &Catalog::default());
+        let again = plan(
+            &tenant,
+            &valid,
+            world(Some(written.clone())),
+            &databases,
+            &Catalog::default(),
+        );
         assert!(again.secret.is_none(), "nothing to write");
         assert_eq!(again.password.expose(), "fresh");
 
         let mut edited = written;
         let data = edited.data.as_mut().unwrap();
-        data.insert("password".into(), k8s_openapi::ByteString(b"chosen".to_vec()));
-        let after_edit = plan(&tenant, &valid, world(Some(edited)), &databases, &Catalog::default());
+        data.insert(
+            "password".into(),
+            k8s_openapi::ByteString(b"chosen".to_vec()),
+        );
+        let after_edit = plan(
+            &tenant,
+            &valid,
+            world(Some(edited)),
+            &databases,
+            &Catalog::default(),
+        );
         assert_eq!(after_edit.password.expose(), "chosen");
         let uri = &after_edit.secret.unwrap().data.unwrap()["uri"];
         assert!(String::from_utf8_lossy(&uri.0).contains(":chosen@"));

@@ -13,7 +13,11 @@ use crate::crd::{ConditionType, DesiredCondition, Tenant, TenantStatus, merge_co
 const STEPS: [ConditionType; 2] = [ConditionType::DatabaseReady, ConditionType::Migrated];
 const READY: &str = "The tenant database is provisioned and its core schema is up to date.";
 
-pub fn desired_status(tenant: &Tenant, result: &Result<Applied, Stopped>, now: &Time) -> TenantStatus {
+pub fn desired_status(
+    tenant: &Tenant,
+    result: &Result<Applied, Stopped>,
+    now: &Time,
+) -> TenantStatus {
     let database = tenant.database_name();
     let secret = secret_name(&tenant.name_any());
     let provisioned = Step::Done(format!(
@@ -27,13 +31,22 @@ pub fn desired_status(tenant: &Tenant, result: &Result<Applied, Stopped>, now: &
     };
     let (steps, core_version) = match result {
         Ok(applied) => (
-            vec![provisioned, migrated(applied.core_version)],
+            vec![
+                (ConditionType::DatabaseReady, provisioned),
+                (ConditionType::Migrated, migrated(applied.core_version)),
+            ],
             applied.core_version,
         ),
-        Err(stopped) => (blamed(stopped, provisioned), None),
+        Err(stopped) => (blamed(stopped, provisioned, migrated(None)), None),
     };
-    let past_database = !matches!(result, Err(Stopped { at: ConditionType::DatabaseReady, .. }));
-    let conditions = summarize(STEPS.into_iter().zip(steps).collect(), READY);
+    let past_database = !matches!(
+        result,
+        Err(Stopped {
+            at: ConditionType::DatabaseReady,
+            ..
+        })
+    );
+    let conditions = summarize(steps, READY);
     let mut status = build(tenant, &conditions, now);
     if past_database {
         status.database = Some(database);
@@ -44,14 +57,20 @@ pub fn desired_status(tenant: &Tenant, result: &Result<Applied, Stopped>, now: &
 }
 
 /// The steps of a reconcile that stopped: done before the blamed one, failed there, not reached after.
-fn blamed(stopped: &Stopped, provisioned: Step) -> Vec<Step> {
+fn blamed(stopped: &Stopped, provisioned: Step, migrated: Step) -> Vec<(ConditionType, Step)> {
     let failed = Step::failed(&stopped.error);
-    match stopped.at {
-        ConditionType::DatabaseReady => vec![failed, Step::NotReached],
-        ConditionType::Migrated => vec![provisioned, failed],
+    let (database, core, ready) = match stopped.at {
+        ConditionType::DatabaseReady => (failed, Step::NotReached, None),
+        ConditionType::Migrated => (provisioned, failed, None),
         // Every step done; what failed after them (the mirror) is Ready's alone.
-        _ => vec![provisioned, failed],
-    }
+        _ => (provisioned, migrated, Some(failed)),
+    };
+    let mut steps = vec![
+        (ConditionType::DatabaseReady, database),
+        (ConditionType::Migrated, core),
+    ];
+    steps.extend(ready.map(|step| (ConditionType::Ready, step)));
+    steps
 }
 
 pub fn paused(tenant: &Tenant, now: &Time) -> TenantStatus {

@@ -39,9 +39,8 @@ pub fn validate(tenant: &Tenant, world: &World) -> Result<ValidTenant, Error> {
 /// CRD installed without them.
 pub fn validate_spec(tenant: &Tenant) -> Result<ValidTenant, Error> {
     let slug = tenant.slug();
-    let names = TenantNames::new(&slug).map_err(|e| {
-        Error::InvalidSpec(format!("spec.slug {slug:?} cannot be used: {e}"))
-    })?;
+    let names = TenantNames::new(&slug)
+        .map_err(|e| Error::InvalidSpec(format!("spec.slug {slug:?} cannot be used: {e}")))?;
     let extensions = Ident::all(&tenant.spec.extensions).map_err(|e| {
         Error::InvalidSpec(format!(
             "spec.extensions holds a name PostgreSQL cannot take safely: {e}"
@@ -146,7 +145,11 @@ mod tests {
 
     #[test]
     fn only_the_slugs_owner_goes_on() {
-        let reason = |slug| validate(&acme(), &world(Some(slug))).err().map(|e| e.reason());
+        let reason = |slug| {
+            validate(&acme(), &world(Some(slug)))
+                .err()
+                .map(|e| e.reason())
+        };
         assert_eq!(reason(record("u1", "ns", "acme-corp")), None);
         assert_eq!(
             reason(record("u9", "other", "acme-corp")),
