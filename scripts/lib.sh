@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by scripts/dev and scripts/test: the local control plane (etcd + kube-apiserver) and PostgreSQL 15,
 # all on loopback, all state under $LANDLORD_DEV_DIR. Sourced, not run.
 
@@ -53,15 +54,22 @@ ensure_postgres_installed() {
   [[ -x $pg_bin/postgres ]] || die "postgresql-$pg_version installed but $pg_bin/postgres is missing"
 }
 
-# What the tests use beyond the environment: a Lua interpreter for the Argo CD health checks.
-ensure_test_tools() {
-  command -v lua5.4 >/dev/null && return 0
-  command -v apt-get >/dev/null || die "lua5.4 is missing and there is no apt-get to install it"
-  log "installing lua5.4 from Debian's packages"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lua5.4 >&2 \
-    || { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lua5.4 >&2; } \
-    || die "could not install lua5.4"
+# Installs Debian's package $2 when the command $1 is missing; refreshes the package lists only if that fails.
+ensure_command() {
+  local cmd=$1 package=$2
+  command -v "$cmd" >/dev/null && return 0
+  command -v apt-get >/dev/null || die "$cmd is missing and there is no apt-get to install it"
+  log "installing $package from Debian's packages"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >&2 \
+    || { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >&2; } \
+    || die "could not install $package"
 }
+
+# What the tests use beyond the environment: a Lua interpreter for the Argo CD health checks.
+ensure_test_tools() { ensure_command lua5.4 lua5.4; }
+
+# What .ci/run lints with beyond cargo.
+ensure_lint_tools() { ensure_command shellcheck shellcheck; }
 
 # PostgreSQL refuses to run as root: run its programs as the postgres user when we are root.
 as_pg() {
@@ -98,20 +106,29 @@ psql_super() {
 
 # The admin role (CREATEDB, CREATEROLE: creates and drops tenant databases) and the landlord role that owns
 # the landlord database. Passwords are generated once per environment and never printed to logs.
+# roles.env is written only once the SQL has succeeded: its presence means the roles exist with these passwords.
+# The SQL creates only what is missing and (re)sets both passwords, so a run after a failed one converges.
 init_landlord_roles() {
-  local secrets=$dev_dir/pg/roles.env
-  if [[ ! -f $secrets ]]; then
-    printf 'admin_password=%s\nlandlord_password=%s\n' "$(openssl rand -hex 16)" "$(openssl rand -hex 16)" > "$secrets"
-    chmod 600 "$secrets"
-    # shellcheck disable=SC1090
-    . "$secrets"
-    psql_super -d postgres <<SQL
-CREATE ROLE landlord_admin LOGIN CREATEDB CREATEROLE PASSWORD '$admin_password';
-CREATE ROLE landlord LOGIN PASSWORD '$landlord_password';
-CREATE DATABASE landlord OWNER landlord;
+  local secrets=$dev_dir/pg/roles.env admin_password landlord_password tmp
+  [[ -f $secrets ]] && return 0
+  admin_password=$(openssl rand -hex 16)
+  landlord_password=$(openssl rand -hex 16)
+  # log_min_error_statement: a failed statement must not reach postgres.log with a password in it.
+  psql_super -d postgres <<SQL || die "could not create the landlord roles and database: see $dev_dir/pg/postgres.log"
+SET log_min_error_statement = panic;
+SELECT 'CREATE ROLE landlord_admin' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'landlord_admin') \\gexec
+SELECT 'CREATE ROLE landlord' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'landlord') \\gexec
+ALTER ROLE landlord_admin LOGIN CREATEDB CREATEROLE PASSWORD '$admin_password';
+ALTER ROLE landlord LOGIN PASSWORD '$landlord_password';
+SELECT 'CREATE DATABASE landlord OWNER landlord' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'landlord') \\gexec
+ALTER DATABASE landlord OWNER TO landlord;
 REVOKE CONNECT, TEMPORARY ON DATABASE landlord FROM PUBLIC;
 SQL
-  fi
+  # Temp file + mv: never a half-written roles.env, and mktemp makes it 0600 before the passwords go in.
+  tmp=$(mktemp "$secrets.XXXXXX")
+  chmod 600 "$tmp"
+  printf 'admin_password=%s\nlandlord_password=%s\n' "$admin_password" "$landlord_password" > "$tmp"
+  mv "$tmp" "$secrets"
 }
 
 stop_postgres() {
@@ -158,7 +175,7 @@ make_pki() {
   [[ -f $pki/admin.crt ]] && return 0
   mkdir -p "$pki"
   (
-    cd "$pki"
+    cd "$pki" || exit 1
     openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 30 -subj "/CN=landlord-dev-ca" 2>/dev/null
     openssl req -newkey rsa:2048 -nodes -keyout serving.key -out serving.csr -subj "/CN=kube-apiserver" 2>/dev/null
     printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' > serving.ext
@@ -239,11 +256,32 @@ export LANDLORD_MIGRATIONS_DIR=$root/migrations
 ENV
 }
 
+# What keeps the environment under $dev_dir from being reused as it is, or nothing when every part answers.
+# A live kube-apiserver pid alone is not enough: PostgreSQL or etcd may be gone, or a start may have failed.
+env_broken_part() {
+  if [[ ! -f $dev_dir/env ]]; then
+    echo "its last start did not finish"
+  elif ! PGCONNECT_TIMEOUT=5 psql_super -d postgres -tAc 'select 1' >/dev/null 2>&1; then
+    echo "PostgreSQL does not answer"
+  elif ! curl -fsS --max-time 5 "$(cat "$dev_dir/etcd/url" 2>/dev/null)/health" >/dev/null 2>&1; then
+    echo "etcd is not healthy"
+  elif ! kill -0 "$(cat "$dev_dir/kube/pid" 2>/dev/null)" 2>/dev/null \
+      || ! kubectl --kubeconfig "$dev_dir/kubeconfig" --request-timeout=5s get --raw /readyz >/dev/null 2>&1; then
+    echo "kube-apiserver is not ready"
+  fi
+}
+
 env_up() {
+  local broken
   mkdir -p "$dev_dir"
-  if [[ -f $dev_dir/kube/pid ]] && kill -0 "$(cat "$dev_dir/kube/pid")" 2>/dev/null; then
+  broken=$(env_broken_part)
+  if [[ -z $broken ]]; then
     log "already running under $dev_dir"
     return 0
+  fi
+  # Something was started here before: say why it is not reused.
+  if [[ -f $dev_dir/kube/pid || -f $dev_dir/pg/data/postmaster.pid || -f $dev_dir/etcd/pid ]]; then
+    log "not reusing $dev_dir ($broken): starting everything afresh"
   fi
   env_down
   log "starting PostgreSQL $pg_version"; start_postgres
