@@ -13,7 +13,6 @@ use serde_json::json;
 use sqlx::Connection;
 use support::kube::{
     apply_yaml, client, condition, events, namespace, wait_condition, wait_gone, wait_ready,
-    wait_until,
 };
 use support::operator::Operator;
 use support::{pg, unique_slug};
@@ -233,7 +232,7 @@ async fn paused_tenant_is_left_alone_and_says_so() {
 }
 
 #[tokio::test]
-async fn delete_with_retain_keeps_the_database_and_frees_the_slug() {
+async fn delete_with_retain_keeps_the_database_for_the_same_namespace_and_name() {
     let client = client().await;
     let ns = namespace(&client, "e2e-retain").await;
     let _operator = Operator::start(&ns, &[]);
@@ -260,9 +259,11 @@ async fn delete_with_retain_keeps_the_database_and_frees_the_slug() {
         "{mirrored:?}"
     );
 
-    // A new resource adopts the retained database.
+    // It is kept for this namespace and name: another name is refused, the same name adopts it.
     apply_yaml(&ns, &tenant_yaml("kept-again", &slug, ""));
-    wait_ready(&tenants, "kept-again").await;
+    wait_condition(&tenants, "kept-again", "Ready", "False", "AdoptionRefused").await;
+    apply_yaml(&ns, &tenant_yaml("kept", &slug, ""));
+    wait_ready(&tenants, "kept").await;
     pg::drop_tenant(&database).await;
 }
 
@@ -358,7 +359,7 @@ async fn one_tenants_credentials_cannot_open_another_tenants_database() {
         .await
         .expect_err("tenant a must not reach tenant b");
     assert!(err.to_string().contains("permission denied"), "{err}");
-    let _ = wait_until(&tenants, "b", "still ready", |_| true).await;
+    wait_ready(&tenants, "b").await;
     pg::drop_tenant(&format!("tenant_{a}")).await;
     pg::drop_tenant(&format!("tenant_{b}")).await;
 }

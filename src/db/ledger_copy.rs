@@ -145,10 +145,9 @@ impl LedgerCopy {
 
     /// Takes the tenant database's whole ledger as the copy (first sight of a tenant).
     pub(crate) async fn adopt(&self, ledger: &[(String, LedgerEntry)]) -> Result<(), Error> {
-        let (modules, (versions, checksums)): (Vec<&str>, (Vec<i64>, Vec<&[u8]>)) = ledger
-            .iter()
-            .map(|(module, e)| (module.as_str(), (e.version, e.checksum.as_slice())))
-            .unzip();
+        let modules: Vec<&str> = ledger.iter().map(|(module, _)| module.as_str()).collect();
+        let versions: Vec<i64> = ledger.iter().map(|(_, e)| e.version).collect();
+        let checksums: Vec<&[u8]> = ledger.iter().map(|(_, e)| e.checksum.as_slice()).collect();
         sqlx::query(
             "INSERT INTO tenant_ledger (tenant_slug, module, version, checksum, state)
              SELECT $1, m, v, c, 'applied' FROM unnest($2::text[], $3::bigint[], $4::bytea[]) AS t (m, v, c)

@@ -96,10 +96,9 @@ pub async fn drop_tenant(
     owner: &TenantOwner,
 ) -> Result<(Dropped, Dropped), Error> {
     let mut admin = databases.admin().await?;
-    let role = match role_mark(&mut admin, tenant.role()).await? {
-        None => None,
-        Some(comment) => Some(adoption(comment.as_deref(), owner)),
-    };
+    let role = role_mark(&mut admin, tenant.role())
+        .await?
+        .map(|comment| adoption(comment.as_deref(), owner));
     let ours = matches!(role, Some(Adoption::Ours | Adoption::Readopt));
     let database = match database_owner(&mut admin, tenant.database()).await? {
         None => Dropped::AlreadyGone,

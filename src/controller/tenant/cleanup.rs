@@ -79,10 +79,10 @@ fn plan(tenant: &Tenant, world: World, production: bool) -> Result<Deletion, Err
     let Ok(valid) = validate_spec(tenant) else {
         return Ok(Deletion::NothingOurs);
     };
-    if !world
+    if world
         .slug
         .as_ref()
-        .is_some_and(|record| record.owner.uid == valid.owner.uid)
+        .is_none_or(|record| record.owner.uid != valid.owner.uid)
     {
         return Ok(Deletion::NothingOurs);
     }
