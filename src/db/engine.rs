@@ -10,18 +10,15 @@
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use sqlx::postgres::{PgDatabaseError, PgErrorPosition};
-use sqlx::{Connection, PgConnection};
 
 use super::Error;
 use super::connect::DbConnection;
-use super::error::MigrationFailure;
-use super::ident::sql;
 use super::ledger::{self, LedgerEntry};
-use super::ledger_copy::{self, LedgerCopy};
+use super::ledger_copy;
 use super::mirror;
-use super::plan::{self, Direction, Drift, ModuleScope, Plan, Step, file_name};
-use crate::catalog::{Migration, MigrationScript};
+use super::plan::{self, Direction, Drift, ModuleScope, Plan, Step};
+use super::step;
+use crate::catalog::Migration;
 
 /// Where a track stands in one database.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,7 +87,7 @@ impl Migrator {
     ) -> Result<Status, Error> {
         let database = conn.database().to_string();
         let applied = ledger::entries(conn, &database, track.scope, track.module).await?;
-        compare_copy(conn, track, &applied).await?;
+        ledger_copy::check_unlocked(conn, track, &applied).await?;
         let done = |m: &&Migration| applied.iter().any(|e| e.version == m.version);
         let pending = track
             .migrations
@@ -120,7 +117,7 @@ impl Migrator {
     ) -> Result<Plan, Error> {
         let database = conn.database().to_string();
         let applied = ledger::entries(conn, &database, track.scope, track.module).await?;
-        compare_copy(conn, track, &applied).await?;
+        ledger_copy::check_unlocked(conn, track, &applied).await?;
         plan::plan(track, &applied, target, &database)
     }
 
@@ -253,9 +250,9 @@ async fn run(
     let database = conn.database().to_string();
     ledger::ensure(conn, &database).await?;
     let applied = ledger::entries(conn, &database, track.scope, track.module).await?;
-    let copy = copy_of(conn, track);
+    let copy = ledger_copy::of(conn, track);
     if let Some(copy) = &copy {
-        check_copy(conn, copy, track, &applied).await?;
+        ledger_copy::check_under_lock(conn, copy, track, &applied).await?;
     }
     let plan = plan::plan(track, &applied, target, &database)?;
     if let Allowed::Only(direction) = allowed
@@ -295,7 +292,7 @@ async fn run(
             )
             .await?;
         }
-        let execution_ms = run_step(conn, &database, track, step).await?;
+        let execution_ms = step::run_step(conn, &database, track, step).await?;
         if let Some(copy) = &copy {
             copy.finish(track.module, step.version, step.direction)
                 .await?;
@@ -317,212 +314,10 @@ async fn run(
     })
 }
 
-/// Under the lock: the tenant database's ledger must say what Landlord's copy says. Steps a crash left
-/// half-recorded are settled from the tenant's ledger (its rows commit with their migrations); any other
-/// difference was written by someone else and stops the run. A tenant seen for the first time (a database
-/// from before the copy existed) has its whole ledger taken as it is.
-async fn check_copy(
-    conn: &mut DbConnection,
-    copy: &LedgerCopy,
-    track: &ModuleScope<'_>,
-    applied: &[LedgerEntry],
-) -> Result<(), Error> {
-    let database = conn.database().to_string();
-    if !copy.is_kept().await? {
-        let all = ledger::all_entries(conn, &database, track.scope).await?;
-        tracing::info!(database = %database, tenant = copy.slug(), entries = all.len(), "recording the tenant's ledger for the first time");
-        return copy.adopt(&all).await;
-    }
-    let recorded = copy.entries(track.module).await?;
-    match ledger_copy::compare(applied, &recorded) {
-        Ok(settle) => copy.settle(track.module, &settle).await,
-        Err(differences) => Err(mismatch(&database, track, &differences)),
-    }
-}
-
-/// Without the lock (status, dry runs): a tenant ledger that differs from Landlord's copy is reported, and
-/// nothing is settled or adopted — that waits for a run under the lock.
-async fn compare_copy(
-    conn: &mut DbConnection,
-    track: &ModuleScope<'_>,
-    applied: &[LedgerEntry],
-) -> Result<(), Error> {
-    let Some(copy) = copy_of(conn, track) else {
-        return Ok(());
-    };
-    if !copy.is_kept().await? {
-        return Ok(());
-    }
-    let recorded = copy.entries(track.module).await?;
-    match ledger_copy::compare(applied, &recorded) {
-        Err(differences) => Err(mismatch(conn.database(), track, &differences)),
-        Ok(_) => Ok(()),
-    }
-}
-
-/// Landlord's copy follows the tenant scope of a tenant connection: the tracks a tenant database holds.
-fn copy_of(conn: &DbConnection, track: &ModuleScope<'_>) -> Option<LedgerCopy> {
-    conn.ledger_copy
-        .clone()
-        .filter(|_| track.scope == crate::catalog::Scope::Tenant)
-}
-
-fn mismatch(
-    database: &str,
-    track: &ModuleScope<'_>,
-    differences: &[ledger_copy::Difference],
-) -> Error {
-    let listed: Vec<String> = differences
-        .iter()
-        .map(|d| format!("migration {d}"))
-        .collect();
-    Error::LedgerMismatch {
-        database: database.to_string(),
-        module: track.module.to_string(),
-        differences: listed.join(", "),
-    }
-}
-
-/// One migration and its ledger row, atomically unless the script is marked no-transaction.
-async fn run_step(
-    conn: &mut PgConnection,
-    database: &str,
-    track: &ModuleScope<'_>,
-    step: &Step,
-) -> Result<i64, Error> {
-    let file = |m: &Migration| file_name(m, step.direction);
-    let Some(migration) = track.migrations.get(step.version) else {
-        return Err(Error::UnknownTarget {
-            module: track.module.to_string(),
-            scope: track.scope,
-            version: step.version,
-        });
-    };
-    let script = match step.direction {
-        Direction::Up => &migration.up,
-        Direction::Down => migration
-            .down
-            .as_ref()
-            .ok_or_else(|| Error::IrreversibleMigration {
-                module: track.module.to_string(),
-                scope: track.scope,
-                file: file(migration),
-            })?,
-    };
-    let failed = |e| failure(track, &file(migration), step.direction, script, e);
-    let bookkeeping_failed = |e| Error::sql(format!("recording {}", file(migration)), database, e);
-    let started = Instant::now();
-
-    if script.no_transaction {
-        execute(conn, script).await.map_err(failed)?;
-        let elapsed = elapsed_ms(started);
-        // A crash right here leaves the change without its row; such scripts should be idempotent.
-        bookkeep(conn, track, migration, step.direction, elapsed)
-            .await
-            .map_err(bookkeeping_failed)?;
-        return Ok(elapsed);
-    }
-
-    let mut tx = conn.begin().await.map_err(failed)?;
-    if let Err(e) = execute(&mut tx, script).await {
-        // Explicit, so that the lock is released on a clean session.
-        let _ = tx.rollback().await;
-        return Err(failed(e));
-    }
-    let elapsed = elapsed_ms(started);
-    if let Err(e) = bookkeep(&mut tx, track, migration, step.direction, elapsed).await {
-        let _ = tx.rollback().await;
-        return Err(bookkeeping_failed(e));
-    }
-    // Deferred constraints fail here: that is the migration's failure too.
-    tx.commit().await.map_err(failed)?;
-    Ok(elapsed)
-}
-
-/// The simple query protocol, so a script may hold many statements.
-async fn execute(conn: &mut PgConnection, script: &MigrationScript) -> Result<(), sqlx::Error> {
-    sqlx::raw_sql(sql(script.sql.clone()))
-        .execute(conn)
-        .await
-        .map(drop)
-}
-
-async fn bookkeep(
-    conn: &mut PgConnection,
-    track: &ModuleScope<'_>,
-    migration: &Migration,
-    direction: Direction,
-    execution_ms: i64,
-) -> Result<(), sqlx::Error> {
-    match direction {
-        Direction::Up => {
-            ledger::record(conn, track.scope, track.module, migration, execution_ms).await
-        }
-        Direction::Down => ledger::forget(conn, track.scope, track.module, migration.version).await,
-    }
-}
-
-fn elapsed_ms(started: Instant) -> i64 {
-    i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX)
-}
-
-/// PostgreSQL's own words, SQLSTATE and position when it refused the SQL; an interruption otherwise.
-fn failure(
-    track: &ModuleScope<'_>,
-    file: &str,
-    direction: Direction,
-    script: &MigrationScript,
-    error: sqlx::Error,
-) -> Error {
-    let Some(pg) = error
-        .as_database_error()
-        .and_then(|e| e.try_downcast_ref::<PgDatabaseError>())
-    else {
-        return Error::MigrationInterrupted {
-            module: track.module.to_string(),
-            scope: track.scope,
-            file: file.to_string(),
-            source: error,
-        };
-    };
-    let position = match pg.position() {
-        Some(PgErrorPosition::Original(position)) => Some(position),
-        _ => None,
-    };
-    Error::MigrationFailed(Box::new(MigrationFailure {
-        module: track.module.to_string(),
-        scope: track.scope,
-        file: file.to_string(),
-        direction,
-        message: pg.message().to_string(),
-        sqlstate: pg.code().to_string(),
-        position,
-        line: position.map(|p| line_of(&script.sql, p)),
-        detail: pg.detail().map(str::to_string),
-        hint: pg.hint().map(str::to_string),
-    }))
-}
-
-/// PostgreSQL counts characters from 1 over the whole query string.
-fn line_of(sql: &str, position: usize) -> usize {
-    1 + sql
-        .chars()
-        .take(position.saturating_sub(1))
-        .filter(|c| *c == '\n')
-        .count()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::catalog::{MigrationSet, Scope};
-
-    #[test]
-    fn lines_are_counted_from_one() {
-        let sql = "CREATE TABLE a ();\nCREATE TABLE b ();\nSELECT nope;";
-        assert_eq!(line_of(sql, 1), 1);
-        assert_eq!(line_of(sql, sql.find("nope").unwrap() + 1), 3);
-    }
 
     #[test]
     fn lock_keys_differ_per_module_and_scope() {

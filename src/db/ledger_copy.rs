@@ -6,8 +6,9 @@
 use sqlx::{PgPool, Row};
 
 use super::Error;
-use super::ledger::LedgerEntry;
-use super::plan::Direction;
+use super::connect::DbConnection;
+use super::ledger::{self, LedgerEntry};
+use super::plan::{Direction, ModuleScope};
 
 const DATABASE: &str = "landlord";
 
@@ -258,6 +259,68 @@ impl LedgerCopy {
             .await
             .map_err(fail("recording the step in Landlord's copy of the ledger"))?;
         Ok(())
+    }
+}
+
+/// Under the lock: the tenant database's ledger must say what Landlord's copy says. Steps a crash left
+/// half-recorded are settled from the tenant's ledger (its rows commit with their migrations); any other
+/// difference was written by someone else and stops the run. A tenant seen for the first time (a database
+/// from before the copy existed) has its whole ledger taken as it is.
+pub(crate) async fn check_under_lock(
+    conn: &mut DbConnection,
+    copy: &LedgerCopy,
+    track: &ModuleScope<'_>,
+    applied: &[LedgerEntry],
+) -> Result<(), Error> {
+    let database = conn.database().to_string();
+    if !copy.is_kept().await? {
+        let all = ledger::all_entries(conn, &database, track.scope).await?;
+        tracing::info!(database = %database, tenant = copy.slug(), entries = all.len(), "recording the tenant's ledger for the first time");
+        return copy.adopt(&all).await;
+    }
+    let recorded = copy.entries(track.module).await?;
+    match compare(applied, &recorded) {
+        Ok(settle) => copy.settle(track.module, &settle).await,
+        Err(differences) => Err(mismatch(&database, track, &differences)),
+    }
+}
+
+/// Without the lock (status, dry runs): a tenant ledger that differs from Landlord's copy is reported, and
+/// nothing is settled or adopted — that waits for a run under the lock.
+pub(crate) async fn check_unlocked(
+    conn: &mut DbConnection,
+    track: &ModuleScope<'_>,
+    applied: &[LedgerEntry],
+) -> Result<(), Error> {
+    let Some(copy) = of(conn, track) else {
+        return Ok(());
+    };
+    if !copy.is_kept().await? {
+        return Ok(());
+    }
+    let recorded = copy.entries(track.module).await?;
+    match compare(applied, &recorded) {
+        Err(differences) => Err(mismatch(conn.database(), track, &differences)),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// Landlord's copy follows the tenant scope of a tenant connection: the tracks a tenant database holds.
+pub(crate) fn of(conn: &DbConnection, track: &ModuleScope<'_>) -> Option<LedgerCopy> {
+    conn.ledger_copy
+        .clone()
+        .filter(|_| track.scope == crate::catalog::Scope::Tenant)
+}
+
+fn mismatch(database: &str, track: &ModuleScope<'_>, differences: &[Difference]) -> Error {
+    let listed: Vec<String> = differences
+        .iter()
+        .map(|d| format!("migration {d}"))
+        .collect();
+    Error::LedgerMismatch {
+        database: database.to_string(),
+        module: track.module.to_string(),
+        differences: listed.join(", "),
     }
 }
 

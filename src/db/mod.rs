@@ -19,6 +19,7 @@ mod owner;
 mod plan;
 mod provision;
 mod secret;
+mod step;
 
 pub use acl::{register_module_acl, remove_module_acl};
 pub use connect::{Databases, DbConnection, Limits, TenantCredentials};
