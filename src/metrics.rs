@@ -42,6 +42,7 @@ pub struct Metrics {
     migrations: Family<ScopeLabels, Counter>,
     resources: Family<StateLabels, Gauge>,
     leader: Gauge,
+    public_landlord_database: Gauge,
     ready: AtomicBool,
 }
 
@@ -82,6 +83,12 @@ impl Default for Metrics {
             "1 while this process holds the leader lease",
             leader.clone(),
         );
+        let public_landlord_database = Gauge::default();
+        registry.register(
+            "public_can_connect_to_landlord_database",
+            "1 when PUBLIC holds CONNECT on the landlord database: any tenant's credentials could open it",
+            public_landlord_database.clone(),
+        );
         Metrics {
             registry,
             reconciles,
@@ -90,6 +97,7 @@ impl Default for Metrics {
             migrations,
             resources,
             leader,
+            public_landlord_database,
             ready: AtomicBool::new(false),
         }
     }
@@ -142,6 +150,10 @@ impl Metrics {
 
     pub fn set_leader(&self, leader: bool) {
         self.leader.set(i64::from(leader));
+    }
+
+    pub fn set_public_landlord_database(&self, public: bool) {
+        self.public_landlord_database.set(i64::from(public));
     }
 
     pub fn set_ready(&self) {

@@ -5,10 +5,8 @@ mod support;
 
 use landlord::catalog::{MigrationSet, Scope};
 use landlord::db::{Direction, Drift, Error, Migrator, ModuleScope};
-use support::db::{
-    TestTenant, core_catalog, databases, ledger_rows, migration, schema_dump, set, superuser,
-    tables,
-};
+use support::db::{TestTenant, core_catalog, databases, migration, set};
+use support::pg;
 
 /// A module touching most kinds of schema objects, each undone by its down script.
 fn varied_module() -> landlord::catalog::MigrationSet {
@@ -55,7 +53,7 @@ async fn up_then_down_restores_the_schema() {
     let module = ModuleScope::new("cards", Scope::Tenant, &cards);
     let migrator = Migrator::new();
 
-    let empty = schema_dump(tenant.database());
+    let empty = pg::schema_dump(tenant.database());
     let mut conn = databases
         .tenant(&tenant.names, &tenant.password)
         .await
@@ -65,13 +63,13 @@ async fn up_then_down_restores_the_schema() {
         .await
         .unwrap();
     assert_eq!(report.executed.len(), catalog.core_tenant.migrations.len());
-    let with_core = schema_dump(tenant.database());
+    let with_core = pg::schema_dump(tenant.database());
 
     migrator
         .apply(&mut conn, &module, cards.latest())
         .await
         .unwrap();
-    assert_ne!(schema_dump(tenant.database()), with_core);
+    assert_ne!(pg::schema_dump(tenant.database()), with_core);
     // Down in two steps, through a release in the middle.
     let to_one = migrator
         .rollback(&mut conn, &module, Some(1))
@@ -80,12 +78,16 @@ async fn up_then_down_restores_the_schema() {
     let order: Vec<_> = to_one.executed.iter().map(|e| e.step.version).collect();
     assert_eq!(order, [3, 2]);
     migrator.rollback(&mut conn, &module, None).await.unwrap();
-    assert_eq!(schema_dump(tenant.database()), with_core);
+    assert_eq!(pg::schema_dump(tenant.database()), with_core);
 
     migrator.rollback(&mut conn, &core, None).await.unwrap();
     conn.close().await.unwrap();
-    assert_eq!(schema_dump(tenant.database()), empty);
-    assert!(ledger_rows(tenant.database(), "tenant").await.is_empty());
+    assert_eq!(pg::schema_dump(tenant.database()), empty);
+    assert!(
+        pg::ledger_rows(tenant.database(), "tenant")
+            .await
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -106,7 +108,7 @@ async fn objects_belong_to_the_tenant_role() {
         .await
         .unwrap();
     conn.close().await.unwrap();
-    let mut su = superuser(tenant.database()).await;
+    let mut su = pg::connect(tenant.database()).await;
     let owners: Vec<String> = sqlx::query_scalar(
         "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname IN ('public', 'landlord_migrations')",
     )
@@ -161,11 +163,11 @@ async fn failing_third_statement_leaves_nothing_behind() {
 
     // The first migration committed on its own; the broken one left no trace.
     assert_eq!(
-        tables(tenant.database()).await,
+        pg::all_tables(tenant.database()).await,
         ["landlord_migrations.ledger", "public.fine"]
     );
     assert_eq!(
-        ledger_rows(tenant.database(), "tenant").await,
+        pg::ledger_rows(tenant.database(), "tenant").await,
         [("broken".to_string(), 1)]
     );
     // The session is usable again.
@@ -245,10 +247,10 @@ async fn tampered_migration_is_drift_and_nothing_runs() {
     ));
     conn.close().await.unwrap();
     assert_eq!(
-        tables(tenant.database()).await,
+        pg::all_tables(tenant.database()).await,
         ["landlord_migrations.ledger", "public.one", "public.two"]
     );
-    assert_eq!(ledger_rows(tenant.database(), "tenant").await.len(), 2);
+    assert_eq!(pg::ledger_rows(tenant.database(), "tenant").await.len(), 2);
 }
 
 #[tokio::test]
@@ -279,7 +281,7 @@ async fn applied_migration_missing_from_the_catalog_is_refused() {
         "{err}"
     );
     conn.close().await.unwrap();
-    assert_eq!(ledger_rows(tenant.database(), "tenant").await.len(), 2);
+    assert_eq!(pg::ledger_rows(tenant.database(), "tenant").await.len(), 2);
 }
 
 #[tokio::test]
@@ -318,7 +320,7 @@ async fn rollback_through_irreversible_migration_is_refused_before_anything_runs
         "{err}"
     );
     // Three would have been rolled back first: it is still there.
-    assert_eq!(tables(tenant.database()).await.len(), 4);
+    assert_eq!(pg::all_tables(tenant.database()).await.len(), 4);
     // Above the irreversible one is fine.
     let report = migrator.rollback(&mut conn, &track, Some(2)).await.unwrap();
     assert_eq!(report.executed.len(), 1);
@@ -390,7 +392,7 @@ async fn status_and_plan_read_without_writing() {
         ["1_create_cards", "2_card_views"]
     );
     // Neither created the ledger.
-    assert!(tables(tenant.database()).await.is_empty());
+    assert!(pg::all_tables(tenant.database()).await.is_empty());
     let err = migrator.plan(&mut conn, &track, Some(9)).await.unwrap_err();
     assert!(matches!(err, Error::UnknownTarget { .. }), "{err}");
     conn.close().await.unwrap();

@@ -8,11 +8,12 @@ use std::time::Duration;
 use landlord::catalog::Scope;
 use landlord::db::{Error, Migrator, ModuleScope};
 use sqlx::Connection;
-use support::db::{TestTenant, databases, ledger_rows, migration, set, superuser};
+use support::db::{TestTenant, databases, migration, set};
+use support::pg;
 
 /// Advisory locks held in `database`, by any session.
 async fn advisory_locks(database: &str) -> i64 {
-    let mut su = superuser(database).await;
+    let mut su = pg::connect(database).await;
     let held = sqlx::query_scalar(
         "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
          WHERE l.locktype = 'advisory' AND l.granted AND d.datname = $1",
@@ -60,13 +61,13 @@ async fn racing_engines_apply_each_migration_once() {
     let executed: Vec<usize> = futures::future::join_all(racers).await;
     assert_eq!(executed.iter().sum::<usize>(), 5, "{executed:?}");
 
-    let mut su = superuser(tenant.database()).await;
+    let mut su = pg::connect(tenant.database()).await;
     let seen: Vec<i32> = sqlx::query_scalar("SELECT version FROM effects ORDER BY version")
         .fetch_all(&mut su)
         .await
         .unwrap();
     assert_eq!(seen, [1, 2, 3, 4, 5]);
-    let ledger = ledger_rows(tenant.database(), "tenant").await;
+    let ledger = pg::ledger_rows(tenant.database(), "tenant").await;
     assert_eq!(ledger.len(), 5);
 }
 
@@ -101,7 +102,7 @@ async fn lock_is_released_after_a_failing_migration() {
     );
 
     // The first session is still open, and holds no advisory lock.
-    let mut su = superuser(tenant.database()).await;
+    let mut su = pg::connect(tenant.database()).await;
     let held: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
          WHERE l.locktype = 'advisory' AND d.datname = $1",
@@ -191,7 +192,7 @@ async fn a_cancelled_apply_leaves_no_lock_behind() {
     let report = migrator.apply(&mut conn, &track, Some(1)).await.unwrap();
     assert_eq!(report.executed.len(), 1);
     assert_eq!(advisory_locks(tenant.database()).await, 0);
-    assert_eq!(ledger_rows(tenant.database(), "tenant").await.len(), 1);
+    assert_eq!(pg::ledger_rows(tenant.database(), "tenant").await.len(), 1);
 
     // Cancelled again, and this time the connection is dropped: the server ends the session and the lock.
     let cancelled = tokio::time::timeout(
@@ -207,5 +208,9 @@ async fn a_cancelled_apply_leaves_no_lock_behind() {
         .unwrap();
     migrator.rollback(&mut other, &track, None).await.unwrap();
     other.close().await.unwrap();
-    assert!(ledger_rows(tenant.database(), "tenant").await.is_empty());
+    assert!(
+        pg::ledger_rows(tenant.database(), "tenant")
+            .await
+            .is_empty()
+    );
 }

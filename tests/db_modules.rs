@@ -6,7 +6,8 @@ mod support;
 use landlord::catalog::{Catalog, Module, Scope};
 use landlord::db::{self, Migrator, ModuleScope};
 use sqlx::Connection;
-use support::db::{TestTenant, databases, schema_dump, superuser};
+use support::db::{TestTenant, databases};
+use support::pg;
 use support::repo_root;
 
 fn catalog() -> Catalog {
@@ -15,7 +16,7 @@ fn catalog() -> Catalog {
 }
 
 async fn acl(database: &str) -> (Vec<String>, Vec<String>, i64) {
-    let mut su = superuser(database).await;
+    let mut su = pg::connect(database).await;
     let permissions = sqlx::query_scalar("SELECT name FROM permissions ORDER BY name")
         .fetch_all(&mut su)
         .await
@@ -56,10 +57,10 @@ async fn sample_modules_install_upgrade_downgrade_and_uninstall() {
         )
         .await
         .unwrap();
-    let core_only = schema_dump(tenant.database());
+    let core_only = pg::schema_dump(tenant.database());
 
     // The application's own role holds one of the module's permissions.
-    let mut su = superuser(tenant.database()).await;
+    let mut su = pg::connect(tenant.database()).await;
     sqlx::query("INSERT INTO roles (name) VALUES ('app_admin')")
         .execute(&mut su)
         .await
@@ -103,7 +104,7 @@ async fn sample_modules_install_upgrade_downgrade_and_uninstall() {
     assert_eq!(grants, module_grants as i64 + 1);
 
     // Upgrade to 1.1.0, then back to 1.0.0.
-    let at_one_zero = schema_dump(tenant.database());
+    let at_one_zero = pg::schema_dump(tenant.database());
     let up = migrator
         .migrate(&mut conn, &expenses_track, tenant_target(expenses, "1.1.0"))
         .await
@@ -114,7 +115,7 @@ async fn sample_modules_install_upgrade_downgrade_and_uninstall() {
         .await
         .unwrap();
     assert_eq!(down.executed.len(), up.executed.len());
-    assert_eq!(schema_dump(tenant.database()), at_one_zero);
+    assert_eq!(pg::schema_dump(tenant.database()), at_one_zero);
 
     // A release that stops declaring a permission loses it, and its grants.
     let mut trimmed = expenses.clone();
@@ -148,7 +149,7 @@ async fn sample_modules_install_upgrade_downgrade_and_uninstall() {
         .await
         .unwrap();
     su.close().await.unwrap();
-    assert_eq!(schema_dump(tenant.database()), core_only);
+    assert_eq!(pg::schema_dump(tenant.database()), core_only);
 }
 
 #[tokio::test]

@@ -10,9 +10,8 @@ use landlord::db::{
     TenantNames, TenantOwner, TenantRequest,
 };
 use sqlx::{Connection, PgConnection};
-use support::db::{
-    TestTenant, cleanup, databases, landlord_schema, owner, superuser, superuser_options,
-};
+use support::db::{TestTenant, databases, landlord_schema, owner};
+use support::pg;
 use support::{TestEnv, unique_slug};
 
 /// What a controller does with a Tenant's spec: validate, then provision.
@@ -117,7 +116,7 @@ async fn injection_attempts_are_rejected_before_any_sql_runs() {
     for slug in BAD_SLUGS {
         assert!(provision_spec(&real, slug, &[]).await.is_err());
     }
-    let mut su = superuser("postgres").await;
+    let mut su = pg::connect("postgres").await;
     let landlord: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'landlord')")
             .fetch_one(&mut su)
@@ -169,7 +168,7 @@ async fn tenant_credentials_open_only_their_own_database() {
     assert!(is_permission_denied(&err), "{err}");
 
     // The password is what lets it in.
-    let options = superuser_options(a.database())
+    let options = pg::options(a.database())
         .username(a.names.role().as_str())
         .password("not-the-password");
     let err = PgConnection::connect_with(&options).await.unwrap_err();
@@ -246,7 +245,7 @@ async fn provisioning_twice_adopts_and_the_role_follows_the_secrets_password() {
 
 /// The role's password verifier, membership of the admin role, and comment: what adoption must not touch.
 async fn role_state(role: &str) -> (Option<String>, i64, Option<String>) {
-    let mut su = superuser("postgres").await;
+    let mut su = pg::connect("postgres").await;
     let state = sqlx::query_as(
         "SELECT a.rolpassword,
                 (SELECT count(*) FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
@@ -263,7 +262,7 @@ async fn role_state(role: &str) -> (Option<String>, i64, Option<String>) {
 }
 
 async fn superuser_exec(statement: String) {
-    let mut su = superuser("postgres").await;
+    let mut su = pg::connect("postgres").await;
     sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
         .execute(&mut su)
         .await
@@ -302,7 +301,7 @@ async fn a_role_landlord_did_not_mark_is_refused_and_left_as_it_was() {
     // No password reset, no grant to the admin role, no comment, no database.
     assert_eq!(role_state(&role).await, before);
     assert_eq!(before.1, 0);
-    let mut su = superuser("postgres").await;
+    let mut su = pg::connect("postgres").await;
     let database: Option<String> =
         sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE datname = $1")
             .bind(names.database().as_str())
@@ -319,7 +318,7 @@ async fn a_role_landlord_did_not_mark_is_refused_and_left_as_it_was() {
         (Dropped::AlreadyGone, Dropped::NotOurs)
     );
     assert_eq!(role_state(&role).await, before);
-    cleanup(&role);
+    pg::drop_tenant_blocking(&role);
 }
 
 #[tokio::test]
@@ -405,7 +404,7 @@ async fn a_database_owned_by_another_role_is_not_adopted() {
     // Nor is it dropped: the role is ours now, the database is not.
     let dropped = db::drop_tenant(&databases, &names, &owner_of_slug(&names)).await;
     assert!(dropped.is_ok(), "{dropped:?}");
-    let mut su = superuser("postgres").await;
+    let mut su = pg::connect("postgres").await;
     let kept: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
             .bind(names.database().as_str())
@@ -414,7 +413,7 @@ async fn a_database_owned_by_another_role_is_not_adopted() {
             .unwrap();
     assert!(kept);
     su.close().await.unwrap();
-    cleanup(names.database().as_str());
+    pg::drop_tenant_blocking(names.database().as_str());
 }
 
 /// Any owner: for a database that is not the role's, the answer is the same whoever asks.
@@ -426,7 +425,7 @@ fn owner_of_slug(names: &TenantNames) -> TenantOwner {
 async fn extensions_are_created_by_the_tenant_and_missing_ones_reported() {
     let databases = databases();
     let tenant = TestTenant::provision(&databases, "ext", &["ltree", "btree_gin"]).await;
-    let mut su = superuser(tenant.database()).await;
+    let mut su = pg::connect(tenant.database()).await;
     let extensions: Vec<(String, String)> = sqlx::query_as(
         "SELECT extname::text, pg_get_userbyid(extowner)::text FROM pg_extension
          WHERE extname <> 'plpgsql' ORDER BY 1",
@@ -512,7 +511,7 @@ async fn drop_waits_for_a_session_it_may_not_terminate() {
     let databases = databases();
     let tenant = TestTenant::provision(&databases, "dropwait", &[]).await;
     // Like an autovacuum worker, a superuser session cannot be terminated by the admin role; it ends soon.
-    let session = superuser(tenant.database()).await;
+    let session = pg::connect(tenant.database()).await;
     let ends = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(400)).await;
         session.close().await.unwrap();
@@ -524,4 +523,15 @@ async fn drop_waits_for_a_session_it_may_not_terminate() {
         (Dropped::Dropped, Dropped::Dropped)
     );
     ends.await.unwrap();
+}
+
+#[tokio::test]
+async fn the_operator_notices_a_landlord_database_open_to_public() {
+    // The test environment revokes CONNECT from PUBLIC on the landlord database, as a deployment must.
+    assert!(!databases().landlord_open_to_public().await.unwrap());
+    // The maintenance database keeps PostgreSQL's default: PUBLIC may connect.
+    let env = TestEnv::get();
+    let open = env.landlord_url().rsplit_once('/').unwrap().0.to_string() + "/postgres";
+    let databases = Databases::new(env.admin_url(), &open, support::db::limits()).unwrap();
+    assert!(databases.landlord_open_to_public().await.unwrap());
 }

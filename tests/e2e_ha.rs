@@ -11,7 +11,7 @@ use kube::Api;
 use kube::api::ListParams;
 use landlord::crd::{ModuleInstallation, Tenant};
 use support::kube::{apply_yaml, client, condition, namespace, wait_until};
-use support::operator::Operator;
+use support::operator::{Operator, http_get};
 use support::{pg, unique_slug};
 
 const TENANTS: usize = 12;
@@ -141,42 +141,13 @@ async fn wait_for_holder(leases: &Api<Lease>, not: Option<&str>) -> String {
     }
 }
 
-/// The address the operator logged for its HTTP endpoints.
-async fn http_addr(operator: &Operator) -> String {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let logs = operator.logs();
-        if let Some(rest) = logs.split("bound=").nth(1) {
-            return rest.split_whitespace().next().unwrap().to_string();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the operator never logged its address:\n{logs}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn get(addr: &str, path: &str) -> (String, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    (head.lines().next().unwrap().to_string(), body.to_string())
-}
-
 #[tokio::test]
 async fn health_readiness_and_metrics_answer() {
     let client = client().await;
     let ns = namespace(&client, "e2e-metrics").await;
     let operator = Operator::start(&ns, &[]);
-    let addr = http_addr(&operator).await;
-    assert_eq!(get(&addr, "/healthz").await.0, "HTTP/1.1 200 OK");
+    let addr = operator.http_addr().await;
+    assert_eq!(http_get(&addr, "/healthz").await.0, "HTTP/1.1 200 OK");
     wait_until(
         &Api::<Lease>::namespaced(client.clone(), &ns),
         "landlord",
@@ -189,7 +160,7 @@ async fn health_readiness_and_metrics_answer() {
         },
     )
     .await;
-    assert_eq!(get(&addr, "/readyz").await.0, "HTTP/1.1 200 OK");
+    assert_eq!(http_get(&addr, "/readyz").await.0, "HTTP/1.1 200 OK");
 
     let slug = unique_slug("metrics");
     apply_yaml(
@@ -212,6 +183,7 @@ async fn health_readiness_and_metrics_answer() {
     // after the status a user sees.
     let expected = [
         r#"landlord_leader 1"#,
+        r#"landlord_public_can_connect_to_landlord_database 0"#,
         r#"landlord_migrations_applied_total{scope="tenant"} 3"#,
         r#"landlord_resources{controller="landlord-tenant",state="Reconciled"} 1"#,
         r#"landlord_resources{controller="landlord-moduleinstallation",state="ModuleNotFound"} 1"#,
@@ -220,7 +192,7 @@ async fn health_readiness_and_metrics_answer() {
     ];
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let metrics = loop {
-        let (status, metrics) = get(&addr, "/metrics").await;
+        let (status, metrics) = http_get(&addr, "/metrics").await;
         assert_eq!(status, "HTTP/1.1 200 OK");
         let missing: Vec<&str> = expected
             .iter()
@@ -244,7 +216,7 @@ async fn health_readiness_and_metrics_answer() {
         !metrics.contains("acme"),
         "object names must not become labels:\n{metrics}"
     );
-    assert_eq!(get(&addr, "/nope").await.0, "HTTP/1.1 404 Not Found");
+    assert_eq!(http_get(&addr, "/nope").await.0, "HTTP/1.1 404 Not Found");
     pg::drop_tenant(&format!("tenant_{slug}")).await;
 }
 
@@ -304,6 +276,12 @@ async fn losing_the_lease_stops_reconciling_and_logs_are_json_with_the_resource(
         beta.status.is_none() && beta.metadata.finalizers.is_none(),
         "reconciled without the lease: {beta:?}"
     );
+    // The control: given the Lease back, the same operator reconciles beta at once.
+    leases
+        .delete("landlord", &Default::default())
+        .await
+        .unwrap();
+    support::kube::wait_ready(&tenants, "beta").await;
 
     // Logs: one JSON object per line; reconcile lines name their resource; no password anywhere.
     let logs = operator.logs();

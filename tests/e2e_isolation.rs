@@ -11,22 +11,11 @@ use landlord::crd::{ModuleInstallation, Tenant};
 use serde_json::json;
 use sqlx::Connection;
 use support::kube::{
-    apply_yaml, client, condition, installation_yaml, namespace, wait_condition, wait_gone,
-    wait_ready, wait_until,
+    apply_yaml, client, condition, installation_yaml, namespace, secret_value, tenant_yaml,
+    wait_condition, wait_gone, wait_ready, wait_until,
 };
 use support::operator::Operator;
 use support::{pg, unique_slug};
-
-fn tenant_yaml(name: &str, slug: &str, policy: &str) -> String {
-    format!(
-        "apiVersion: tenancy.landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: {name}}}\nspec: {{slug: {slug}, deletionPolicy: {policy}}}\n"
-    )
-}
-
-fn secret_value(secret: &Secret, key: &str) -> String {
-    let bytes = secret.data.as_ref().and_then(|d| d.get(key)).expect(key);
-    String::from_utf8(bytes.0.clone()).unwrap()
-}
 
 async fn superuser_exec(database: &str, statement: &str) {
     let mut conn = pg::connect(database).await;
@@ -49,7 +38,7 @@ async fn count(database: &str, query: &'static str) -> i64 {
 
 /// A victim with the module `tasks` installed and one row in it.
 async fn victim(client: &kube::Client, ns: &str, slug: &str) {
-    apply_yaml(ns, &tenant_yaml("acme", slug, "Delete"));
+    apply_yaml(ns, &tenant_yaml("acme", slug, "  deletionPolicy: Delete\n"));
     apply_yaml(ns, &installation_yaml("acme-tasks", "tasks", ""));
     let installations: Api<ModuleInstallation> = Api::namespaced(client.clone(), ns);
     wait_ready(&installations, "acme-tasks").await;
@@ -96,7 +85,10 @@ async fn claimants_of_another_tenants_slug_roll_back_nothing() {
     victim(&client, &owner_ns, &slug).await;
 
     // Another namespace names the same slug; its installation asks for a rollback on deletion.
-    apply_yaml(&attacker_ns, &tenant_yaml("acme", &slug, "Delete"));
+    apply_yaml(
+        &attacker_ns,
+        &tenant_yaml("acme", &slug, "  deletionPolicy: Delete\n"),
+    );
     let tenants: Api<Tenant> = Api::namespaced(client.clone(), &attacker_ns);
     wait_condition(&tenants, "acme", "Ready", "False", "SlugConflict").await;
     apply_yaml(
@@ -164,7 +156,10 @@ async fn code_a_tenant_plants_runs_with_the_tenants_privileges_only() {
     let ns = namespace(&client, "e2e-iso-plant").await;
     let _operator = Operator::start(&ns, &[]);
     let slug = unique_slug("planter");
-    apply_yaml(&ns, &tenant_yaml("acme", &slug, "Delete"));
+    apply_yaml(
+        &ns,
+        &tenant_yaml("acme", &slug, "  deletionPolicy: Delete\n"),
+    );
     let tenants: Api<Tenant> = Api::namespaced(client.clone(), &ns);
     wait_ready(&tenants, "acme").await;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
@@ -253,14 +248,20 @@ async fn squatted_role_database_and_secret_are_refused_and_left_as_they_were() {
     let role_state = "SELECT rolpassword || ' ' || (SELECT count(*) FROM pg_auth_members m WHERE m.roleid = a.oid)
                         FROM pg_authid a WHERE rolname LIKE 'tenant\\_squatrole%'";
     let before = pg::strings("postgres", role_state).await;
-    apply_yaml(&ns, &tenant_yaml("role", &role_slug, "Delete"));
+    apply_yaml(
+        &ns,
+        &tenant_yaml("role", &role_slug, "  deletionPolicy: Delete\n"),
+    );
     wait_condition(&tenants, "role", "Ready", "False", "AdoptionRefused").await;
     assert_eq!(pg::strings("postgres", role_state).await, before);
     assert!(!pg::database_exists(&format!("tenant_{role_slug}")).await);
 
     let db_slug = unique_slug("squatdb");
     superuser_exec("postgres", &format!("CREATE DATABASE tenant_{db_slug}")).await;
-    apply_yaml(&ns, &tenant_yaml("database", &db_slug, "Delete"));
+    apply_yaml(
+        &ns,
+        &tenant_yaml("database", &db_slug, "  deletionPolicy: Delete\n"),
+    );
     wait_condition(&tenants, "database", "Ready", "False", "AdoptionRefused").await;
 
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
@@ -275,7 +276,10 @@ async fn squatted_role_database_and_secret_are_refused_and_left_as_they_were() {
         .await
         .unwrap();
     let secret_slug = unique_slug("squatsecret");
-    apply_yaml(&ns, &tenant_yaml("secret", &secret_slug, "Delete"));
+    apply_yaml(
+        &ns,
+        &tenant_yaml("secret", &secret_slug, "  deletionPolicy: Delete\n"),
+    );
     wait_condition(&tenants, "secret", "Ready", "False", "AdoptionRefused").await;
     tenants
         .delete("secret", &DeleteParams::default())
@@ -314,7 +318,10 @@ async fn a_retained_database_goes_back_only_to_its_namespace_and_name() {
     let _else_operator = Operator::start(&elsewhere, &[]);
     let slug = unique_slug("kept");
     let database = format!("tenant_{slug}");
-    apply_yaml(&home, &tenant_yaml("acme", &slug, "Retain"));
+    apply_yaml(
+        &home,
+        &tenant_yaml("acme", &slug, "  deletionPolicy: Retain\n"),
+    );
     let tenants: Api<Tenant> = Api::namespaced(client.clone(), &home);
     wait_ready(&tenants, "acme").await;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &home);
@@ -333,7 +340,10 @@ async fn a_retained_database_goes_back_only_to_its_namespace_and_name() {
     let before = pg::strings("postgres", verifier).await;
 
     // Another namespace names the slug: refused, the password untouched, no credentials handed out.
-    apply_yaml(&elsewhere, &tenant_yaml("acme", &slug, "Delete"));
+    apply_yaml(
+        &elsewhere,
+        &tenant_yaml("acme", &slug, "  deletionPolicy: Delete\n"),
+    );
     let others: Api<Tenant> = Api::namespaced(client.clone(), &elsewhere);
     wait_condition(&others, "acme", "Ready", "False", "AdoptionRefused").await;
     assert_eq!(pg::strings("postgres", verifier).await, before);
@@ -347,7 +357,10 @@ async fn a_retained_database_goes_back_only_to_its_namespace_and_name() {
     assert!(pg::database_exists(&database).await);
 
     // The same namespace and name (a cluster rebuilt from Git): its data back, its password kept.
-    apply_yaml(&home, &tenant_yaml("acme", &slug, "Delete"));
+    apply_yaml(
+        &home,
+        &tenant_yaml("acme", &slug, "  deletionPolicy: Delete\n"),
+    );
     wait_ready(&tenants, "acme").await;
     let secret = secrets.get("acme-db").await.unwrap();
     assert_eq!(secret_value(&secret, "password"), password);
@@ -369,7 +382,10 @@ async fn production_refuses_a_downgrade_and_keeps_the_column() {
     let ns = namespace(&client, "e2e-iso-prod").await;
     let _operator = Operator::start(&ns, &[("LANDLORD_ENVIRONMENT", "production")]);
     let slug = unique_slug("prod");
-    apply_yaml(&ns, &tenant_yaml("acme", &slug, "Retain"));
+    apply_yaml(
+        &ns,
+        &tenant_yaml("acme", &slug, "  deletionPolicy: Retain\n"),
+    );
     apply_yaml(&ns, &installation_yaml("acme-tasks", "tasks", ""));
     apply_yaml(
         &ns,
@@ -409,7 +425,10 @@ async fn a_hand_edited_password_is_made_to_work() {
     let ns = namespace(&client, "e2e-iso-secret").await;
     let _operator = Operator::start(&ns, &[]);
     let slug = unique_slug("edited");
-    apply_yaml(&ns, &tenant_yaml("acme", &slug, "Delete"));
+    apply_yaml(
+        &ns,
+        &tenant_yaml("acme", &slug, "  deletionPolicy: Delete\n"),
+    );
     let tenants: Api<Tenant> = Api::namespaced(client.clone(), &ns);
     wait_ready(&tenants, "acme").await;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);

@@ -12,25 +12,11 @@ use landlord::crd::Tenant;
 use serde_json::json;
 use sqlx::Connection;
 use support::kube::{
-    apply_yaml, client, condition, events, namespace, wait_condition, wait_gone, wait_ready,
+    apply_yaml, client, condition, events, namespace, secret_value, tenant_yaml, wait_condition,
+    wait_gone, wait_ready,
 };
 use support::operator::Operator;
 use support::{pg, unique_slug};
-
-fn tenant_yaml(name: &str, slug: &str, extra: &str) -> String {
-    format!(
-        "apiVersion: tenancy.landlord.dev/v1alpha1\nkind: Tenant\nmetadata:\n  name: {name}\nspec:\n  slug: {slug}\n{extra}"
-    )
-}
-
-fn secret_value(secret: &Secret, key: &str) -> String {
-    let bytes = secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .unwrap_or_else(|| panic!("secret has no {key}"));
-    String::from_utf8(bytes.0.clone()).unwrap()
-}
 
 #[tokio::test]
 async fn tenant_gets_its_database_role_secret_and_core_schema() {
@@ -127,13 +113,14 @@ async fn tenant_gets_its_database_role_secret_and_core_schema() {
 async fn a_reconcile_that_changes_nothing_writes_nothing() {
     let client = client().await;
     let ns = namespace(&client, "e2e-noop").await;
-    let _operator = Operator::start(&ns, &[]);
+    let operator = Operator::start(&ns, &[]);
     let slug = unique_slug("noop");
     apply_yaml(&ns, &tenant_yaml("noop", &slug, ""));
     let tenants: Api<Tenant> = Api::namespaced(client.clone(), &ns);
     wait_ready(&tenants, "noop").await;
 
     // A metadata-only change triggers a reconcile but changes no status: no further write may follow.
+    let before = operator.reconciles("landlord-tenant").await;
     let touched = tenants
         .patch(
             "noop",
@@ -146,7 +133,15 @@ async fn a_reconcile_that_changes_nothing_writes_nothing() {
     let transition = touched.status.as_ref().unwrap().conditions[0]
         .last_transition_time
         .clone();
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // First proof that the operator looked at it again (a reconcile finished since the change).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while operator.reconciles("landlord-tenant").await <= before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no reconcile followed the change"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let after = tenants.get("noop").await.unwrap();
     assert_eq!(
         after.metadata.resource_version, version,

@@ -80,6 +80,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         metrics.set_leader(true);
         let work = async {
             migrate_landlord_core(&ctx).await;
+            check_landlord_database(&ctx).await;
             let tenants = super::tenant::controller(ctx.clone());
             let installations = super::installation::controller(ctx.clone());
             futures::join!(
@@ -142,6 +143,22 @@ async fn wait_for_crds(client: &Client) -> anyhow::Result<()> {
         await_condition(crds.clone(), name, conditions::is_crd_established()).await?;
     }
     Ok(())
+}
+
+/// Warns loudly (log and metric) when tenants' credentials could open the landlord database.
+async fn check_landlord_database(ctx: &Context) {
+    match ctx.databases.landlord_open_to_public().await {
+        Ok(public) => {
+            ctx.metrics.set_public_landlord_database(public);
+            if public {
+                warn!(
+                    "PUBLIC may CONNECT to the landlord database: every tenant's credentials can open it and \
+                     read the mirror. Run REVOKE CONNECT, TEMPORARY ON DATABASE <landlord> FROM PUBLIC"
+                );
+            }
+        }
+        Err(err) => warn!(%err, "could not check who may connect to the landlord database"),
+    }
 }
 
 /// Core landlord migrations run once per leadership, before any reconcile; retried until the landlord

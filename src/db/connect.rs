@@ -88,6 +88,23 @@ impl Databases {
         &self.landlord_pool
     }
 
+    /// Whether PUBLIC holds CONNECT on the landlord database, so that any tenant's credentials open it
+    /// (PostgreSQL grants it by default; the landlord database must revoke it).
+    pub async fn landlord_open_to_public(&self) -> Result<bool, Error> {
+        sqlx::query_scalar(
+            "SELECT pg_catalog.has_database_privilege('public', pg_catalog.current_database(), 'CONNECT')",
+        )
+        .fetch_one(&self.landlord_pool)
+        .await
+        .map_err(|e| {
+            Error::sql(
+                "checking who may connect",
+                self.landlord.get_database().unwrap_or("landlord"),
+                e,
+            )
+        })
+    }
+
     /// A dedicated connection to the landlord database, for the migration engine.
     pub async fn landlord(&self) -> Result<DbConnection, Error> {
         self.open(self.landlord.clone()).await

@@ -205,6 +205,23 @@ pub fn installation_yaml(name: &str, module: &str, extra: &str) -> String {
     )
 }
 
+/// A Tenant as a user writes it; `extra` adds spec lines (indented by two spaces).
+pub fn tenant_yaml(name: &str, slug: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: tenancy.landlord.dev/v1alpha1\nkind: Tenant\nmetadata:\n  name: {name}\nspec:\n  slug: {slug}\n{extra}"
+    )
+}
+
+/// One value of a Secret, as text.
+pub fn secret_value(secret: &k8s_openapi::api::core::v1::Secret, key: &str) -> String {
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .unwrap_or_else(|| panic!("secret has no {key}"));
+    String::from_utf8(bytes.0.clone()).unwrap()
+}
+
 /// The Tenant `acme` with `slug` and deletionPolicy Delete, so tests clean up after themselves.
 pub fn acme_yaml(slug: &str) -> String {
     format!(

@@ -4,6 +4,7 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use super::{TestEnv, repo_root};
 
@@ -51,6 +52,32 @@ impl Operator {
         Operator { child, log }
     }
 
+    /// The address the operator logged for its HTTP endpoints (`/healthz`, `/readyz`, `/metrics`).
+    pub async fn http_addr(&self) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let logs = self.logs();
+            if let Some(rest) = logs.split("bound=").nth(1) {
+                return rest.split_whitespace().next().unwrap().to_string();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the operator never logged its address:\n{logs}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Reconciles `controller` has finished, from `/metrics`: proof that the operator looked.
+    pub async fn reconciles(&self, controller: &str) -> u64 {
+        let (_, metrics) = http_get(&self.http_addr().await, "/metrics").await;
+        let prefix = format!("landlord_reconciles_total{{controller=\"{controller}\"}} ");
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .map_or(0, |n| n.trim().parse().unwrap())
+    }
+
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -65,4 +92,18 @@ impl Drop for Operator {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// One HTTP/1.1 GET: (status line, body).
+pub async fn http_get(addr: &str, path: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap().to_string(), body.to_string())
 }

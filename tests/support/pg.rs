@@ -1,18 +1,26 @@
-//! Looking into PostgreSQL from end-to-end tests, as the superuser (the operator never gets it).
+//! Looking into PostgreSQL from tests, as the superuser (the operator never gets it): inspection, set-up of
+//! what an attacker would plant, and clean-up.
 
 use std::str::FromStr;
 
+use std::path::Path;
+use std::process::Command;
+
+use landlord::db;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection, Row};
 
 use super::TestEnv;
 
-pub async fn connect(database: &str) -> PgConnection {
-    let options = PgConnectOptions::from_str(TestEnv::get().superuser_url())
+pub fn options(database: &str) -> PgConnectOptions {
+    PgConnectOptions::from_str(TestEnv::get().superuser_url())
         .expect("superuser URL")
         .database(database)
-        .disable_statement_logging();
-    PgConnection::connect_with(&options)
+        .disable_statement_logging()
+}
+
+pub async fn connect(database: &str) -> PgConnection {
+    PgConnection::connect_with(&options(database))
         .await
         .expect("connect as superuser")
 }
@@ -86,4 +94,103 @@ pub async fn drop_tenant(database: &str) {
             .await
             .unwrap();
     }
+}
+
+/// Drops `name` as database and role with the superuser, from a thread of its own so it also works while
+/// a test's runtime unwinds.
+pub fn drop_tenant_blocking(name: &str) {
+    let owned = name.to_string();
+    let done = std::thread::spawn(move || {
+        let name = owned;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("cleanup runtime");
+        runtime.block_on(async {
+            let mut conn = connect("postgres").await;
+            for statement in [
+                format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+                format!("DROP ROLE IF EXISTS \"{name}\""),
+            ] {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+                    .execute(&mut conn)
+                    .await
+                    .expect("cleanup");
+            }
+            let _ = conn.close().await;
+        })
+    })
+    .join();
+    if done.is_err() && !std::thread::panicking() {
+        panic!("cleanup of {name} failed");
+    }
+}
+
+/// Tables of every schema but the catalogs, as `schema.table`, sorted.
+pub async fn all_tables(database: &str) -> Vec<String> {
+    let mut conn = connect(database).await;
+    let tables = sqlx::query_scalar(
+        "SELECT schemaname || '.' || tablename FROM pg_tables
+         WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("list tables");
+    let _ = conn.close().await;
+    tables
+}
+
+/// `(module, version)` rows of the ledger, for one scope.
+pub async fn ledger_rows(database: &str, scope: &str) -> Vec<(String, i64)> {
+    let mut conn = connect(database).await;
+    let rows = sqlx::query_as(
+        "SELECT module, version FROM landlord_migrations.ledger WHERE scope = $1
+         ORDER BY module, version",
+    )
+    .bind(scope)
+    .fetch_all(&mut conn)
+    .await
+    .unwrap_or_default();
+    let _ = conn.close().await;
+    rows
+}
+
+/// `pg_dump --schema-only` of `database`, without the ledger's schema.
+pub fn schema_dump(database: &str) -> String {
+    let pg_dump = Path::new("/usr/lib/postgresql/15/bin/pg_dump");
+    let program = if pg_dump.exists() {
+        pg_dump
+    } else {
+        Path::new("pg_dump")
+    };
+    let options = options(database);
+    let output = Command::new(program)
+        .args(["--schema-only", "--exclude-schema", db::LEDGER_SCHEMA])
+        .args(["--host", options.get_host()])
+        .args(["--port", &options.get_port().to_string()])
+        .args(["--username", options.get_username(), "--dbname", database])
+        .env("PGPASSWORD", superuser_password())
+        .output()
+        .expect("run pg_dump");
+    assert!(
+        output.status.success(),
+        "pg_dump failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let dump = String::from_utf8(output.stdout).expect("pg_dump output is UTF-8");
+    // `\restrict <random key>` differs on every run (CVE-2025-8714 hardening).
+    dump.lines()
+        .filter(|line| !line.starts_with("\\restrict") && !line.starts_with("\\unrestrict"))
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
+fn superuser_password() -> String {
+    let url = TestEnv::get().superuser_url();
+    // postgres://user:password@host:port/db
+    url.split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .and_then(|(userinfo, _)| userinfo.split_once(':'))
+        .map(|(_, password)| password.to_string())
+        .unwrap_or_default()
 }
