@@ -116,3 +116,106 @@ async fn conclude<K: Pipeline>(
     }
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http::{Method, Request, Response};
+    use kube::client::Body;
+
+    use super::*;
+    use crate::catalog::Catalog;
+    use crate::config::Config;
+    use crate::crd::{Tenant, TenantSpec, TenantStatus};
+    use crate::db::{Databases, Limits};
+    use crate::metrics::Metrics;
+
+    /// A Context whose apiserver is `client` and whose databases are never reached (nothing listens there).
+    fn context(client: kube::Client) -> Arc<Context> {
+        let config = Config::from_lookup(|name| match name {
+            "LANDLORD_ADMIN_DATABASE_URL" => Some("postgres://admin:x@127.0.0.1:1/postgres".into()),
+            "LANDLORD_DATABASE_URL" => Some("postgres://landlord:x@127.0.0.1:1/landlord".into()),
+            _ => None,
+        })
+        .unwrap();
+        let databases = Databases::new(
+            &config.admin_database_url,
+            &config.database_url,
+            Limits::default(),
+        )
+        .unwrap();
+        Arc::new(Context::new(
+            client,
+            Catalog::default(),
+            databases,
+            config,
+            Arc::new(Metrics::default()),
+        ))
+    }
+
+    fn paused_tenant() -> Tenant {
+        let mut tenant = Tenant::new(
+            "acme",
+            TenantSpec {
+                paused: true,
+                ..Default::default()
+            },
+        );
+        tenant.metadata.namespace = Some("ns".into());
+        tenant.metadata.uid = Some("u1".into());
+        tenant.metadata.generation = Some(1);
+        tenant.metadata.finalizers = Some(vec![FINALIZER.into()]);
+        tenant
+    }
+
+    #[tokio::test]
+    async fn a_stale_status_is_one_patch_and_an_up_to_date_object_sends_nothing() {
+        let (service, mut apiserver) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let ctx = context(kube::Client::new(service, "default"));
+
+        // Stale: exactly one request, the status patch under the controller's field manager.
+        let stale = paused_tenant();
+        let reconciling = tokio::spawn(reconcile(Arc::new(stale.clone()), ctx.clone()));
+        let (request, respond) = apiserver.next_request().await.expect("a status patch");
+        assert_eq!(request.method(), Method::PATCH);
+        assert_eq!(
+            request.uri().path(),
+            "/apis/tenancy.landlord.dev/v1alpha1/namespaces/ns/tenants/acme/status"
+        );
+        assert!(
+            request
+                .uri()
+                .query()
+                .unwrap_or_default()
+                .contains("fieldManager=landlord-tenant"),
+            "{}",
+            request.uri()
+        );
+        let body = request.into_body().collect_bytes().await.unwrap();
+        let patch: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let status: TenantStatus = serde_json::from_value(patch["status"].clone()).unwrap();
+        assert!(status.conditions.iter().all(|c| c.reason == "Paused"));
+        let mut written = stale.clone();
+        written.status = Some(status);
+        respond.send_response(
+            Response::builder()
+                .body(Body::from(serde_json::to_vec(&written).unwrap()))
+                .unwrap(),
+        );
+        assert!(reconciling.await.unwrap().is_ok());
+
+        // Up to date: the reconcile finishes without a single request.
+        let result = tokio::time::timeout(
+            Duration::from_secs(5),
+            reconcile(Arc::new(written), ctx.clone()),
+        )
+        .await
+        .expect("a reconcile that sends nothing cannot wait for an answer");
+        assert!(result.is_ok());
+        assert!(
+            futures::poll!(Box::pin(apiserver.next_request())).is_pending(),
+            "nothing was sent"
+        );
+    }
+}

@@ -11,6 +11,7 @@ mod acl;
 mod connect;
 mod engine;
 mod error;
+mod extension;
 mod ident;
 mod ledger;
 mod ledger_copy;
@@ -25,12 +26,13 @@ pub use acl::{register_module_acl, remove_module_acl};
 pub use connect::{Databases, DbConnection, Limits, TenantCredentials};
 pub use engine::{Allowed, Executed, Migrator, Report, Status};
 pub use error::{Error, MigrationFailure};
+pub use extension::ensure_extensions;
 pub use ident::{Ident, MAX_IDENT_BYTES, TenantNames};
 pub use ledger::{LEDGER_SCHEMA, LedgerEntry};
 pub use owner::{Adoption, Found, TenantOwner, adoption};
 pub use plan::{Direction, Drift, ModuleScope, Plan, Step, drift, plan};
 pub use provision::{
-    Dropped, Ensured, Provisioned, TenantRequest, drop_tenant, ensure_extensions, ensure_tenant,
+    Dropped, Ensured, Provisioned, TenantRequest, drop_tenant, ensure_tenant,
     ensure_tenant_database, ensure_tenant_role,
 };
 pub use secret::{PASSWORD_BYTES, Password};

@@ -80,7 +80,7 @@ pub async fn ensure_tenant(
         }
         other => other?,
     };
-    ensure_extensions(&mut tenant, request.extensions).await?;
+    super::extension::ensure_extensions(&mut tenant, request.extensions).await?;
     let provisioned = Provisioned {
         role,
         database,
@@ -281,69 +281,6 @@ fn refused(object: &'static str, name: &Ident, found: Found) -> Error {
         name: name.to_string(),
         found,
     }
-}
-
-/// `CREATE EXTENSION IF NOT EXISTS` for each, on a tenant connection (so the tenant's role owns them).
-pub async fn ensure_extensions(
-    tenant: &mut DbConnection,
-    extensions: &[Ident],
-) -> Result<(), Error> {
-    let database = tenant.database().to_string();
-    for extension in extensions {
-        let unavailable = |message: String| Error::ExtensionUnavailable {
-            extension: extension.to_string(),
-            database: database.clone(),
-            message,
-        };
-        // Schema-qualified: the tenant may have planted look-alikes in public.
-        let (installed, trusted): (bool, Option<bool>) = sqlx::query_as(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = $1),
-                    (SELECT v.trusted FROM pg_catalog.pg_available_extension_versions v
-                       JOIN pg_catalog.pg_available_extensions a
-                         ON a.name = v.name AND a.default_version = v.version
-                      WHERE v.name = $1)",
-        )
-        .bind(extension.as_str())
-        .fetch_one(&mut **tenant)
-        .await
-        .map_err(|e| Error::sql("listing available extensions", &database, e))?;
-        match trusted {
-            _ if installed => continue,
-            None => {
-                return Err(unavailable(
-                    "it is not installed on the PostgreSQL server".into(),
-                ));
-            }
-            // Only a superuser can create it: refused for good, not retried.
-            Some(false) => {
-                return Err(Error::ExtensionUntrusted {
-                    extension: extension.to_string(),
-                    database: database.clone(),
-                });
-            }
-            Some(true) => {}
-        }
-        let create = format!("CREATE EXTENSION IF NOT EXISTS {}", extension.quoted());
-        match exec(tenant, create).await {
-            Ok(()) => {}
-            // A broken package lacks its files.
-            Err(e) if matches!(sqlstate(&e).as_deref(), Some("42501" | "58P01" | "0A000")) => {
-                let message = e
-                    .as_database_error()
-                    .map(|d| d.message().to_string())
-                    .unwrap_or_default();
-                return Err(unavailable(message));
-            }
-            Err(e) => {
-                return Err(Error::sql(
-                    format!("creating extension {extension}"),
-                    &database,
-                    e,
-                ));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// `DROP DATABASE ... WITH (FORCE)`, once `drop_tenant` has found it ours.

@@ -174,3 +174,182 @@ pub fn describe(steps: &[db::Step]) -> String {
         .collect();
     steps.join(", ")
 }
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+    use crate::crd::ConditionType;
+    use crate::crd::ModuleInstallationSpec;
+    use crate::db::LedgerEntry;
+
+    pub fn catalog() -> Catalog {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        Catalog::load(&root.join("modules"), &root.join("migrations")).unwrap()
+    }
+
+    pub fn mi(module: &str, version: Option<&str>, dry_run: bool) -> ModuleInstallation {
+        ModuleInstallation::new(
+            "acme-x",
+            ModuleInstallationSpec {
+                tenant: "acme".into(),
+                module: module.into(),
+                version: version.map(String::from),
+                dry_run,
+                ..Default::default()
+            },
+        )
+    }
+
+    /// What the ledger of `scope` holds when `module` is at `version` (None: nothing).
+    pub fn at_release(
+        catalog: &Catalog,
+        module: &str,
+        scope: Scope,
+        version: Option<&str>,
+    ) -> Vec<LedgerEntry> {
+        let module = catalog.module(module).unwrap();
+        let target = version
+            .and_then(|v| module.release(&semver::Version::parse(v).unwrap()))
+            .and_then(|r| r.target(scope));
+        module
+            .migrations(scope)
+            .migrations
+            .iter()
+            .filter(|m| target.is_some_and(|t| m.version <= t))
+            .map(|m| LedgerEntry {
+                version: m.version,
+                description: m.description.clone(),
+                checksum: m.checksum.to_vec(),
+                applied_at: jiff::Timestamp::UNIX_EPOCH,
+                execution_ms: 1,
+            })
+            .collect()
+    }
+
+    /// The plan for `mi` when the tenant has `module` at `installed` (both scopes managed).
+    pub fn plan_for<'c>(
+        catalog: &'c Catalog,
+        mi: &ModuleInstallation,
+        installed: Option<&str>,
+        reinstall: bool,
+    ) -> InstallationPlan<'c> {
+        let (module, release) = super::super::validate::resolve(catalog, &mi.spec).unwrap();
+        let ledger = |scope| {
+            (!module.migrations(scope).is_empty())
+                .then(|| at_release(catalog, &module.name, scope, installed))
+        };
+        let ledgers = Ledgers {
+            landlord: ledger(Scope::Landlord),
+            tenant: ledger(Scope::Tenant),
+        };
+        let valid = ValidInstallation {
+            names: TenantNames::new("acme").unwrap(),
+            password: Password::new("p").unwrap(),
+            module,
+            release,
+            scopes: vec![Scope::Landlord, Scope::Tenant],
+            claim: InstallerClaim::Ours,
+            reinstall: reinstall.then(|| "1".to_string()),
+            dependencies: "none".into(),
+        };
+        plan(mi, valid, &ledgers).unwrap()
+    }
+
+    fn shape(plan: &InstallationPlan<'_>) -> Vec<(Scope, Vec<String>)> {
+        plan.scopes
+            .iter()
+            .map(|s| {
+                let steps = s
+                    .steps()
+                    .iter()
+                    .map(|st| format!("{} {}", st.version, st.direction))
+                    .collect();
+                (s.scope, steps)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn install_upgrade_downgrade_and_reinstall_are_one_value() {
+        let catalog = catalog();
+        let expenses = |v| mi("expenses", Some(v), false);
+        let install = plan_for(&catalog, &expenses("1.0.0"), None, false);
+        assert_eq!(
+            shape(&install),
+            [
+                (Scope::Landlord, vec![]),
+                (
+                    Scope::Tenant,
+                    vec!["20251005030440 up".into(), "20251005030441 up".into()]
+                )
+            ]
+        );
+        let upgrade = plan_for(&catalog, &expenses("1.1.0"), Some("1.0.0"), false);
+        assert_eq!(
+            shape(&upgrade)[1].1,
+            ["20251101000000 up", "20251101000001 up"]
+        );
+        // Going down, the tenant scope runs first.
+        let downgrade = plan_for(&catalog, &expenses("1.0.0"), Some("1.1.0"), false);
+        assert_eq!(
+            shape(&downgrade),
+            [
+                (
+                    Scope::Tenant,
+                    vec!["20251101000001 down".into(), "20251101000000 down".into()]
+                ),
+                (Scope::Landlord, vec![])
+            ]
+        );
+        let reinstall = plan_for(&catalog, &expenses("1.0.0"), Some("1.0.0"), true);
+        assert_eq!(
+            shape(&reinstall)[0].1,
+            [
+                "20251005030441 down",
+                "20251005030440 down",
+                "20251005030440 up",
+                "20251005030441 up"
+            ]
+        );
+        let nothing = plan_for(&catalog, &expenses("1.1.0"), Some("1.1.0"), false);
+        assert!(nothing.pending().is_empty());
+        assert!(check(&nothing, true).is_ok());
+    }
+
+    #[test]
+    fn production_refuses_every_step_down_and_blames_its_scope() {
+        let catalog = catalog();
+        let downgrade = plan_for(
+            &catalog,
+            &mi("expenses", Some("1.0.0"), false),
+            Some("1.1.0"),
+            false,
+        );
+        assert!(check(&downgrade, false).is_ok());
+        let refused = check(&downgrade, true).unwrap_err();
+        assert_eq!(refused.at, ConditionType::TenantMigrated);
+        assert!(matches!(refused.error, Error::DestructiveActionBlocked(_)));
+        assert!(
+            refused
+                .error
+                .to_string()
+                .contains("20251101000001_index_open_expenses down")
+        );
+        let reinstall = plan_for(
+            &catalog,
+            &mi("expenses", Some("1.1.0"), false),
+            Some("1.1.0"),
+            true,
+        );
+        assert!(check(&reinstall, true).is_err());
+        // A dry run applies nothing: it may show what a downgrade would do.
+        let dry = plan_for(
+            &catalog,
+            &mi("expenses", Some("1.0.0"), true),
+            Some("1.1.0"),
+            false,
+        );
+        assert!(check(&dry, true).is_ok());
+    }
+}

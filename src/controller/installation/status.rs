@@ -221,3 +221,163 @@ pub fn deleting(mi: &ModuleInstallation, error: &Error, now: &Time) -> ModuleIns
         ..current
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::plan::tests::{catalog, mi, plan_for};
+    use super::*;
+    use crate::db;
+
+    fn at(secs: i64) -> Time {
+        Time(jiff::Timestamp::from_second(secs).unwrap())
+    }
+
+    fn rows(status: &ModuleInstallationStatus) -> Vec<(String, String, String)> {
+        status
+            .conditions
+            .iter()
+            .map(|c| (c.type_.clone(), c.status.clone(), c.reason.clone()))
+            .collect()
+    }
+
+    fn row(type_: &str, status: &str, reason: &str) -> (String, String, String) {
+        (type_.into(), status.into(), reason.into())
+    }
+
+    fn message<'s>(status: &'s ModuleInstallationStatus, type_: &str) -> &'s str {
+        &status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .unwrap()
+            .message
+    }
+
+    #[test]
+    fn installed_is_ready_and_a_second_reconcile_changes_nothing() {
+        let catalog = catalog();
+        let mut object = mi("expenses", Some("1.1.0"), false);
+        object.metadata.generation = Some(2);
+        let plan = plan_for(&catalog, &object, None, false);
+        let done = Ok(Applied::default());
+        let first = desired_status(&object, Some(&plan), &done, &at(10));
+        assert!(first.plan.is_empty());
+        assert_eq!(first.installed_version.as_deref(), Some("1.1.0"));
+        assert_eq!(
+            first.applied,
+            Some(AppliedCounts {
+                landlord: 0,
+                tenant: 4
+            })
+        );
+        assert!(
+            first
+                .conditions
+                .iter()
+                .all(|c| c.status == "True" && c.observed_generation == Some(2))
+        );
+        object.status = Some(first.clone());
+        assert_eq!(desired_status(&object, Some(&plan), &done, &at(99)), first);
+    }
+
+    #[test]
+    fn a_dry_run_summarises_every_scope_in_ready() {
+        let catalog = catalog();
+        let object = mi("digital_card", None, true);
+        let plan = plan_for(&catalog, &object, None, false);
+        let status = desired_status(
+            &object,
+            Some(&plan),
+            &Ok(Applied {
+                dry_run: true,
+                ..Default::default()
+            }),
+            &at(1),
+        );
+        assert_eq!(status.plan.len(), 3);
+        assert_eq!(
+            rows(&status),
+            [
+                row("DependenciesSatisfied", "True", "Reconciled"),
+                row("LandlordMigrated", "False", "DryRun"),
+                row("TenantMigrated", "False", "DryRun"),
+                row("Ready", "False", "DryRun"),
+            ]
+        );
+        assert_eq!(
+            message(&status, "Ready"),
+            "Dry run: would run 3 migrations (see status.plan); nothing was applied."
+        );
+        assert!(
+            message(&status, "TenantMigrated").contains("20251010120200_create_digital_cards up")
+        );
+    }
+
+    #[test]
+    fn a_failed_scope_is_blamed_in_the_order_the_scopes_ran() {
+        let catalog = catalog();
+        let failure = || {
+            Error::Database(db::Error::ConnectTimeout {
+                database: "tenant_acme".into(),
+                seconds: 30,
+            })
+        };
+        // Going up the landlord scope runs first: when it fails, the tenant scope was not reached.
+        let object = mi("digital_card", None, false);
+        let up = plan_for(&catalog, &object, None, false);
+        let stopped = Err(Stopped {
+            at: ConditionType::LandlordMigrated,
+            error: failure(),
+        });
+        assert_eq!(
+            rows(&desired_status(&object, Some(&up), &stopped, &at(1))),
+            [
+                row("DependenciesSatisfied", "True", "Reconciled"),
+                row("LandlordMigrated", "False", "DatabaseUnavailable"),
+                row("TenantMigrated", "Unknown", "Progressing"),
+                row("Ready", "False", "DatabaseUnavailable"),
+            ]
+        );
+        // Going down the tenant scope runs first: the landlord scope was not reached.
+        let object = mi("expenses", Some("1.0.0"), false);
+        let down = plan_for(&catalog, &object, Some("1.1.0"), false);
+        let stopped = Err(Stopped {
+            at: ConditionType::TenantMigrated,
+            error: failure(),
+        });
+        assert_eq!(
+            rows(&desired_status(&object, Some(&down), &stopped, &at(1)))[1..3],
+            [
+                row("LandlordMigrated", "Unknown", "Progressing"),
+                row("TenantMigrated", "False", "DatabaseUnavailable"),
+            ]
+        );
+        // The mirror after both scopes: only Ready.
+        let stopped = Err(Stopped {
+            at: ConditionType::Ready,
+            error: failure(),
+        });
+        let status = desired_status(&object, Some(&down), &stopped, &at(1));
+        assert_eq!(
+            rows(&status)[1..],
+            [
+                row("LandlordMigrated", "True", "Reconciled"),
+                row("TenantMigrated", "True", "Reconciled"),
+                row("Ready", "False", "DatabaseUnavailable"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_shared_landlord_scope_kept_for_others_says_so() {
+        let catalog = catalog();
+        let object = mi("digital_card", None, false);
+        let plan = plan_for(&catalog, &object, None, false);
+        let applied = Applied {
+            dry_run: false,
+            kept_for: [(Scope::Landlord, vec!["globex".to_string()])].into(),
+        };
+        let status = desired_status(&object, Some(&plan), &Ok(applied), &at(1));
+        assert!(message(&status, "LandlordMigrated").contains("tenants globex still use it"));
+    }
+}

@@ -101,3 +101,129 @@ fn build(tenant: &Tenant, desired: &[DesiredCondition], now: &Time) -> TenantSta
         ..current
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{Reason, TenantSpec};
+    use crate::db;
+
+    fn at(secs: i64) -> Time {
+        Time(jiff::Timestamp::from_second(secs).unwrap())
+    }
+
+    fn tenant() -> Tenant {
+        let mut tenant = Tenant::new("acme", TenantSpec::default());
+        tenant.metadata.generation = Some(1);
+        tenant
+    }
+
+    fn ready() -> Result<Applied, Stopped> {
+        Ok(Applied {
+            core_version: Some(3),
+        })
+    }
+
+    fn stopped(at: ConditionType) -> Result<Applied, Stopped> {
+        Err(Stopped {
+            at,
+            error: Error::Database(db::Error::ConnectTimeout {
+                database: "tenant_acme".into(),
+                seconds: 30,
+            }),
+        })
+    }
+
+    fn summary(status: &TenantStatus) -> Vec<(String, String, String)> {
+        status
+            .conditions
+            .iter()
+            .map(|c| (c.type_.clone(), c.status.clone(), c.reason.clone()))
+            .collect()
+    }
+
+    fn row(type_: &str, status: &str, reason: &str) -> (String, String, String) {
+        (type_.into(), status.into(), reason.into())
+    }
+
+    #[test]
+    fn a_second_identical_reconcile_computes_the_same_status() {
+        let mut tenant = tenant();
+        let first = desired_status(&tenant, &ready(), &at(100));
+        tenant.status = Some(first.clone());
+        assert_eq!(desired_status(&tenant, &ready(), &at(500)), first);
+        assert_eq!(first.database.as_deref(), Some("tenant_acme"));
+        assert_eq!(first.secret_name.as_deref(), Some("acme-db"));
+        assert_eq!(first.core_version, Some(3));
+        assert!(first.conditions.iter().all(|c| c.status == "True"));
+    }
+
+    #[test]
+    fn the_blamed_step_fails_the_ones_before_it_are_done() {
+        let unavailable = Reason::DatabaseUnavailable.as_str();
+        let cases = [
+            (
+                ConditionType::DatabaseReady,
+                [
+                    row("DatabaseReady", "False", unavailable),
+                    row("Migrated", "Unknown", "Progressing"),
+                    row("Ready", "False", unavailable),
+                ],
+            ),
+            (
+                ConditionType::Migrated,
+                [
+                    row("DatabaseReady", "True", "Reconciled"),
+                    row("Migrated", "False", unavailable),
+                    row("Ready", "False", unavailable),
+                ],
+            ),
+            // The mirror write after every step: only Ready says so.
+            (
+                ConditionType::Ready,
+                [
+                    row("DatabaseReady", "True", "Reconciled"),
+                    row("Migrated", "True", "Reconciled"),
+                    row("Ready", "False", unavailable),
+                ],
+            ),
+        ];
+        for (at_step, expected) in cases {
+            let status = desired_status(&tenant(), &stopped(at_step), &at(1));
+            assert_eq!(summary(&status), expected, "{at_step:?}");
+        }
+    }
+
+    #[test]
+    fn a_failure_keeps_what_was_known() {
+        let mut tenant = tenant();
+        tenant.status = Some(desired_status(&tenant, &ready(), &at(100)));
+        let status = desired_status(&tenant, &stopped(ConditionType::DatabaseReady), &at(200));
+        assert_eq!(status.core_version, Some(3));
+        assert_eq!(status.database.as_deref(), Some("tenant_acme"));
+        let ready = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        assert_eq!(ready.last_transition_time, at(200));
+    }
+
+    #[test]
+    fn paused_and_deleting() {
+        let mut tenant = tenant();
+        let paused = paused(&tenant, &at(1));
+        assert!(paused.conditions.iter().all(|c| c.reason == "Paused"));
+        tenant.status = Some(desired_status(&tenant, &ready(), &at(1)));
+        let blocked = Error::UninstallBlocked("waits for acme-tasks".into());
+        let deleting = deleting(&tenant, &blocked, &at(2));
+        assert_eq!(
+            summary(&deleting),
+            [
+                row("DatabaseReady", "True", "Reconciled"),
+                row("Migrated", "True", "Reconciled"),
+                row("Ready", "False", "UninstallBlocked"),
+            ]
+        );
+    }
+}
