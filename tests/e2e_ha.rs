@@ -276,11 +276,27 @@ async fn losing_the_lease_stops_reconciling_and_logs_are_json_with_the_resource(
         beta.status.is_none() && beta.metadata.finalizers.is_none(),
         "reconciled without the lease: {beta:?}"
     );
-    // The control: given the Lease back, the same operator reconciles beta at once.
+    // The control: once the intruder's Lease has expired, the same operator takes it and reconciles beta.
+    let long_ago = MicroTime(jiff::Timestamp::now() - jiff::SignedDuration::from_secs(600));
+    let expired = LeaseSpec {
+        holder_identity: Some("intruder".into()),
+        acquire_time: Some(long_ago.clone()),
+        renew_time: Some(long_ago),
+        lease_duration_seconds: Some(1),
+        ..Default::default()
+    };
     leases
-        .delete("landlord", &Default::default())
+        .patch(
+            "landlord",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({ "spec": expired })),
+        )
         .await
         .unwrap();
+    assert_eq!(
+        wait_for_holder(&leases, Some("intruder")).await,
+        "landlord-a"
+    );
     support::kube::wait_ready(&tenants, "beta").await;
 
     // Logs: one JSON object per line; reconcile lines name their resource; no password anywhere.

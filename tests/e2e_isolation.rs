@@ -17,6 +17,39 @@ use support::kube::{
 use support::operator::Operator;
 use support::{pg, unique_slug};
 
+/// A namespace of its own with an operator and the Ready Tenant `acme` (deletionPolicy Delete). Bind
+/// `_operator` when taking it apart: dropping it stops the operator.
+struct Ready {
+    client: kube::Client,
+    ns: String,
+    _operator: Operator,
+    slug: String,
+    tenants: Api<Tenant>,
+    secrets: Api<Secret>,
+}
+
+async fn ready_tenant(prefix: &str) -> Ready {
+    let client = client().await;
+    let ns = namespace(&client, prefix).await;
+    let operator = Operator::start(&ns, &[]);
+    let slug = unique_slug("acme");
+    apply_yaml(
+        &ns,
+        &tenant_yaml("acme", &slug, "  deletionPolicy: Delete\n"),
+    );
+    let tenants: Api<Tenant> = Api::namespaced(client.clone(), &ns);
+    wait_ready(&tenants, "acme").await;
+    let secrets = Api::namespaced(client.clone(), &ns);
+    Ready {
+        client,
+        ns,
+        _operator: operator,
+        slug,
+        tenants,
+        secrets,
+    }
+}
+
 async fn superuser_exec(database: &str, statement: &str) {
     let mut conn = pg::connect(database).await;
     sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_string()))
@@ -152,17 +185,14 @@ async fn claimants_of_another_tenants_slug_roll_back_nothing() {
 
 #[tokio::test]
 async fn code_a_tenant_plants_runs_with_the_tenants_privileges_only() {
-    let client = client().await;
-    let ns = namespace(&client, "e2e-iso-plant").await;
-    let _operator = Operator::start(&ns, &[]);
-    let slug = unique_slug("planter");
-    apply_yaml(
-        &ns,
-        &tenant_yaml("acme", &slug, "  deletionPolicy: Delete\n"),
-    );
-    let tenants: Api<Tenant> = Api::namespaced(client.clone(), &ns);
-    wait_ready(&tenants, "acme").await;
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let Ready {
+        client,
+        ns,
+        slug,
+        secrets,
+        _operator,
+        ..
+    } = ready_tenant("e2e-iso-plant").await;
     let secret = secrets.get("acme-db").await.unwrap();
     let role = secret_value(&secret, "username");
 
@@ -421,17 +451,13 @@ async fn production_refuses_a_downgrade_and_keeps_the_column() {
 
 #[tokio::test]
 async fn a_hand_edited_password_is_made_to_work() {
-    let client = client().await;
-    let ns = namespace(&client, "e2e-iso-secret").await;
-    let _operator = Operator::start(&ns, &[]);
-    let slug = unique_slug("edited");
-    apply_yaml(
-        &ns,
-        &tenant_yaml("acme", &slug, "  deletionPolicy: Delete\n"),
-    );
-    let tenants: Api<Tenant> = Api::namespaced(client.clone(), &ns);
-    wait_ready(&tenants, "acme").await;
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let Ready {
+        slug,
+        tenants,
+        secrets,
+        _operator,
+        ..
+    } = ready_tenant("e2e-iso-secret").await;
     let edit = json!({"stringData": {"password": "chosen-by-a-person-42"}});
     secrets
         .patch("acme-db", &PatchParams::default(), &Patch::Merge(&edit))

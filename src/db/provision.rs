@@ -128,16 +128,14 @@ pub async fn ensure_tenant_role(
 ) -> Result<Ensured, Error> {
     let role = tenant.role();
     let ensured = match role_mark(admin, role).await? {
-        None => create_role(admin, tenant, owner, password).await?,
-        Some(comment) => match adoption(comment.as_deref(), owner) {
-            Adoption::Ours => Ensured::Existed,
-            Adoption::Readopt => {
-                exec(admin, mark_role(role, owner)?)
-                    .await
-                    .map_err(|e| Error::sql(format!("marking role {role}"), admin.database(), e))?;
-                Ensured::Readopted
+        Some(comment) => adopt_role(admin, role, owner, comment.as_deref()).await?,
+        None => match create_role(admin, tenant, owner, password).await? {
+            Some(created) => created,
+            // Another process created it since we looked: judged by its mark like any other.
+            None => {
+                let comment = role_mark(admin, role).await?.flatten();
+                adopt_role(admin, role, owner, comment.as_deref()).await?
             }
-            Adoption::Refused(found) => return Err(refused("role", role, found)),
         },
     };
     // Repeating the grant is a notice, not an error.
@@ -153,13 +151,14 @@ pub async fn ensure_tenant_role(
     Ok(ensured)
 }
 
-/// CREATE ROLE and its mark in one transaction: there is never an unmarked role of ours.
+/// CREATE ROLE and its mark in one transaction: there is never an unmarked role of ours. None when another
+/// process created the role first.
 async fn create_role(
     admin: &mut DbConnection,
     tenant: &TenantNames,
     owner: &TenantOwner,
     password: &Password,
-) -> Result<Ensured, Error> {
+) -> Result<Option<Ensured>, Error> {
     let role = tenant.role();
     let verifier = quote_literal(&password.scram_verifier()?)?;
     let mark = mark_role(role, owner)?;
@@ -177,21 +176,29 @@ async fn create_role(
     match created {
         Ok(()) => {
             tx.commit().await.map_err(fail)?;
-            Ok(Ensured::Created)
+            Ok(Some(Ensured::Created))
         }
-        Err(e) if is_duplicate(&e) => {
-            // Another process created it since we looked: judge it by its mark like any other.
-            drop(tx);
-            match role_mark(admin, role).await? {
-                Some(comment) => match adoption(comment.as_deref(), owner) {
-                    Adoption::Ours => Ok(Ensured::Existed),
-                    Adoption::Readopt => Ok(Ensured::Readopted),
-                    Adoption::Refused(found) => Err(refused("role", role, found)),
-                },
-                None => Err(fail(e)),
-            }
-        }
+        Err(e) if is_duplicate(&e) => Ok(None),
         Err(e) => Err(fail(e)),
+    }
+}
+
+/// An existing role: ours, re-marked for a Tenant of the same namespace and name, or refused untouched.
+async fn adopt_role(
+    admin: &mut DbConnection,
+    role: &Ident,
+    owner: &TenantOwner,
+    comment: Option<&str>,
+) -> Result<Ensured, Error> {
+    match adoption(comment, owner) {
+        Adoption::Ours => Ok(Ensured::Existed),
+        Adoption::Readopt => {
+            exec(admin, mark_role(role, owner)?)
+                .await
+                .map_err(|e| Error::sql(format!("marking role {role}"), admin.database(), e))?;
+            Ok(Ensured::Readopted)
+        }
+        Adoption::Refused(found) => Err(refused("role", role, found)),
     }
 }
 

@@ -10,7 +10,7 @@ use kube::runtime::controller::Action;
 use serde_json::json;
 use tracing::info;
 
-use super::super::credentials::{is_ours, secret_name};
+use super::super::credentials::is_ours;
 use super::super::{Context, Error};
 use super::validate::{ValidTenant, validate_spec};
 use crate::crd::{DeletionPolicy, ModuleInstallation, Tenant};
@@ -51,15 +51,10 @@ pub async fn cleanup(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
 }
 
 async fn gather(tenant: &Tenant, ctx: &Context) -> Result<World, Error> {
-    let namespace = tenant.namespace().unwrap_or_default();
-    let slug = mirror::slug_record(ctx.databases.landlord_pool(), &tenant.slug()).await?;
-    let secret = ctx
-        .api::<Secret>(&namespace)
-        .get_opt(&secret_name(&tenant.name_any()))
-        .await?;
+    let found = super::gather::gather(tenant, ctx).await?;
     // The API, not the cache: a deletion must not miss an installation created a moment ago.
     let mut remaining: Vec<String> = ctx
-        .api::<ModuleInstallation>(&namespace)
+        .api::<ModuleInstallation>(&tenant.namespace().unwrap_or_default())
         .list(&ListParams::default())
         .await?
         .into_iter()
@@ -68,8 +63,8 @@ async fn gather(tenant: &Tenant, ctx: &Context) -> Result<World, Error> {
         .collect();
     remaining.sort();
     Ok(World {
-        slug,
-        secret,
+        slug: found.slug,
+        secret: found.secret,
         remaining,
     })
 }
