@@ -129,6 +129,20 @@ pub fn paused(types: &[ConditionType], message: &str) -> Vec<DesiredCondition> {
         .collect()
 }
 
+/// (type, status, reason) of each condition: what the table tests of the kinds' statuses compare.
+#[cfg(test)]
+pub(crate) fn rows(conditions: &[Condition]) -> Vec<(String, String, String)> {
+    conditions
+        .iter()
+        .map(|c| (c.type_.clone(), c.status.clone(), c.reason.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+pub(crate) fn row(type_: &str, status: &str, reason: &str) -> (String, String, String) {
+    (type_.into(), status.into(), reason.into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -51,12 +51,12 @@ pub async fn apply(
             }
         }
     }
-    let version = plan.release.version.to_string();
+    let version = plan.valid.release.version.to_string();
     let uid = mi.uid().unwrap_or_default();
     mirror::record_module(
         ctx.databases.landlord_pool(),
-        plan.names.slug(),
-        &plan.module.name,
+        plan.valid.names.slug(),
+        &plan.valid.module.name,
         Some(&version),
         "Installed",
         &uid,
@@ -73,7 +73,7 @@ async fn claim(
     plan: &InstallationPlan<'_>,
     ctx: &Context,
 ) -> Result<(), Error> {
-    let replacing = match &plan.claim {
+    let replacing = match &plan.valid.claim {
         InstallerClaim::Ours => return Ok(()),
         InstallerClaim::Free => None,
         InstallerClaim::Replace(uid) => Some(uid.as_str()),
@@ -84,8 +84,8 @@ async fn claim(
     };
     let recorded = mirror::claim_module(
         ctx.databases.landlord_pool(),
-        plan.names.slug(),
-        &plan.module.name,
+        plan.valid.names.slug(),
+        &plan.valid.module.name,
         &me,
         replacing,
     )
@@ -111,14 +111,14 @@ async fn migrate(
     reinstall: bool,
     ctx: &Context,
 ) -> Result<Vec<String>, Error> {
-    let track = ModuleScope::of(plan.module, scope.scope);
+    let track = ModuleScope::of(plan.valid.module, scope.scope);
     let allowed = if ctx.config.is_production() {
         Allowed::Only(Direction::Up)
     } else {
         Allowed::Both
     };
-    let shared_by = (scope.scope == Scope::Landlord).then(|| plan.names.slug());
-    let mut conn = connect(ctx, scope.scope, &plan.names, &plan.password).await?;
+    let shared_by = (scope.scope == Scope::Landlord).then(|| plan.valid.names.slug());
+    let mut conn = connect(ctx, scope.scope, &plan.valid.names, &plan.valid.password).await?;
     let result = async {
         let mut executed = 0;
         let mut kept_for = Vec::new();
@@ -138,7 +138,7 @@ async fn migrate(
             }
         }
         if scope.scope == Scope::Tenant {
-            db::register_module_acl(&mut conn, plan.module).await?;
+            db::register_module_acl(&mut conn, plan.valid.module).await?;
         }
         Ok::<_, db::Error>((executed, kept_for))
     }
@@ -152,7 +152,7 @@ async fn migrate(
             "Ran {} in the {} scope of module {}.",
             describe(scope.steps()),
             scope.scope,
-            plan.module.name
+            plan.valid.module.name
         );
         ctx.event(mi, false, "Migrated", "Migrate", note).await;
     }

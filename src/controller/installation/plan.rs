@@ -5,24 +5,18 @@
 use super::super::Error;
 use super::super::conditions::{Stopped, stop_at};
 use super::gather::{Ledgers, condition_of};
-use super::validate::{InstallerClaim, ValidInstallation};
-use crate::catalog::{Module, Release, Scope};
+use super::validate::ValidInstallation;
+use crate::catalog::Scope;
 use crate::crd::{ModuleInstallation, PlanStep};
-use crate::db::{self, Direction, ModuleScope, Password, TenantNames};
+use crate::db::{self, Direction, ModuleScope};
 
 #[derive(Debug)]
 pub struct InstallationPlan<'c> {
-    pub names: TenantNames,
-    pub password: Password,
-    pub module: &'c Module,
-    pub release: &'c Release,
-    pub claim: InstallerClaim,
-    /// The DependenciesSatisfied message.
-    pub dependencies: String,
+    /// Who acts on what: the tenant, its credentials, module and release, the installer record.
+    pub valid: ValidInstallation<'c>,
     /// Every scope, in the order they run: the landlord scope first going up (tenant tables may refer to
     /// it), the tenant scope first going down.
     pub scopes: Vec<ScopePlan>,
-    pub reinstall: Option<String>,
     pub dry_run: bool,
 }
 
@@ -91,14 +85,8 @@ pub fn plan<'c>(
         scopes.reverse();
     }
     Ok(InstallationPlan {
-        names: valid.names,
-        password: valid.password,
-        module: valid.module,
-        release: valid.release,
-        claim: valid.claim,
-        dependencies: valid.dependencies,
+        valid,
         scopes,
-        reinstall: valid.reinstall,
         dry_run: mi.spec.dry_run,
     })
 }
@@ -112,13 +100,13 @@ pub fn check(plan: &InstallationPlan<'_>, production: bool) -> Result<(), Stoppe
     match plan.scopes.iter().find(|s| s.goes_down()) {
         None => Ok(()),
         Some(scope) => {
-            let undo = match plan.reinstall {
+            let undo = match plan.valid.reinstall {
                 Some(_) => "remove the reinstall annotation".to_string(),
                 None => "set spec.version back to the installed release".to_string(),
             };
             let message = format!(
                 "Module {} would run {} in the {} scope, dropping data: refused in production; {undo}.",
-                plan.module.name,
+                plan.valid.module.name,
                 describe(scope.steps()),
                 scope.scope
             );
@@ -177,11 +165,12 @@ pub fn describe(steps: &[db::Step]) -> String {
 
 #[cfg(test)]
 pub(super) mod tests {
+    use super::super::validate::InstallerClaim;
     use super::*;
     use crate::catalog::Catalog;
     use crate::crd::ConditionType;
     use crate::crd::ModuleInstallationSpec;
-    use crate::db::LedgerEntry;
+    use crate::db::{LedgerEntry, Password, TenantNames};
 
     pub fn catalog() -> Catalog {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -32,14 +32,14 @@ pub fn desired_status(
         (Some(plan), Ok(applied)) if applied.dry_run => dry_run(plan),
         (Some(plan), Ok(applied)) => {
             status.plan.clear();
-            status.installed_version = Some(plan.release.version.to_string());
+            status.installed_version = Some(plan.valid.release.version.to_string());
             status.applied = Some(applied_counts(plan));
-            if plan.reinstall.is_some() {
-                status.reinstalled = plan.reinstall.clone();
+            if plan.valid.reinstall.is_some() {
+                status.reinstalled = plan.valid.reinstall.clone();
             }
             let mut steps = vec![(
                 ConditionType::DependenciesSatisfied,
-                Step::Done(plan.dependencies.clone()),
+                Step::Done(plan.valid.dependencies.clone()),
             )];
             steps.extend(in_condition_order(plan, |scope| {
                 Step::Done(done_message(
@@ -88,7 +88,7 @@ fn blamed(plan: Option<&InstallationPlan<'_>>, stopped: &Stopped) -> Vec<(Condit
     let dependencies = if stopped.at == ConditionType::DependenciesSatisfied {
         failed.clone()
     } else {
-        Step::Done(plan.dependencies.clone())
+        Step::Done(plan.valid.dependencies.clone())
     };
     let mut reached = stopped.at != ConditionType::DependenciesSatisfied;
     let mut by_run_order = Vec::new();
@@ -120,7 +120,7 @@ fn blamed(plan: Option<&InstallationPlan<'_>>, stopped: &Stopped) -> Vec<(Condit
 fn dry_run(plan: &InstallationPlan<'_>) -> Vec<(ConditionType, Step)> {
     let mut steps = vec![(
         ConditionType::DependenciesSatisfied,
-        Step::Done(plan.dependencies.clone()),
+        Step::Done(plan.valid.dependencies.clone()),
     )];
     steps.extend(in_condition_order(plan, |scope| match &scope.action {
         ScopeAction::Migrate { steps, .. } if steps.is_empty() => {
@@ -164,7 +164,7 @@ fn done_message(
     scope: &ScopePlan,
     kept_for: Option<&Vec<String>>,
 ) -> String {
-    let module = &plan.module.name;
+    let module = &plan.valid.module.name;
     let name = scope.scope;
     match (&scope.action, kept_for) {
         (_, Some(tenants)) => format!(
@@ -184,7 +184,10 @@ fn done_message(
             format!("The {name} scope of module {module} is at migration {v}.")
         }
         (ScopeAction::Migrate { target: None, .. }, _) => {
-            format!("Release {} has no {name} migrations.", plan.release.version)
+            format!(
+                "Release {} has no {name} migrations.",
+                plan.valid.release.version
+            )
         }
     }
 }
@@ -195,8 +198,9 @@ fn applied_counts(plan: &InstallationPlan<'_>) -> AppliedCounts {
             .scopes
             .iter()
             .any(|s| s.scope == scope && !matches!(s.action, ScopeAction::NotManaged));
-        let target = plan.release.target(scope);
+        let target = plan.valid.release.target(scope);
         let n = plan
+            .valid
             .module
             .migrations(scope)
             .migrations
@@ -230,18 +234,6 @@ mod tests {
 
     fn at(secs: i64) -> Time {
         Time(jiff::Timestamp::from_second(secs).unwrap())
-    }
-
-    fn rows(status: &ModuleInstallationStatus) -> Vec<(String, String, String)> {
-        status
-            .conditions
-            .iter()
-            .map(|c| (c.type_.clone(), c.status.clone(), c.reason.clone()))
-            .collect()
-    }
-
-    fn row(type_: &str, status: &str, reason: &str) -> (String, String, String) {
-        (type_.into(), status.into(), reason.into())
     }
 
     fn message<'s>(status: &'s ModuleInstallationStatus, type_: &str) -> &'s str {
@@ -296,12 +288,12 @@ mod tests {
         );
         assert_eq!(status.plan.len(), 3);
         assert_eq!(
-            rows(&status),
+            conditions::rows(&status.conditions),
             [
-                row("DependenciesSatisfied", "True", "Reconciled"),
-                row("LandlordMigrated", "False", "DryRun"),
-                row("TenantMigrated", "False", "DryRun"),
-                row("Ready", "False", "DryRun"),
+                conditions::row("DependenciesSatisfied", "True", "Reconciled"),
+                conditions::row("LandlordMigrated", "False", "DryRun"),
+                conditions::row("TenantMigrated", "False", "DryRun"),
+                conditions::row("Ready", "False", "DryRun"),
             ]
         );
         assert_eq!(
@@ -330,12 +322,12 @@ mod tests {
             error: failure(),
         });
         assert_eq!(
-            rows(&desired_status(&object, Some(&up), &stopped, &at(1))),
+            conditions::rows(&desired_status(&object, Some(&up), &stopped, &at(1)).conditions),
             [
-                row("DependenciesSatisfied", "True", "Reconciled"),
-                row("LandlordMigrated", "False", "DatabaseUnavailable"),
-                row("TenantMigrated", "Unknown", "Progressing"),
-                row("Ready", "False", "DatabaseUnavailable"),
+                conditions::row("DependenciesSatisfied", "True", "Reconciled"),
+                conditions::row("LandlordMigrated", "False", "DatabaseUnavailable"),
+                conditions::row("TenantMigrated", "Unknown", "Progressing"),
+                conditions::row("Ready", "False", "DatabaseUnavailable"),
             ]
         );
         // Going down the tenant scope runs first: the landlord scope was not reached.
@@ -346,10 +338,11 @@ mod tests {
             error: failure(),
         });
         assert_eq!(
-            rows(&desired_status(&object, Some(&down), &stopped, &at(1)))[1..3],
+            conditions::rows(&desired_status(&object, Some(&down), &stopped, &at(1)).conditions)
+                [1..3],
             [
-                row("LandlordMigrated", "Unknown", "Progressing"),
-                row("TenantMigrated", "False", "DatabaseUnavailable"),
+                conditions::row("LandlordMigrated", "Unknown", "Progressing"),
+                conditions::row("TenantMigrated", "False", "DatabaseUnavailable"),
             ]
         );
         // The mirror after both scopes: only Ready.
@@ -359,11 +352,11 @@ mod tests {
         });
         let status = desired_status(&object, Some(&down), &stopped, &at(1));
         assert_eq!(
-            rows(&status)[1..],
+            conditions::rows(&status.conditions)[1..],
             [
-                row("LandlordMigrated", "True", "Reconciled"),
-                row("TenantMigrated", "True", "Reconciled"),
-                row("Ready", "False", "DatabaseUnavailable"),
+                conditions::row("LandlordMigrated", "True", "Reconciled"),
+                conditions::row("TenantMigrated", "True", "Reconciled"),
+                conditions::row("Ready", "False", "DatabaseUnavailable"),
             ]
         );
     }

@@ -134,18 +134,6 @@ mod tests {
         })
     }
 
-    fn summary(status: &TenantStatus) -> Vec<(String, String, String)> {
-        status
-            .conditions
-            .iter()
-            .map(|c| (c.type_.clone(), c.status.clone(), c.reason.clone()))
-            .collect()
-    }
-
-    fn row(type_: &str, status: &str, reason: &str) -> (String, String, String) {
-        (type_.into(), status.into(), reason.into())
-    }
-
     #[test]
     fn a_second_identical_reconcile_computes_the_same_status() {
         let mut tenant = tenant();
@@ -165,32 +153,36 @@ mod tests {
             (
                 ConditionType::DatabaseReady,
                 [
-                    row("DatabaseReady", "False", unavailable),
-                    row("Migrated", "Unknown", "Progressing"),
-                    row("Ready", "False", unavailable),
+                    conditions::row("DatabaseReady", "False", unavailable),
+                    conditions::row("Migrated", "Unknown", "Progressing"),
+                    conditions::row("Ready", "False", unavailable),
                 ],
             ),
             (
                 ConditionType::Migrated,
                 [
-                    row("DatabaseReady", "True", "Reconciled"),
-                    row("Migrated", "False", unavailable),
-                    row("Ready", "False", unavailable),
+                    conditions::row("DatabaseReady", "True", "Reconciled"),
+                    conditions::row("Migrated", "False", unavailable),
+                    conditions::row("Ready", "False", unavailable),
                 ],
             ),
             // The mirror write after every step: only Ready says so.
             (
                 ConditionType::Ready,
                 [
-                    row("DatabaseReady", "True", "Reconciled"),
-                    row("Migrated", "True", "Reconciled"),
-                    row("Ready", "False", unavailable),
+                    conditions::row("DatabaseReady", "True", "Reconciled"),
+                    conditions::row("Migrated", "True", "Reconciled"),
+                    conditions::row("Ready", "False", unavailable),
                 ],
             ),
         ];
         for (at_step, expected) in cases {
             let status = desired_status(&tenant(), &stopped(at_step), &at(1));
-            assert_eq!(summary(&status), expected, "{at_step:?}");
+            assert_eq!(
+                conditions::rows(&status.conditions),
+                expected,
+                "{at_step:?}"
+            );
         }
     }
 
@@ -218,11 +210,11 @@ mod tests {
         let blocked = Error::UninstallBlocked("waits for acme-tasks".into());
         let deleting = deleting(&tenant, &blocked, &at(2));
         assert_eq!(
-            summary(&deleting),
+            conditions::rows(&deleting.conditions),
             [
-                row("DatabaseReady", "True", "Reconciled"),
-                row("Migrated", "True", "Reconciled"),
-                row("Ready", "False", "UninstallBlocked"),
+                conditions::row("DatabaseReady", "True", "Reconciled"),
+                conditions::row("Migrated", "True", "Reconciled"),
+                conditions::row("Ready", "False", "UninstallBlocked"),
             ]
         );
     }
