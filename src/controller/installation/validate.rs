@@ -58,6 +58,10 @@ pub fn validate<'c>(
     let not_ready = || Error::TenantNotReady {
         tenant: tenant_name.clone(),
     };
+    // A paused Tenant pauses its installations too (its spec, which its owner controls; not its status).
+    if tenant.spec.paused {
+        return Err(not_ready());
+    }
     let tenant = validate_spec(&tenant).map_err(|_| not_ready())?;
     if !world
         .slug
@@ -267,6 +271,14 @@ mod tests {
         assert_eq!(
             reason(validate(&mi("tasks", "m1"), gone, &catalog)),
             Some(Reason::TenantNotFound)
+        );
+        let mut paused = world(Some(slug("t1", "Ready")), vec![]);
+        if let Some(tenant) = paused.tenant.as_mut() {
+            tenant.spec.paused = true;
+        }
+        assert_eq!(
+            reason(validate(&mi("tasks", "m1"), paused, &catalog)),
+            Some(Reason::TenantNotReady)
         );
         let mut no_secret = world(Some(slug("t1", "Ready")), vec![]);
         no_secret.password = None;
