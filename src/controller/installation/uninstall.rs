@@ -62,15 +62,11 @@ fn plan<'c>(
     }
     // Whatever the policy, a module others depend on stays until they are gone: removing it would turn
     // their Ready into DependencyMissing.
-    let dependents: Vec<String> = world
-        .installed
-        .iter()
-        .filter(|m| m.module != mi.spec.module)
-        .filter(|m| {
-            catalog
-                .module(&m.module)
-                .is_some_and(|d| d.depends_on.iter().any(|dep| dep.module == mi.spec.module))
-        })
+    let installed = world.installed.iter().map(|m| m.module.as_str());
+    let dependents: Vec<String> = catalog
+        .dependents(&mi.spec.module, installed)
+        .into_iter()
+        .filter_map(|name| world.installed.iter().find(|m| m.module == name))
         .map(|m| format!("{} (ModuleInstallation {})", m.module, m.installer.name))
         .collect();
     if !dependents.is_empty() {
