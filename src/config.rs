@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
+use crate::catalog::parse_duration;
+use crate::db::Timeouts;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Environment {
     Production,
@@ -32,6 +35,9 @@ pub struct Config {
     pub identity: String,
     /// How long a Lease stays valid without renewal (LANDLORD_LEASE_DURATION_SECONDS, default 15).
     pub lease_duration_seconds: u64,
+    /// What a migration statement may wait for a lock and run unless its file says otherwise
+    /// (LANDLORD_LOCK_TIMEOUT, default 5s; LANDLORD_STATEMENT_TIMEOUT, default 30min).
+    pub migration_timeouts: Timeouts,
 }
 
 impl std::fmt::Debug for Config {
@@ -49,6 +55,7 @@ impl std::fmt::Debug for Config {
             .field("lease_namespace", &self.lease_namespace)
             .field("identity", &self.identity)
             .field("lease_duration_seconds", &self.lease_duration_seconds)
+            .field("migration_timeouts", &self.migration_timeouts)
             .finish()
     }
 }
@@ -61,6 +68,8 @@ pub enum ConfigError {
     NotANumber { name: &'static str, value: String },
     #[error("LANDLORD_HTTP_ADDR must be an address like 0.0.0.0:8080, got {0:?}")]
     NotAnAddress(String),
+    #[error("{name}: {reason}")]
+    NotADuration { name: &'static str, reason: String },
 }
 
 impl Config {
@@ -79,6 +88,16 @@ impl Config {
                     _ => Err(ConfigError::NotANumber { name, value }),
                 },
             }
+        };
+        let duration = |name: &'static str, default: std::time::Duration| match lookup(name) {
+            None => Ok(default),
+            Some(value) => parse_duration(value.trim())
+                .map_err(|reason| ConfigError::NotADuration { name, reason }),
+        };
+        let defaults = Timeouts::default();
+        let migration_timeouts = Timeouts {
+            lock: duration("LANDLORD_LOCK_TIMEOUT", defaults.lock)?,
+            statement: duration("LANDLORD_STATEMENT_TIMEOUT", defaults.statement)?,
         };
         let concurrency = number("LANDLORD_CONCURRENCY", 4)?;
         let watch_namespace = lookup("LANDLORD_WATCH_NAMESPACE");
@@ -115,6 +134,7 @@ impl Config {
             lease_namespace,
             identity,
             lease_duration_seconds: number("LANDLORD_LEASE_DURATION_SECONDS", 15)? as u64,
+            migration_timeouts,
         })
     }
 
@@ -159,6 +179,26 @@ mod tests {
         assert_eq!(config.http_addr.port(), 8080);
         assert_eq!(config.lease_namespace, "default");
         assert_eq!(config.lease_duration_seconds, 15);
+        assert_eq!(config.migration_timeouts, Timeouts::default());
+    }
+
+    #[test]
+    fn migration_timeouts_are_durations() {
+        let mut pairs = URLS.to_vec();
+        pairs.push(("LANDLORD_LOCK_TIMEOUT", "2s"));
+        pairs.push(("LANDLORD_STATEMENT_TIMEOUT", "1h"));
+        let timeouts = config(&pairs).unwrap().migration_timeouts;
+        assert_eq!(timeouts.lock, std::time::Duration::from_secs(2));
+        assert_eq!(timeouts.statement, std::time::Duration::from_secs(3600));
+        let mut bad = URLS.to_vec();
+        bad.push(("LANDLORD_LOCK_TIMEOUT", "forever"));
+        assert!(matches!(
+            config(&bad),
+            Err(ConfigError::NotADuration {
+                name: "LANDLORD_LOCK_TIMEOUT",
+                ..
+            })
+        ));
     }
 
     #[test]

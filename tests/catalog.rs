@@ -354,10 +354,42 @@ fn no_transaction_statements() {
     // The dollar-quoted DO block and the commented down file hold one statement each: not reported.
     check_case(
         "no_transaction_statements",
-        &[(
-            "m/tenant/20250301000002_index_m.up.sql",
-            "holds 2 statements",
-        )],
+        &[
+            (
+                "m/tenant/20250301000002_index_m.up.sql",
+                "holds 2 statements",
+            ),
+            // One statement, but nothing says it can run again after a crash.
+            (
+                "m/tenant/20250301000003_vacuum_m.up.sql",
+                "may not be run again safely after a crash",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn unsafe_no_transaction() {
+    check_case(
+        "unsafe_no_transaction",
+        &[
+            (
+                "m/tenant/20250301000002_index_m.up.sql",
+                "without IF NOT EXISTS",
+            ),
+            (
+                "m/tenant/20250301000002_index_m.up.sql",
+                "`-- landlord:lock-timeout=soon`: `soon` is not a number",
+            ),
+            (
+                "m/tenant/20250301000002_index_m.down.sql",
+                "may not be run again safely after a crash",
+            ),
+            (
+                "m/tenant/20250301000003_add_b.up.sql",
+                "unknown header `-- landlord:retries`",
+            ),
+        ],
     );
 }
 

@@ -164,7 +164,11 @@ async fn failing_third_statement_leaves_nothing_behind() {
     // The first migration committed on its own; the broken one left no trace.
     assert_eq!(
         pg::all_tables(tenant.database()).await,
-        ["landlord_migrations.ledger", "public.fine"]
+        [
+            "landlord_migrations.ledger",
+            "landlord_migrations.started",
+            "public.fine"
+        ]
     );
     assert_eq!(
         pg::ledger_rows(tenant.database(), "tenant").await,
@@ -248,7 +252,12 @@ async fn tampered_migration_is_drift_and_nothing_runs() {
     conn.close().await.unwrap();
     assert_eq!(
         pg::all_tables(tenant.database()).await,
-        ["landlord_migrations.ledger", "public.one", "public.two"]
+        [
+            "landlord_migrations.ledger",
+            "landlord_migrations.started",
+            "public.one",
+            "public.two"
+        ]
     );
     assert_eq!(pg::ledger_rows(tenant.database(), "tenant").await.len(), 2);
 }
@@ -319,8 +328,8 @@ async fn rollback_through_irreversible_migration_is_refused_before_anything_runs
         matches!(&err, Error::IrreversibleMigration { file, .. } if file == "fixtures/2_two.up.sql"),
         "{err}"
     );
-    // Three would have been rolled back first: it is still there.
-    assert_eq!(pg::all_tables(tenant.database()).await.len(), 4);
+    // Three would have been rolled back first: it is still there (with the two ledger tables and one, two).
+    assert_eq!(pg::all_tables(tenant.database()).await.len(), 5);
     // Above the irreversible one is fine.
     let report = migrator.rollback(&mut conn, &track, Some(2)).await.unwrap();
     assert_eq!(report.executed.len(), 1);

@@ -8,7 +8,8 @@ use sha2::{Digest, Sha256};
 
 use super::model::{Migration, MigrationScript, MigrationSet};
 use super::problem::Problems;
-use super::sql::count_statements;
+use super::script::{Rerun, header_problems, rerun};
+use super::sql::split_statements;
 
 /// The exact first line that makes a script run outside a transaction.
 pub const NO_TRANSACTION_MARKER: &str = "-- landlord:no-transaction";
@@ -209,13 +210,8 @@ fn read_script(path: &Path, problems: &mut Problems) -> Option<(MigrationScript,
         problems.push(path, "is not valid UTF-8; save the file as UTF-8");
         return None;
     };
-    let no_transaction = is_no_transaction(&sql);
-    check_script(path, &sql, no_transaction, problems);
-    let script = MigrationScript {
-        sql,
-        no_transaction,
-        path: path.to_path_buf(),
-    };
+    let script = MigrationScript::new(sql, path.to_path_buf());
+    check_script(path, &script.sql, script.no_transaction, problems);
     Some((script, bytes))
 }
 
@@ -230,12 +226,22 @@ fn check_script(path: &Path, sql: &str, no_transaction: bool, problems: &mut Pro
             "mentions landlord:no-transaction but not as its exact first line, so it would run in a transaction; make the first line exactly `{NO_TRANSACTION_MARKER}`"
         ));
     }
-    match count_statements(sql) {
+    for reason in header_problems(sql) {
+        problems.push(path, reason);
+    }
+    match split_statements(sql).as_deref() {
         Err(err) => problems.push(path, format!("cannot be split into statements: {err}")),
-        Ok(0) => problems.push(path, "is empty: it holds no SQL statement; write the migration or remove the file"),
-        Ok(n) if no_transaction && n > 1 => problems.push(path, format!(
-            "is marked `{NO_TRANSACTION_MARKER}` but holds {n} statements; such a file must hold exactly one, so split it into several migrations"
+        Ok([]) => problems.push(path, "is empty: it holds no SQL statement; write the migration or remove the file"),
+        Ok(statements) if no_transaction && statements.len() > 1 => problems.push(path, format!(
+            "is marked `{NO_TRANSACTION_MARKER}` but holds {} statements; such a file must hold exactly one, so split it into several migrations",
+            statements.len()
         )),
+        // A crash between the statement and its ledger row runs it again.
+        Ok([statement]) if no_transaction => {
+            if let Rerun::NotIdempotent(reason) = rerun(statement) {
+                problems.push(path, format!("is marked `{NO_TRANSACTION_MARKER}` and {reason}"));
+            }
+        }
         Ok(_) => {}
     }
 }

@@ -12,6 +12,7 @@ mod manifest;
 mod model;
 mod problem;
 mod release;
+mod script;
 pub mod sql;
 mod validate;
 
@@ -24,3 +25,4 @@ pub use model::{
     Scope,
 };
 pub use problem::{CatalogErrors, Problem};
+pub use script::{Rerun, parse_duration, rerun};

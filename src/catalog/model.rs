@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Where a migration runs: once in the shared landlord database, or in every tenant database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -37,6 +38,13 @@ pub struct MigrationScript {
     /// First line is `-- landlord:no-transaction`: runs outside a transaction, holds exactly one statement.
     pub no_transaction: bool,
     pub path: PathBuf,
+    /// `-- landlord:lock-timeout=…`: how long a statement may wait for a lock (else the operator's default).
+    pub lock_timeout: Option<Duration>,
+    /// `-- landlord:statement-timeout=…`: how long a statement may run (else the operator's default).
+    pub statement_timeout: Option<Duration>,
+    /// A no-transaction `CREATE INDEX CONCURRENTLY IF NOT EXISTS <name>`: the index an interrupted run may have
+    /// left INVALID, dropped before the statement runs again.
+    pub concurrent_index: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

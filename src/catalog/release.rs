@@ -158,11 +158,10 @@ mod tests {
                 .map(|&version| Migration {
                     version,
                     description: "m".into(),
-                    up: MigrationScript {
-                        sql: "SELECT 1;".into(),
-                        no_transaction: false,
-                        path: format!("tenant/{version}_m.up.sql").into(),
-                    },
+                    up: MigrationScript::new(
+                        "SELECT 1;".into(),
+                        format!("tenant/{version}_m.up.sql").into(),
+                    ),
                     down: None,
                     checksum: [0; 32],
                 })

@@ -55,7 +55,7 @@ impl Context {
             client,
             catalog: Arc::new(catalog),
             databases: Arc::new(databases),
-            migrator: Migrator::new(),
+            migrator: Migrator::new().with_timeouts(config.migration_timeouts),
             config,
             metrics,
             tenants: std::sync::OnceLock::new(),

@@ -109,7 +109,7 @@ fn database_reason(error: &db::Error) -> Reason {
         | MigrationInterrupted { .. }
         | TenantLoginRefused { .. } => Reason::DatabaseUnavailable,
         AdoptionRefused { .. } => Reason::AdoptionRefused,
-        LockTimeout { .. } => Reason::Progressing,
+        LockTimeout { .. } | LockNotAvailable { .. } => Reason::Progressing,
         UnknownTarget { .. } => Reason::VersionNotFound,
         ChecksumMismatch { .. } | UnknownAppliedMigration { .. } | LedgerMismatch { .. } => {
             Reason::ChecksumMismatch

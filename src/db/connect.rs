@@ -19,6 +19,16 @@ use super::{Error, Password};
 /// Every session says who it is, in `pg_stat_activity` and the server log.
 const APPLICATION_NAME: &str = "landlord";
 
+/// Settings of every operator session, in the startup packet: a session the operator left idle inside a
+/// transaction is ended instead of holding locks, and the server notices a dead operator (a killed pod, a
+/// lost node) within about a minute and releases its locks with its session.
+const SESSION: [(&str, &str); 4] = [
+    ("idle_in_transaction_session_timeout", "60s"),
+    ("tcp_keepalives_idle", "30"),
+    ("tcp_keepalives_interval", "10"),
+    ("tcp_keepalives_count", "3"),
+];
+
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     /// Dedicated connections open at once (`LANDLORD_MAX_DB_CONNECTIONS`); callers wait for a free slot.
@@ -68,8 +78,11 @@ impl Databases {
         // The admin connection sends role DDL: keep its statements out of the logs.
         let admin = parse("admin", admin_url)?
             .disable_statement_logging()
-            .application_name(APPLICATION_NAME);
-        let landlord = parse("landlord", landlord_url)?.application_name(APPLICATION_NAME);
+            .application_name(APPLICATION_NAME)
+            .options(SESSION);
+        let landlord = parse("landlord", landlord_url)?
+            .application_name(APPLICATION_NAME)
+            .options(SESSION);
         let landlord_pool = PgPoolOptions::new()
             .max_connections(limits.landlord_pool.max(1))
             .acquire_timeout(limits.connect_timeout)

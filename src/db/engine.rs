@@ -17,7 +17,7 @@ use super::ledger::{self, LedgerEntry};
 use super::ledger_copy;
 use super::mirror;
 use super::plan::{self, Direction, Drift, ModuleScope, Plan, Step};
-use super::step;
+use super::step::{self, Timeouts};
 use crate::catalog::Migration;
 
 /// Where a track stands in one database.
@@ -57,13 +57,17 @@ pub enum Allowed {
 
 #[derive(Clone, Debug)]
 pub struct Migrator {
+    /// How long to wait for another process migrating the same track.
     lock_timeout: Duration,
+    /// What each migration statement may wait for a lock and run.
+    timeouts: Timeouts,
 }
 
 impl Default for Migrator {
     fn default() -> Self {
         Migrator {
             lock_timeout: Duration::from_secs(60),
+            timeouts: Timeouts::default(),
         }
     }
 }
@@ -76,6 +80,12 @@ impl Migrator {
     /// How long to wait for another process migrating the same track before `LockTimeout`.
     pub fn with_lock_timeout(mut self, lock_timeout: Duration) -> Self {
         self.lock_timeout = lock_timeout;
+        self
+    }
+
+    /// Lock and statement timeouts of migrations whose files set none.
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
         self
     }
 
@@ -175,7 +185,7 @@ impl Migrator {
         shared_by: Option<&str>,
     ) -> Result<Report, Error> {
         self.lock(conn, track).await?;
-        let result = run(conn, track, target, allowed, shared_by).await;
+        let result = run(conn, track, target, allowed, shared_by, self.timeouts).await;
         // Released on every path; should the unlock itself fail, closing the connection releases it.
         let released = unlock(conn).await;
         let report = result?;
@@ -246,6 +256,7 @@ async fn run(
     target: Option<i64>,
     allowed: Allowed,
     shared_by: Option<&str>,
+    timeouts: Timeouts,
 ) -> Result<Report, Error> {
     let database = conn.database().to_string();
     ledger::ensure(conn, &database).await?;
@@ -292,7 +303,7 @@ async fn run(
             )
             .await?;
         }
-        let execution_ms = step::run_step(conn, &database, track, step).await?;
+        let execution_ms = step::run_step(conn, &database, track, step, timeouts).await?;
         if let Some(copy) = &copy {
             copy.finish(track.module, step.version, step.direction)
                 .await?;

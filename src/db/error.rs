@@ -78,6 +78,19 @@ pub enum Error {
         database: String,
         seconds: u64,
     },
+    #[error(
+        "migration {file} of module {module} ({scope} scope) waited {waited_ms} ms for a lock{} held by \
+         another session and gave up, so that the application's queries are not queued behind it; it will \
+         be retried",
+        on_tables(tables)
+    )]
+    LockNotAvailable {
+        module: String,
+        scope: Scope,
+        file: String,
+        tables: Vec<String>,
+        waited_ms: u64,
+    },
     #[error("module {module} has no {scope} migration with version {version}")]
     UnknownTarget {
         module: String,
@@ -144,6 +157,14 @@ pub enum Error {
     },
 }
 
+fn on_tables(tables: &[String]) -> String {
+    match tables {
+        [] => String::new(),
+        [one] => format!(" on table {one}"),
+        more => format!(" on tables {}", more.join(", ")),
+    }
+}
+
 /// PostgreSQL refused a migration's SQL; its transaction was rolled back.
 #[derive(Debug)]
 pub struct MigrationFailure {
@@ -189,7 +210,7 @@ impl Error {
         use Error::*;
         match self {
             Randomness(_) | Connect { .. } | ConnectTimeout { .. } | Sql { .. } => true,
-            MigrationInterrupted { .. } | LockTimeout { .. } => true,
+            MigrationInterrupted { .. } | LockTimeout { .. } | LockNotAvailable { .. } => true,
             // The Tenant's next reconcile sets the role's password to the one in its Secret.
             TenantLoginRefused { .. } => true,
             // The server may get the extension's package installed without the spec changing.

@@ -22,6 +22,14 @@ CREATE TABLE IF NOT EXISTS landlord_migrations.ledger (
     applied_at   timestamptz NOT NULL DEFAULT now(),
     execution_ms bigint NOT NULL,
     PRIMARY KEY (scope, module, version)
+);
+CREATE TABLE IF NOT EXISTS landlord_migrations.started (
+    scope      text NOT NULL,
+    module     text NOT NULL,
+    version    bigint NOT NULL,
+    direction  text NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (scope, module, version)
 );";
 
 /// Serialises ledger creation between engines working on different modules of one database:
@@ -47,7 +55,14 @@ pub(crate) async fn exists(conn: &mut PgConnection, database: &str) -> Result<bo
 }
 
 pub(crate) async fn ensure(conn: &mut PgConnection, database: &str) -> Result<(), Error> {
-    if exists(conn, database).await? {
+    let complete: bool = sqlx::query_scalar(
+        "SELECT pg_catalog.to_regclass('landlord_migrations.ledger') IS NOT NULL
+            AND pg_catalog.to_regclass('landlord_migrations.started') IS NOT NULL",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| Error::sql("reading the ledger", database, e))?;
+    if complete {
         return Ok(());
     }
     let fail = |e| Error::sql("creating the ledger", database, e);
@@ -62,6 +77,46 @@ pub(crate) async fn ensure(conn: &mut PgConnection, database: &str) -> Result<()
         .await
         .map_err(fail)?;
     tx.commit().await.map_err(fail)
+}
+
+/// Records that a no-transaction step is about to run (committed at once); true when a record was there
+/// already: an earlier run was interrupted before its ledger row.
+pub(crate) async fn start(
+    conn: &mut PgConnection,
+    scope: Scope,
+    module: &str,
+    version: i64,
+    direction: &str,
+) -> Result<bool, sqlx::Error> {
+    let fresh: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO landlord_migrations.started (scope, module, version, direction)
+         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING version",
+    )
+    .bind(scope.as_str())
+    .bind(module)
+    .bind(version)
+    .bind(direction)
+    .fetch_optional(conn)
+    .await?;
+    Ok(fresh.is_none())
+}
+
+/// Forgets the start record, in the transaction that writes the step's ledger row.
+pub(crate) async fn finish(
+    conn: &mut PgConnection,
+    scope: Scope,
+    module: &str,
+    version: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "DELETE FROM landlord_migrations.started WHERE scope = $1 AND module = $2 AND version = $3",
+    )
+    .bind(scope.as_str())
+    .bind(module)
+    .bind(version)
+    .execute(conn)
+    .await
+    .map(drop)
 }
 
 /// Applied migrations of one (scope, module), oldest first; empty when the database has no ledger yet.

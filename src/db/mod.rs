@@ -36,3 +36,4 @@ pub use provision::{
     ensure_tenant_database, ensure_tenant_role,
 };
 pub use secret::{PASSWORD_BYTES, Password};
+pub use step::Timeouts;

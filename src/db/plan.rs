@@ -222,11 +222,7 @@ mod tests {
     use sha2::{Digest, Sha256};
 
     fn migration(version: i64, reversible: bool) -> Migration {
-        let script = |sql: String| MigrationScript {
-            sql,
-            no_transaction: false,
-            path: Default::default(),
-        };
+        let script = |sql: String| MigrationScript::new(sql, Default::default());
         let up = format!("CREATE TABLE t{version} ()");
         Migration {
             version,

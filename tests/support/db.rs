@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use landlord::catalog::{Catalog, Migration, MigrationScript, MigrationSet, is_no_transaction};
+use landlord::catalog::{Catalog, Migration, MigrationScript, MigrationSet};
 use landlord::db::{
     self, Databases, Ensured, Ident, Limits, Password, TenantNames, TenantOwner, TenantRequest,
 };
@@ -41,10 +41,11 @@ pub async fn landlord_schema(databases: &Databases) {
 
 /// A migration as the catalog would load it from `<version>_<description>.up.sql` (+ `.down.sql`).
 pub fn migration(version: i64, description: &str, up: &str, down: Option<&str>) -> Migration {
-    let script = |sql: &str, side: &str| MigrationScript {
-        sql: sql.to_string(),
-        no_transaction: is_no_transaction(sql),
-        path: PathBuf::from(format!("fixtures/{version}_{description}.{side}.sql")),
+    let script = |sql: &str, side: &str| {
+        MigrationScript::new(
+            sql.to_string(),
+            PathBuf::from(format!("fixtures/{version}_{description}.{side}.sql")),
+        )
     };
     Migration {
         version,

@@ -1,2 +1,2 @@
 -- landlord:no-transaction
-DROP INDEX CONCURRENTLY expenses_open_idx;
+DROP INDEX CONCURRENTLY IF EXISTS expenses_open_idx;
