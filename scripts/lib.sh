@@ -76,8 +76,9 @@ as_pg() {
   if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# Starts PostgreSQL on port $1 (a restart keeps its port), else on a free one.
 start_postgres() {
-  local data=$dev_dir/pg/data sock=$dev_dir/pg/sock port
+  local data=$dev_dir/pg/data sock=$dev_dir/pg/sock port=${1:-}
   ensure_postgres_installed
   mkdir -p "$dev_dir/pg" "$dev_dir/logs"
   [[ $(id -u) == 0 ]] && chown postgres: "$dev_dir/pg"
@@ -92,7 +93,7 @@ start_postgres() {
       || die "initdb failed: see $dev_dir/logs/initdb.log"
     rm -f "$pwfile"
   fi
-  port=$(free_port)
+  [[ -n $port ]] || port=$(free_port)
   echo "$port" > "$dev_dir/pg/port"
   as_pg "$pg_bin/pg_ctl" -D "$data" -l "$dev_dir/pg/postgres.log" -w -t 60 start \
     -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$sock -c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
@@ -189,12 +190,13 @@ make_pki() {
   )
 }
 
+# Starts kube-apiserver on port $1 (a restart keeps its port and kubeconfig), else on a free one.
 start_kube_apiserver() {
-  local apiserver port pki=$dev_dir/pki
+  local apiserver port=${1:-} pki=$dev_dir/pki
   apiserver=$("$root/scripts/kube-build") || die "kube-apiserver could not be built"
   make_pki
   mkdir -p "$dev_dir/kube"
-  port=$(free_port)
+  [[ -n $port ]] || port=$(free_port)
   echo "https://127.0.0.1:$port" > "$dev_dir/kube/url"
   setsid "$apiserver" --etcd-servers "$(cat "$dev_dir/etcd/url")" --cert-dir "$dev_dir/kube/certs" \
     --tls-cert-file "$pki/serving.crt" --tls-private-key-file "$pki/serving.key" --client-ca-file "$pki/ca.crt" \
@@ -289,6 +291,23 @@ env_up() {
   log "starting kube-apiserver"; start_kube_apiserver
   log "installing CRDs"; apply_crds
   print_env > "$dev_dir/env"
+}
+
+# Faults for the chaos suite: PostgreSQL stopped in immediate mode (as by a crash) and started again, or
+# kube-apiserver stopped and started again, each on its port, so clients reconnect to the same address.
+restart_postgres() {
+  local port
+  port=$(cat "$dev_dir/pg/port")
+  as_pg "$pg_bin/pg_ctl" -D "$dev_dir/pg/data" -m immediate -w -t 30 stop >/dev/null \
+    || die "PostgreSQL did not stop"
+  start_postgres "$port"
+}
+
+restart_kube_apiserver() {
+  local url
+  url=$(cat "$dev_dir/kube/url")
+  stop_pidfile "$dev_dir/kube/pid" 20
+  start_kube_apiserver "${url##*:}"
 }
 
 # kube-apiserver first: with etcd already gone it hangs for minutes on SIGTERM.
