@@ -108,15 +108,9 @@ pub(crate) async fn finish(
     module: &str,
     version: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "DELETE FROM landlord_migrations.started WHERE scope = $1 AND module = $2 AND version = $3",
-    )
-    .bind(scope.as_str())
-    .bind(module)
-    .bind(version)
-    .execute(conn)
-    .await
-    .map(drop)
+    let statement =
+        "DELETE FROM landlord_migrations.started WHERE scope = $1 AND module = $2 AND version = $3";
+    delete(conn, statement, scope, module, version).await
 }
 
 /// Applied migrations of one (scope, module), oldest first; empty when the database has no ledger yet.
@@ -209,13 +203,24 @@ pub(crate) async fn forget(
     module: &str,
     version: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "DELETE FROM landlord_migrations.ledger WHERE scope = $1 AND module = $2 AND version = $3",
-    )
-    .bind(scope.as_str())
-    .bind(module)
-    .bind(version)
-    .execute(conn)
-    .await
-    .map(drop)
+    let statement =
+        "DELETE FROM landlord_migrations.ledger WHERE scope = $1 AND module = $2 AND version = $3";
+    delete(conn, statement, scope, module, version).await
+}
+
+/// One row of a (scope, module, version) keyed table.
+async fn delete(
+    conn: &mut PgConnection,
+    statement: &'static str,
+    scope: Scope,
+    module: &str,
+    version: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(statement)
+        .bind(scope.as_str())
+        .bind(module)
+        .bind(version)
+        .execute(conn)
+        .await
+        .map(drop)
 }
