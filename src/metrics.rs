@@ -34,6 +34,14 @@ pub struct StateLabels {
     pub state: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RolloutLabels {
+    /// Few rollouts, each with many tenants: the rollout's name is a bounded label, a tenant's would not be.
+    pub rollout: String,
+    /// `ready`, `failed` or `pending`.
+    pub state: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     reconciles: Family<ControllerLabels, Counter>,
@@ -43,6 +51,7 @@ pub struct Metrics {
     resources: Family<StateLabels, Gauge>,
     leader: Gauge,
     public_landlord_database: Gauge,
+    rollouts: Family<RolloutLabels, Gauge>,
     ready: AtomicBool,
 }
 
@@ -83,6 +92,12 @@ impl Default for Metrics {
             "1 while this process holds the leader lease",
             leader.clone(),
         );
+        let rollouts = Family::<RolloutLabels, Gauge>::default();
+        registry.register(
+            "rollout_tenants",
+            "Matching tenants of each ModuleRollout, by state of their installation",
+            rollouts.clone(),
+        );
         let public_landlord_database = Gauge::default();
         registry.register(
             "public_can_connect_to_landlord_database",
@@ -98,6 +113,7 @@ impl Default for Metrics {
             resources,
             leader,
             public_landlord_database,
+            rollouts,
             ready: AtomicBool::new(false),
         }
     }
@@ -150,6 +166,26 @@ impl Metrics {
 
     pub fn set_leader(&self, leader: bool) {
         self.leader.set(i64::from(leader));
+    }
+
+    pub fn rollout_progress(&self, rollout: &str, ready: u32, failed: u32, pending: u32) {
+        for (state, count) in [("ready", ready), ("failed", failed), ("pending", pending)] {
+            self.rollouts
+                .get_or_create(&RolloutLabels {
+                    rollout: rollout.to_string(),
+                    state,
+                })
+                .set(i64::from(count));
+        }
+    }
+
+    pub fn forget_rollout(&self, rollout: &str) {
+        for state in ["ready", "failed", "pending"] {
+            self.rollouts.remove(&RolloutLabels {
+                rollout: rollout.to_string(),
+                state,
+            });
+        }
     }
 
     pub fn set_public_landlord_database(&self, public: bool) {

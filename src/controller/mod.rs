@@ -7,6 +7,7 @@ pub mod credentials;
 mod error;
 pub mod installation;
 mod pipeline;
+mod rollout;
 mod run;
 pub mod status;
 pub mod tenant;
@@ -19,5 +20,6 @@ pub use run::run;
 /// as `landlord`.
 pub const TENANT_CONTROLLER: &str = "landlord-tenant";
 pub const INSTALLATION_CONTROLLER: &str = "landlord-moduleinstallation";
+pub const ROLLOUT_CONTROLLER: &str = "landlord-modulerollout";
 /// Finalizer on both kinds: cleanup (retain, drop, roll back) runs before the resource goes away.
 pub const FINALIZER: &str = "tenancy.landlord.dev/cleanup";

@@ -21,9 +21,10 @@ use crate::db::{Databases, Limits, ModuleScope};
 use crate::metrics::Metrics;
 
 const LEASE_NAME: &str = "landlord";
-const CRDS: [&str; 2] = [
+const CRDS: [&str; 3] = [
     "tenants.tenancy.landlord.dev",
     "moduleinstallations.tenancy.landlord.dev",
+    "modulerollouts.tenancy.landlord.dev",
 ];
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -83,9 +84,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             check_landlord_database(&ctx).await;
             let tenants = super::tenant::controller(ctx.clone());
             let installations = super::installation::controller(ctx.clone());
+            let rollouts = super::rollout::controller(ctx.clone());
             futures::join!(
                 tenants.for_each(|_| async {}),
-                installations.for_each(|_| async {})
+                installations.for_each(|_| async {}),
+                rollouts.for_each(|_| async {})
             );
         };
         // Dropping `work` cancels in-flight reconciles: an interrupted migration's transaction rolls back

@@ -38,6 +38,8 @@ pub enum Reason {
     Progressing,
     /// A dry run published its plan and applied nothing.
     DryRun,
+    /// A rollout halted: more installations failed than its failure budget allows.
+    FailureBudgetExceeded,
 }
 
 impl Reason {
@@ -61,6 +63,7 @@ impl Reason {
             Reason::AdoptionRefused => "AdoptionRefused",
             Reason::Progressing => "Progressing",
             Reason::DryRun => "DryRun",
+            Reason::FailureBudgetExceeded => "FailureBudgetExceeded",
         }
     }
 }

@@ -2,12 +2,17 @@
 
 mod condition;
 mod installation;
+mod rollout;
 mod tenant;
 
 pub use condition::{ConditionType, DesiredCondition, Reason, merge_conditions};
 pub use installation::{
     AppliedCounts, Direction, InstallScope, ModuleInstallation, ModuleInstallationSpec,
     ModuleInstallationStatus, PlanStep, REINSTALL_ANNOTATION, UninstallPolicy,
+};
+pub use rollout::{
+    FailedTenant, ModuleRollout, ModuleRolloutSpec, ModuleRolloutStatus, ROLLOUT_LABEL,
+    RolloutStrategy,
 };
 pub use tenant::{DeletionPolicy, Tenant, TenantSpec, TenantStatus};
 
@@ -16,7 +21,11 @@ use kube::CustomResourceExt;
 
 /// Every CRD the operator serves, in the order `landlord crds` prints them.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![Tenant::crd(), ModuleInstallation::crd()]
+    vec![
+        Tenant::crd(),
+        ModuleInstallation::crd(),
+        ModuleRollout::crd(),
+    ]
 }
 
 /// The multi-document YAML that `landlord crds` prints and `crds/` holds.

@@ -29,6 +29,8 @@ use super::tenant::scoped;
 use super::{Context, Error, INSTALLATION_CONTROLLER};
 use crate::crd::{ConditionType, ModuleInstallation, ModuleInstallationStatus, Tenant};
 
+pub(super) use validate::resolve;
+
 const RESYNC: Duration = Duration::from_secs(600);
 
 pub fn controller(
