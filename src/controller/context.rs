@@ -35,6 +35,9 @@ pub struct Context {
 
 pub(super) const BACKOFF_BASE: Duration = Duration::from_secs(2);
 pub(super) const BACKOFF_CAP: Duration = Duration::from_secs(60);
+/// Failures a person fixes outside Kubernetes are looked at again, slowly: 30 s, 1 min … 10 min.
+const SLOW_BASE: Duration = Duration::from_secs(30);
+const SLOW_CAP: Duration = Duration::from_secs(600);
 
 impl Context {
     pub fn new(
@@ -136,14 +139,12 @@ impl Context {
         }
     }
 
-    /// Exponential per-object backoff: 2s, 4s, 8s … capped at 60s; reset by `succeeded`.
-    pub fn backoff(&self, uid: &str) -> Duration {
+    /// Exponential per-object backoff: `base`, twice that, … capped at `cap`; reset by `succeeded`.
+    pub fn backoff(&self, uid: &str, base: Duration, cap: Duration) -> Duration {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let n = failures.entry(uid.to_string()).or_insert(0);
         *n = n.saturating_add(1);
-        BACKOFF_BASE
-            .saturating_mul(1 << (*n - 1).min(10))
-            .min(BACKOFF_CAP)
+        base.saturating_mul(1 << (*n - 1).min(10)).min(cap)
     }
 
     pub fn succeeded(&self, uid: &str) {
@@ -169,7 +170,8 @@ fn truncate(mut text: String, max: usize) -> String {
 const WAIT_POLL: Duration = Duration::from_secs(30);
 
 /// The error policy of every controller, and the only place that decides when to look again: waiting polls
-/// slowly (watches do the real waking), what time can fix backs off per object, the rest waits for a change.
+/// slowly (watches do the real waking), what time can fix backs off per object, what a person fixes outside
+/// Kubernetes is looked at again slowly, and what only a change of the resource can fix waits for one.
 pub fn error_policy<K: Resource>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
     let uid = object.meta().uid.clone().unwrap_or_default();
     if matches!(error, Error::Gone) {
@@ -178,8 +180,12 @@ pub fn error_policy<K: Resource>(object: Arc<K>, error: &Error, ctx: Arc<Context
         tracing::debug!(reason = error.metric_label(), %error, "waiting");
         Action::requeue(WAIT_POLL)
     } else if error.is_retryable() {
-        let delay = ctx.backoff(&uid);
+        let delay = ctx.backoff(&uid, BACKOFF_BASE, BACKOFF_CAP);
         warn!(reason = error.metric_label(), ?delay, %error, "reconcile failed, retrying");
+        Action::requeue(delay)
+    } else if error.is_fixed_elsewhere() {
+        let delay = ctx.backoff(&uid, SLOW_BASE, SLOW_CAP);
+        warn!(reason = error.metric_label(), ?delay, %error, "reconcile failed, looking again later");
         Action::requeue(delay)
     } else {
         warn!(reason = error.metric_label(), %error, "reconcile refused until the resource changes");

@@ -85,6 +85,25 @@ impl Error {
         )
     }
 
+    /// A failure a person fixes outside the resource (the data a migration trips on, a squatted role, a
+    /// rewritten ledger): nothing in Kubernetes would wake the reconcile, so it is retried, slowly.
+    pub fn is_fixed_elsewhere(&self) -> bool {
+        use db::Error::*;
+        match self {
+            Error::AdoptionRefused(_) => true,
+            Error::Database(e) => matches!(
+                e,
+                MigrationFailed(_)
+                    | ChecksumMismatch { .. }
+                    | UnknownAppliedMigration { .. }
+                    | LedgerMismatch { .. }
+                    | AdoptionRefused { .. }
+                    | ExtensionUntrusted { .. }
+            ),
+            _ => false,
+        }
+    }
+
     /// Label for metrics: the reason, never an object name.
     pub fn metric_label(&self) -> &'static str {
         self.reason().as_str()

@@ -96,6 +96,15 @@ impl Conditions for landlord::crd::ModuleInstallation {
     }
 }
 
+impl Conditions for landlord::crd::ModuleRollout {
+    fn conditions(&self) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+        self.status
+            .as_ref()
+            .map(|s| s.conditions.clone())
+            .unwrap_or_default()
+    }
+}
+
 /// (status, reason) of a condition type, if present.
 pub fn condition<K: Conditions>(object: &K, type_: &str) -> Option<(String, String)> {
     object
