@@ -1,7 +1,8 @@
 //! Rollout benchmark, end to end: `kubectl apply` of N Tenants until all are Ready, then one module on all
-//! of them until every installation is Ready — through the real operator (release build) — versus the
-//! raw-SQL floor: the same DDL (role, database, REVOKE, core schema, module schema) fed to one `psql`
-//! session as the superuser, in the same run, on the same PostgreSQL.
+//! of them through one ModuleInstallation each until every one is Ready, then a second module through a
+//! ModuleRollout at maxParallel 1, 5 and 20 (each rolled back before the next) — through the real operator
+//! (release build) — versus the raw-SQL floor: the same DDL (role, database, REVOKE, core schema, module
+//! schemas) fed to one `psql` session as the superuser, in the same run, on the same PostgreSQL.
 //!
 //!   scripts/bench                   (fresh environment)   or, with `scripts/dev up` running:
 //!   cargo bench --bench rollout     LANDLORD_BENCH_TENANTS tenants (default 50), LANDLORD_CONCURRENCY (default 4)
@@ -17,12 +18,15 @@ use std::time::{Duration, Instant};
 use kube::Api;
 use kube::api::ListParams;
 use landlord::catalog::{Catalog, Scope};
-use landlord::crd::{ModuleInstallation, Tenant};
+use landlord::crd::{ModuleInstallation, ModuleRollout, Tenant};
 use support::kube::{client, condition, kubectl_with_input, namespace};
 use support::operator::Operator;
 use support::{TestEnv, pg, repo_root, unique_slug};
 
 const MODULE: &str = "tasks";
+/// Rolled out through a ModuleRollout; it depends on MODULE.
+const ROLLED: &str = "expenses";
+const PARALLEL: [u32; 3] = [1, 5, 20];
 
 fn main() {
     let bench_mode = std::env::args().any(|a| a == "--bench");
@@ -77,6 +81,23 @@ async fn run(tenants: usize, concurrency: &str) {
     let installs_api: Api<ModuleInstallation> = Api::namespaced(client.clone(), &ns);
     wait_all_ready(&installs_api, tenants).await;
     let module_time = start.elapsed();
+
+    let rollouts: Api<ModuleRollout> = Api::namespaced(client.clone(), &ns);
+    let mut rollout_times = Vec::new();
+    for parallel in PARALLEL {
+        let yaml = format!(
+            "apiVersion: tenancy.landlord.dev/v1alpha1\nkind: ModuleRollout\nmetadata: {{name: {ROLLED}-all}}\nspec: {{module: {ROLLED}, uninstallPolicy: Rollback, strategy: {{maxParallel: {parallel}}}}}\n"
+        );
+        let start = Instant::now();
+        apply(&ns, &yaml);
+        wait_all_ready(&rollouts, 1).await;
+        rollout_times.push((parallel, start.elapsed()));
+        rollouts
+            .delete(&format!("{ROLLED}-all"), &Default::default())
+            .await
+            .expect("delete the rollout");
+        support::kube::wait_gone(&rollouts, &format!("{ROLLED}-all")).await;
+    }
     operator.stop();
     for slug in &slugs {
         pg::drop_tenant(&format!("tenant_{slug}")).await;
@@ -112,6 +133,15 @@ async fn run(tenants: usize, concurrency: &str) {
         ));
     }
     let floor_module = psql(&script);
+    let rolled = catalog.module(ROLLED).expect("rolled module in catalog");
+    let rolled_sql = scope_sql(rolled.tenant.migrations.iter().map(|m| m.up.sql.as_str()));
+    let mut script = String::from("\\set ON_ERROR_STOP on\n");
+    for slug in &floor_slugs {
+        script.push_str(&format!(
+            "\\c \"tenant_{slug}\"\nSET ROLE \"tenant_{slug}\";\n{rolled_sql}\n"
+        ));
+    }
+    let floor_rolled = psql(&script);
     for slug in &floor_slugs {
         pg::drop_tenant(&format!("tenant_{slug}")).await;
     }
@@ -134,6 +164,15 @@ async fn run(tenants: usize, concurrency: &str) {
         per(floor_module),
         module_time.as_secs_f64() / floor_module.as_secs_f64()
     );
+    for (parallel, time) in rollout_times {
+        println!(
+            "  rollout  {ROLLED}, maxParallel {parallel:>2}: {:>8.0} ms total, {:>6.1} ms/tenant | psql floor {:>6.1} ms/tenant | ratio {:.2}x",
+            time.as_secs_f64() * 1000.0,
+            per(time),
+            per(floor_rolled),
+            time.as_secs_f64() / floor_rolled.as_secs_f64()
+        );
+    }
 }
 
 fn scope_sql<'a>(scripts: impl Iterator<Item = &'a str>) -> String {
