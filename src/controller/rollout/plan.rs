@@ -29,6 +29,8 @@ pub struct RolloutPlan {
     pub tenants: u32,
     pub updated: u32,
     pub ready: u32,
+    /// At this spec and done with it: Ready, or a dry run's plan published.
+    pub settled: u32,
     pub failed: Vec<FailedTenant>,
     pub conflicts: Vec<String>,
     /// Installations in flight after `start`.
@@ -38,7 +40,7 @@ pub struct RolloutPlan {
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub enum State {
-    /// Every matching tenant but the conflicts is Ready at this spec.
+    /// Every matching tenant but the conflicts is Ready at this spec (a dry run: has published its plan).
     Complete,
     #[default]
     Progressing,
@@ -59,6 +61,11 @@ fn ready_condition(mi: &ModuleInstallation) -> Option<&Condition> {
             && c.observed_generation.is_some()
             && c.observed_generation == mi.metadata.generation
     })
+}
+
+/// Done with its current spec: Ready, or (a dry run) its plan published.
+fn settled(mi: &ModuleInstallation) -> bool {
+    ready_condition(mi).is_some_and(|c| c.status == "True" || c.reason == "DryRun")
 }
 
 /// Failed at its current spec: Ready False for a reason that is not mere waiting.
@@ -115,7 +122,7 @@ pub fn plan(rollout: &ModuleRollout, valid: &ValidRollout, world: &World) -> Rol
 
     let mut plan = RolloutPlan {
         tenants: matching.len() as u32,
-        in_flight: live.iter().filter(|mi| !is_ready(mi)).count() as u32,
+        in_flight: live.iter().filter(|mi| !settled(mi)).count() as u32,
         ..Default::default()
     };
     let mut candidates = Vec::new();
@@ -141,12 +148,14 @@ pub fn plan(rollout: &ModuleRollout, valid: &ValidRollout, world: &World) -> Rol
         };
         let at_spec = mine.filter(|mi| mi.spec == desired);
         let ready = at_spec.is_some_and(|mi| is_ready(mi));
-        if is_canary(tenant) && !ready {
+        let done = at_spec.is_some_and(|mi| settled(mi));
+        if is_canary(tenant) && !done {
             canaries_ready = false;
         }
         if let Some(mi) = at_spec {
             plan.updated += 1;
             plan.ready += u32::from(ready);
+            plan.settled += u32::from(done);
             if let Some(c) = failure(mi) {
                 plan.failed.push(FailedTenant {
                     tenant: name.clone(),
@@ -176,7 +185,7 @@ pub fn plan(rollout: &ModuleRollout, valid: &ValidRollout, world: &World) -> Rol
     } else if halted {
         State::Halted
     } else if candidates.is_empty()
-        && plan.ready + plan.conflicts.len() as u32 == plan.tenants
+        && plan.settled + plan.conflicts.len() as u32 == plan.tenants
         && plan.delete.is_empty()
     {
         State::Complete
@@ -425,6 +434,32 @@ mod tests {
         assert_eq!(plan.conflicts, ["t4"]);
         assert_eq!(plan.delete, ["t2-tasks"]);
         assert_eq!(started(&plan), ["t1"]);
+    }
+
+    #[test]
+    fn a_dry_run_is_done_once_every_plan_is_published() {
+        let mut r = rollout(2, 0);
+        r.spec.dry_run = true;
+        r.spec.strategy.canary = None;
+        let published: Vec<ModuleInstallation> = ["t1", "t2"]
+            .into_iter()
+            .map(|t| {
+                let mut mi = ours(&r, t, Some(("False", "DryRun")));
+                mi.spec.dry_run = true;
+                mi
+            })
+            .collect();
+        let more = run(&r, &world(fleet(), published.clone()));
+        assert_eq!(started(&more), ["t3", "t4"], "published plans hold no slot");
+        let mut all = published;
+        for t in ["t3", "t4"] {
+            let mut mi = ours(&r, t, Some(("False", "DryRun")));
+            mi.spec.dry_run = true;
+            all.push(mi);
+        }
+        let done = run(&r, &world(fleet(), all));
+        assert_eq!(done.state, State::Complete, "{done:?}");
+        assert_eq!((done.ready, done.settled, done.failed.len()), (0, 4, 0));
     }
 
     #[test]

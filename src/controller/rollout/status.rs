@@ -62,6 +62,14 @@ fn ready_condition(
         DesiredCondition::new(ConditionType::Ready, status, reason, message)
     };
     match plan.state {
+        State::Complete if rollout.spec.dry_run => ready(
+            Some(false),
+            Reason::DryRun,
+            format!(
+                "Dry run: the installations of all {wanted} matching tenants published their plans (status.plan); \
+                 nothing was applied."
+            ),
+        ),
         State::Complete => ready(
             Some(true),
             Reason::Reconciled,
