@@ -69,7 +69,7 @@ async fn drop_tenants(prefix: &str, names: &[&str]) {
 async fn canaries_first_then_a_few_at_a_time_onto_every_matching_tenant() {
     let client = client().await;
     let ns = namespace(&client, "e2e-rollout").await;
-    let _operator = Operator::start(&ns, &[]);
+    let mut operator = Operator::start(&ns, &[]);
     let prefix = unique_slug("wave");
     let names = ["a", "b", "c", "d", "e", "free"];
     apply_yaml(
@@ -103,8 +103,15 @@ async fn canaries_first_then_a_few_at_a_time_onto_every_matching_tenant() {
     let rollouts: Api<ModuleRollout> = Api::namespaced(client.clone(), &ns);
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut most_in_flight = 0;
+    let mut restarted = false;
     loop {
         let current = ours(&installs).await;
+        // Mid-rollout the operator restarts: the bound holds, counted from the cluster.
+        if !restarted && current.len() >= 3 {
+            operator.stop();
+            operator = Operator::start(&ns, &[]);
+            restarted = true;
+        }
         let in_flight = current.iter().filter(|mi| !is_ready(mi)).count();
         most_in_flight = most_in_flight.max(in_flight);
         let canary_ready = current
@@ -132,6 +139,7 @@ async fn canaries_first_then_a_few_at_a_time_onto_every_matching_tenant() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert!(restarted, "the operator was restarted mid-rollout");
     assert!(most_in_flight >= 1, "something was seen in flight");
     assert!(
         most_in_flight <= 2,
@@ -212,7 +220,7 @@ async fn a_failing_canary_halts_the_rollout_until_it_is_fixed() {
     apply_yaml(
         &ns,
         &rollout_yaml(
-            "{maxParallel: 5, maxFailures: 0, canary: {matchLabels: {canary: \"yes\"}}}",
+            "{maxParallel: 1, maxFailures: 0, canary: {matchLabels: {canary: \"yes\"}}}",
             "",
         ),
     );
@@ -243,9 +251,37 @@ async fn a_failing_canary_halts_the_rollout_until_it_is_fixed() {
         .collect();
     assert_eq!(started, ["a"]);
 
-    // Fixed in the database: the installation retries by itself and the rollout resumes and finishes.
+    // Fixed in the database: the installation retries by itself and the rollout resumes, one at a time,
+    // until b, in the middle, fails too: halted again, c not started.
+    let mut middle = pg::connect(&format!("tenant_{prefix}_b")).await;
+    sqlx::raw_sql("CREATE TABLE tasks (id int)")
+        .execute(&mut middle)
+        .await
+        .unwrap();
     sqlx::raw_sql("DROP TABLE tasks")
         .execute(&mut su)
+        .await
+        .unwrap();
+    let halted = wait_until(&rollouts, "tasks-pro", "halted on b", |r| {
+        let failed: Vec<&str> = r
+            .status
+            .iter()
+            .flat_map(|s| s.failed_tenants.iter().map(|f| f.tenant.as_str()))
+            .collect();
+        failed == ["b"]
+            && condition(r, "Ready") == Some(("False".into(), "FailureBudgetExceeded".into()))
+    })
+    .await;
+    assert_eq!(halted.status.unwrap().ready, 1, "the canary recovered");
+    let mut started: Vec<String> = ours(&installs)
+        .await
+        .iter()
+        .map(|mi| mi.spec.tenant.clone())
+        .collect();
+    started.sort();
+    assert_eq!(started, ["a", "b"]);
+    sqlx::raw_sql("DROP TABLE tasks")
+        .execute(&mut middle)
         .await
         .unwrap();
     let done = wait_until(&rollouts, "tasks-pro", "finished after the fix", |r| {
