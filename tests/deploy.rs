@@ -126,6 +126,10 @@ fn deploy_renders_every_object_in_its_namespace() {
             "CustomResourceDefinition",
             "moduleinstallations.tenancy.landlord.dev",
         ),
+        (
+            "CustomResourceDefinition",
+            "modulerollouts.tenancy.landlord.dev",
+        ),
         ("ServiceAccount", "landlord"),
         ("ClusterRole", "landlord"),
         ("ClusterRoleBinding", "landlord"),
@@ -185,19 +189,36 @@ fn cluster_role_grants_exactly_what_the_operator_uses() {
     let want = BTreeSet::from([
         rule(
             &[group],
-            &["tenants", "moduleinstallations"],
+            &["tenants", "modulerollouts"],
             &[],
             &["get", "list", "watch", "patch", "update"],
         ),
+        // A ModuleRollout creates and deletes the installations it owns.
         rule(
             &[group],
-            &["tenants/status", "moduleinstallations/status"],
+            &["moduleinstallations"],
+            &[],
+            &[
+                "get", "list", "watch", "create", "patch", "update", "delete",
+            ],
+        ),
+        rule(
+            &[group],
+            &[
+                "tenants/status",
+                "moduleinstallations/status",
+                "modulerollouts/status",
+            ],
             &[],
             &["get", "patch", "update"],
         ),
         rule(
             &[group],
-            &["tenants/finalizers", "moduleinstallations/finalizers"],
+            &[
+                "tenants/finalizers",
+                "moduleinstallations/finalizers",
+                "modulerollouts/finalizers",
+            ],
             &[],
             &["update"],
         ),
@@ -216,6 +237,7 @@ fn cluster_role_grants_exactly_what_the_operator_uses() {
             &[
                 "tenants.tenancy.landlord.dev",
                 "moduleinstallations.tenancy.landlord.dev",
+                "modulerollouts.tenancy.landlord.dev",
             ],
             &["get", "list", "watch"],
         ),
@@ -304,10 +326,13 @@ fn no_wildcards_escalation_or_cluster_wide_leases_in_any_role() {
                         [
                             "tenants",
                             "moduleinstallations",
+                            "modulerollouts",
                             "tenants/status",
                             "moduleinstallations/status",
+                            "modulerollouts/status",
                             "tenants/finalizers",
                             "moduleinstallations/finalizers",
+                            "modulerollouts/finalizers",
                             "secrets",
                             "events",
                             "customresourcedefinitions",
@@ -322,6 +347,15 @@ fn no_wildcards_escalation_or_cluster_wide_leases_in_any_role() {
                     ["leases"],
                     "the Role is for leader election only"
                 );
+            }
+            // Tenants and ModuleRollouts are the user's to create and delete; the operator creates and deletes
+            // only the installations a rollout owns.
+            if strings(&rule["apiGroups"]).contains(&"tenancy.landlord.dev") {
+                for verb in ["create", "delete"] {
+                    if verbs.contains(&verb) {
+                        assert_eq!(resources, ["moduleinstallations"], "{verb} in {rule}");
+                    }
+                }
             }
             // Secrets are written only with these verbs, and nothing else in the core group is touched.
             if strings(&rule["apiGroups"]).contains(&"") {
@@ -502,21 +536,49 @@ fn crds_in_the_render_equal_the_crds_directory() {
             .into_iter()
             .map(|o| (name(&o).to_string(), o))
             .collect();
-    assert_eq!(committed.len(), 2);
+    assert_eq!(committed.len(), 3);
     assert!(
         numbers_as_floats(json!(rendered)) == numbers_as_floats(json!(committed)),
         "deploy/ must install crds/landlord.yaml unchanged (no labels or patches on the CRDs)"
     );
 }
 
+/// A module's manifest in the catalog the image ships (`modules/<module>/module.yaml`).
+fn catalog_module(module: &str) -> Value {
+    let path = repo_root().join("modules").join(module).join("module.yaml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{module} is not in modules/ ({}: {e})", path.display()));
+    serde_yaml::from_str(&text).expect("module.yaml")
+}
+
+/// Whether a Tenant's labels satisfy a selector of `matchLabels` only (what the samples use).
+fn selects(selector: &Value, tenant: &Value) -> bool {
+    let keys: BTreeSet<&str> = selector
+        .as_object()
+        .expect("tenantSelector")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        BTreeSet::from(["matchLabels"]),
+        "sample selectors use matchLabels only"
+    );
+    selector["matchLabels"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .all(|(key, value)| &tenant["metadata"]["labels"][key] == value)
+}
+
 #[test]
-fn samples_render_two_tenants_and_their_modules() {
+fn samples_render_two_tenants_their_modules_and_a_rollout() {
     let objects = render("deploy/samples/");
     find(&objects, "Namespace", SAMPLES);
-    let tenants: BTreeSet<&str> = objects
+    let tenants: BTreeMap<&str, &Value> = objects
         .iter()
         .filter(|o| kind(o) == "Tenant")
-        .map(name)
+        .map(|o| (name(o), o))
         .collect();
     assert_eq!(tenants.len(), 2, "two sample Tenants");
     let installations: Vec<&Value> = objects
@@ -545,29 +607,84 @@ fn samples_render_two_tenants_and_their_modules() {
             name(object)
         );
     }
-    // Each installation names a sample Tenant, and a dependency is installed for the same tenant.
-    for mi in &installations {
-        let tenant = mi["spec"]["tenant"].as_str().unwrap();
-        assert!(tenants.contains(tenant), "{} names {tenant}", name(mi));
-        if mi["spec"]["module"] == "expenses" {
+    // (tenant, module, installation name) for every installation that will exist: the ones listed, then the
+    // ones the rollout creates.
+    let mut installed: Vec<(String, String, String)> = installations
+        .iter()
+        .map(|mi| {
+            let tenant = mi["spec"]["tenant"].as_str().unwrap();
+            assert!(tenants.contains_key(tenant), "{} names {tenant}", name(mi));
+            (
+                tenant.to_string(),
+                mi["spec"]["module"].as_str().unwrap().to_string(),
+                name(mi).to_string(),
+            )
+        })
+        .collect();
+
+    // The rollout selects sample Tenants and conflicts with no installation it does not own: a conflict would
+    // be left alone (status.conflicts), which is not what a sample should show.
+    let rollouts: Vec<&Value> = objects
+        .iter()
+        .filter(|o| kind(o) == "ModuleRollout")
+        .collect();
+    assert_eq!(rollouts.len(), 1, "one sample ModuleRollout");
+    let rollout = rollouts[0];
+    let module = rollout["spec"]["module"].as_str().expect("spec.module");
+    let selected: Vec<&str> = tenants
+        .iter()
+        .filter(|(_, tenant)| selects(&rollout["spec"]["tenantSelector"], tenant))
+        .map(|(tenant, _)| *tenant)
+        .collect();
+    assert!(
+        !selected.is_empty(),
+        "ModuleRollout {} selects no sample Tenant",
+        name(rollout)
+    );
+    for tenant in selected {
+        let planned = format!("{tenant}-{}", module.replace('_', "-"));
+        for (t, m, n) in &installed {
             assert!(
-                installations
-                    .iter()
-                    .any(|o| o["spec"]["tenant"] == tenant && o["spec"]["module"] == "tasks"),
-                "expenses needs tasks for {tenant}"
+                !(t == tenant && m == module) && *n != planned,
+                "ModuleRollout {} conflicts with installation {n} ({m} for {t})",
+                name(rollout)
+            );
+        }
+        installed.push((tenant.to_string(), module.to_string(), planned));
+    }
+
+    // Every module is in the catalog the image ships, at a release it has, with its dependencies installed
+    // for the same tenant: nothing in the samples waits forever.
+    let versioned = installations.iter().chain([&rollout]);
+    for object in versioned {
+        let module = object["spec"]["module"].as_str().unwrap();
+        let manifest = catalog_module(module);
+        if let Some(version) = object["spec"]["version"].as_str() {
+            let releases: Vec<&str> = manifest["releases"]
+                .as_array()
+                .expect("releases")
+                .iter()
+                .filter_map(|r| r["version"].as_str())
+                .collect();
+            assert!(
+                releases.contains(&version),
+                "{} {}: {module} has no release {version} ({releases:?})",
+                kind(object),
+                name(object)
             );
         }
     }
-    // Every sample module is in the catalog the image ships.
-    for module in modules {
-        assert!(
-            repo_root()
-                .join("modules")
-                .join(module)
-                .join("module.yaml")
-                .is_file(),
-            "{module} is not in modules/"
-        );
+    for (tenant, module, name_) in &installed {
+        let manifest = catalog_module(module);
+        for dependency in manifest["dependsOn"].as_array().into_iter().flatten() {
+            let dependency = dependency["module"].as_str().expect("dependsOn[].module");
+            assert!(
+                installed
+                    .iter()
+                    .any(|(t, m, _)| t == tenant && m == dependency),
+                "{name_}: {module} needs {dependency} for {tenant}"
+            );
+        }
     }
 }
 

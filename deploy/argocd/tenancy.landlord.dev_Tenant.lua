@@ -1,6 +1,7 @@
--- Argo CD health check for Landlord's Tenant and ModuleInstallation (group tenancy.landlord.dev): the file name
--- says which kind it is registered for. Both files are the same script, because both kinds summarize themselves
--- in the Ready condition; tests/argocd_health.rs keeps them identical. Rules and setup: README.md next to it.
+-- Argo CD health check for Landlord's Tenant, ModuleInstallation and ModuleRollout (group tenancy.landlord.dev):
+-- the file name says which kind it is registered for. The three files are the same script, because every kind
+-- summarizes itself in the Ready condition; tests/argocd_health.rs keeps them identical. Rules and setup:
+-- README.md next to it.
 -- Argo CD runs it in gopher-lua (Lua 5.1) with only the base and table libraries: no string.*, no math.*.
 
 -- Ready=False/Unknown reasons that clear by themselves or wait on another object: keep waiting, no alarm.
@@ -47,8 +48,9 @@ elseif waiting[ready.reason] then
 elseif suspended[ready.reason] then
   hs.status = "Suspended"
 else
-  -- InvalidSpec, SlugConflict, ModuleNotFound, VersionNotFound, MigrationFailed, ChecksumMismatch,
-  -- IrreversibleMigration, DestructiveActionBlocked, and any reason added later: a person has to act.
+  -- InvalidSpec, SlugConflict, AdoptionRefused, ModuleNotFound, VersionNotFound, MigrationFailed,
+  -- ChecksumMismatch, IrreversibleMigration, DestructiveActionBlocked, a rollout's FailureBudgetExceeded,
+  -- and any reason added later: a person has to act.
   hs.status = "Degraded"
 end
 return hs
