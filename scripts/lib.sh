@@ -238,7 +238,8 @@ YAML
 apply_crds() {
   kubectl --kubeconfig "$dev_dir/kubeconfig" apply --server-side --force-conflicts -f "$root/crds/landlord.yaml" >/dev/null
   kubectl --kubeconfig "$dev_dir/kubeconfig" wait --for condition=Established --timeout=60s \
-    crd/tenants.tenancy.landlord.dev crd/moduleinstallations.tenancy.landlord.dev >/dev/null
+    crd/tenants.tenancy.landlord.dev crd/moduleinstallations.tenancy.landlord.dev \
+    crd/modulerollouts.tenancy.landlord.dev >/dev/null
 }
 
 # The environment a client of this playground needs, as shell exports.
@@ -393,11 +394,11 @@ start_operator() {
   fi
 }
 
-# Waits at most $1 seconds until every Tenant and ModuleInstallation of the samples is Ready; fails early
+# Waits at most $1 seconds until every Tenant, ModuleInstallation and ModuleRollout of the samples is Ready; fails early
 # when the operator has exited.
 wait_samples_ready() {
   local deadline=$(( $(date +%s) + $1 ))
-  until kubectl_dev wait -n "$samples_namespace" --for=condition=Ready tenants,moduleinstallations --all \
+  until kubectl_dev wait -n "$samples_namespace" --for=condition=Ready tenants,moduleinstallations,modulerollouts --all \
       --timeout=5s >/dev/null 2>&1; do
     if ! kill -0 "$(cat "$dev_dir/operator.pid" 2>/dev/null)" 2>/dev/null; then
       log "the operator has exited"
@@ -415,7 +416,7 @@ playground_up() {
   kubectl_dev apply -k "$root/deploy/samples" >/dev/null || die "kubectl apply -k deploy/samples failed"
   log "waiting for the samples to be Ready (at most ${timeout}s)"
   if ! wait_samples_ready "$timeout"; then
-    kubectl_dev get tenants,moduleinstallations -n "$samples_namespace" -o wide >&2 || true
+    kubectl_dev get tenants,moduleinstallations,modulerollouts -n "$samples_namespace" -o wide >&2 || true
     operator_log_tail 60
     die "the samples did not all become Ready in ${timeout}s (everything is still running: look, then scripts/dev down)"
   fi
@@ -427,8 +428,8 @@ print_playground() {
   rel=scripts/dev
   [[ $dev_dir == "$root/.dev" ]] || rel="LANDLORD_DEV_DIR=$dev_dir scripts/dev"
   echo
-  echo "\$ kubectl get tenants,moduleinstallations -A"
-  kubectl_dev get tenants,moduleinstallations -A
+  echo "\$ kubectl get tenants,moduleinstallations,modulerollouts -A"
+  kubectl_dev get tenants,moduleinstallations,modulerollouts -A
   cat <<TEXT
 
 The playground is up: PostgreSQL 15, etcd and kube-apiserver on 127.0.0.1, the operator (pid $(cat "$dev_dir/operator.pid"),
@@ -436,7 +437,7 @@ log $dev_dir/logs/operator.log, metrics http://$addr/metrics) and the samples of
 
 Continue with:
   eval "\$($rel env)"          # KUBECONFIG and the database URLs in this shell
-  kubectl get tenants,moduleinstallations -A -o wide
+  kubectl get tenants,moduleinstallations,modulerollouts -A -o wide
   kubectl -n $samples_namespace describe tenant acme
   kubectl -n $samples_namespace get secret acme-db -o jsonpath='{.data.uri}' | base64 -d; echo
   kubectl -n $samples_namespace patch mi acme-expenses --type merge -p '{"spec":{"version":"1.0.0"}}'   # roll back

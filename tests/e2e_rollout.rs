@@ -366,6 +366,16 @@ async fn pause_conflicts_and_tenants_that_stop_matching() {
             .all(|t| t != "tasks")
     );
 
+    // Deleting a Tenant: the rollout lets its installation go, and the Tenant's deletion can finish.
+    tenants.delete("a", &DeleteParams::default()).await.unwrap();
+    wait_gone(&installs, "a-tasks").await;
+    wait_gone(&tenants, "a").await;
+    let after = wait_until(&rollouts, "tasks-pro", "one tenant", |r| {
+        r.status.as_ref().is_some_and(|s| s.tenants == 1)
+    })
+    .await;
+    assert_eq!(after.status.unwrap().conflicts, ["b"]);
+
     rollouts
         .delete("tasks-pro", &DeleteParams::default())
         .await
