@@ -41,14 +41,19 @@ pub fn controller(
     let installations: Api<ModuleInstallation> = scoped(&ctx, namespace);
     let managed = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
     let controller = Controller::new(tenants, watcher::Config::default());
-    let _ = ctx.tenants.set(controller.store());
+    let store = controller.store();
+    let _ = ctx.tenants.set(store.clone());
     controller
         // A hand-edited or deleted Secret is put right at once.
         .owns(secrets, watcher::Config::default().labels(&managed))
-        // A deleted installation may unblock its tenant's deletion.
-        .watches(installations, watcher::Config::default(), |mi| {
-            mi.namespace()
-                .map(|ns| ObjectRef::new(&mi.spec.tenant).within(&ns))
+        // A deleted installation may unblock its tenant's deletion; other installation changes (every status
+        // write of a fleet's installations) are no business of a Tenant that is not being deleted.
+        .watches(installations, watcher::Config::default(), move |mi| {
+            let tenant = ObjectRef::new(&mi.spec.tenant).within(&mi.namespace()?);
+            store
+                .get(&tenant)
+                .filter(|t| t.metadata.deletion_timestamp.is_some())
+                .map(|_| tenant)
         })
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
         .run(reconcile::<Tenant>, error_policy, ctx)
