@@ -75,11 +75,8 @@ impl Pipeline for ModuleRollout {
             Ok((valid, plan))
         }
         .await;
-        let now = ctx.now();
-        let status = match &result {
-            Ok((valid, plan)) => status::desired_status(self, &Ok((valid, plan)), &now),
-            Err(error) => status::desired_status(self, &Err(error), &now),
-        };
+        let outcome = result.as_ref().map(|(valid, plan)| (valid, plan));
+        let status = status::desired_status(self, &outcome, &ctx.now());
         if let Ok((_, plan)) = &result {
             ctx.metrics.rollout_progress(
                 &self.name_any(),
