@@ -106,10 +106,16 @@ pub fn deleting(
         error.reason(),
         error.to_string(),
     );
+    // Ready and the kstatus conditions that follow from it are computed anew; the finer ones stay.
+    let derived = [
+        ConditionType::Ready,
+        ConditionType::Reconciling,
+        ConditionType::Stalled,
+    ];
     let ready = merge_conditions(current, &[ready], generation, now);
     current
         .iter()
-        .filter(|c| c.type_ != ConditionType::Ready.as_str())
+        .filter(|c| !derived.iter().any(|t| c.type_ == t.as_str()))
         .cloned()
         .chain(ready)
         .collect()

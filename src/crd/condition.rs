@@ -13,6 +13,10 @@ pub enum ConditionType {
     DependenciesSatisfied,
     LandlordMigrated,
     TenantMigrated,
+    /// kstatus: work is under way and will go on by itself.
+    Reconciling,
+    /// kstatus: a refusal waits for a person to act.
+    Stalled,
 }
 
 /// Every reason either kind reports. The first block is fixed by the design contract.
@@ -68,6 +72,29 @@ impl Reason {
     }
 }
 
+impl Reason {
+    /// What kstatus (Flux) should read from a `Ready` that is not True for this reason: work under way
+    /// (`Reconciling`), a refusal a person must fix (`Stalled`), or neither (done, paused, a dry run).
+    pub fn kstatus(self) -> Option<ConditionType> {
+        use Reason::*;
+        match self {
+            Progressing | TenantNotReady | TenantNotFound | DependencyMissing
+            | UninstallBlocked | DatabaseUnavailable => Some(ConditionType::Reconciling),
+            InvalidSpec
+            | SlugConflict
+            | AdoptionRefused
+            | ModuleNotFound
+            | VersionNotFound
+            | MigrationFailed
+            | ChecksumMismatch
+            | IrreversibleMigration
+            | DestructiveActionBlocked
+            | FailureBudgetExceeded => Some(ConditionType::Stalled),
+            Reconciled | Paused | DryRun => None,
+        }
+    }
+}
+
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -83,6 +110,8 @@ impl ConditionType {
             ConditionType::DependenciesSatisfied => "DependenciesSatisfied",
             ConditionType::LandlordMigrated => "LandlordMigrated",
             ConditionType::TenantMigrated => "TenantMigrated",
+            ConditionType::Reconciling => "Reconciling",
+            ConditionType::Stalled => "Stalled",
         }
     }
 }
@@ -121,16 +150,32 @@ impl DesiredCondition {
     }
 }
 
-/// Builds the conditions to publish, in the order of `desired`. A condition keeps its `lastTransitionTime`
-/// from `current` while its status is unchanged; `now` is only used for new or flipped conditions.
+/// Builds the conditions to publish, in the order of `desired`, followed by what kstatus (Flux) reads: a
+/// `Ready` that is not True adds `Reconciling` (work under way) or `Stalled` (a person must act), with its
+/// reason and message; both are absent otherwise. A condition keeps its `lastTransitionTime` from `current`
+/// while its status is unchanged; `now` is only used for new or flipped conditions.
 pub fn merge_conditions(
     current: &[Condition],
     desired: &[DesiredCondition],
     generation: Option<i64>,
     now: &Time,
 ) -> Vec<Condition> {
+    let kstatus = desired
+        .iter()
+        .filter(|c| c.type_ == ConditionType::Ready && c.status != Some(true))
+        .filter_map(|ready| {
+            let type_ = ready.reason.kstatus()?;
+            Some(DesiredCondition::new(
+                type_,
+                Some(true),
+                ready.reason,
+                ready.message.clone(),
+            ))
+        })
+        .collect::<Vec<_>>();
     desired
         .iter()
+        .chain(&kstatus)
         .map(|want| {
             let status = want.status_str();
             let previous = current.iter().find(|c| c.type_ == want.type_.as_str());
@@ -160,6 +205,51 @@ mod tests {
 
     fn ready(status: Option<bool>, reason: Reason) -> DesiredCondition {
         DesiredCondition::new(ConditionType::Ready, status, reason, "message")
+    }
+
+    #[test]
+    fn kstatus_follows_ready() {
+        let types = |conditions: Vec<Condition>| -> Vec<(String, String)> {
+            conditions
+                .into_iter()
+                .map(|c| (c.type_, c.reason))
+                .collect()
+        };
+        let pair = |t: &str, r: &str| (t.to_string(), r.to_string());
+        let merged = |status, reason| {
+            types(merge_conditions(
+                &[],
+                &[ready(status, reason)],
+                Some(1),
+                &at(1),
+            ))
+        };
+        assert_eq!(
+            merged(Some(true), Reason::Reconciled),
+            [pair("Ready", "Reconciled")]
+        );
+        assert_eq!(
+            merged(None, Reason::Progressing),
+            [
+                pair("Ready", "Progressing"),
+                pair("Reconciling", "Progressing")
+            ]
+        );
+        assert_eq!(
+            merged(Some(false), Reason::SlugConflict),
+            [
+                pair("Ready", "SlugConflict"),
+                pair("Stalled", "SlugConflict")
+            ]
+        );
+        assert_eq!(
+            merged(Some(false), Reason::Paused),
+            [pair("Ready", "Paused")]
+        );
+        assert_eq!(
+            merged(Some(false), Reason::DryRun),
+            [pair("Ready", "DryRun")]
+        );
     }
 
     #[test]

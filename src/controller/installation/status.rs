@@ -328,6 +328,7 @@ mod tests {
                 conditions::row("LandlordMigrated", "False", "DatabaseUnavailable"),
                 conditions::row("TenantMigrated", "Unknown", "Progressing"),
                 conditions::row("Ready", "False", "DatabaseUnavailable"),
+                conditions::row("Reconciling", "True", "DatabaseUnavailable"),
             ]
         );
         // Going down the tenant scope runs first: the landlord scope was not reached.
@@ -357,6 +358,7 @@ mod tests {
                 conditions::row("LandlordMigrated", "True", "Reconciled"),
                 conditions::row("TenantMigrated", "True", "Reconciled"),
                 conditions::row("Ready", "False", "DatabaseUnavailable"),
+                conditions::row("Reconciling", "True", "DatabaseUnavailable"),
             ]
         );
     }

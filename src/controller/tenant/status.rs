@@ -156,6 +156,7 @@ mod tests {
                     conditions::row("DatabaseReady", "False", unavailable),
                     conditions::row("Migrated", "Unknown", "Progressing"),
                     conditions::row("Ready", "False", unavailable),
+                    conditions::row("Reconciling", "True", unavailable),
                 ],
             ),
             (
@@ -164,6 +165,7 @@ mod tests {
                     conditions::row("DatabaseReady", "True", "Reconciled"),
                     conditions::row("Migrated", "False", unavailable),
                     conditions::row("Ready", "False", unavailable),
+                    conditions::row("Reconciling", "True", unavailable),
                 ],
             ),
             // The mirror write after every step: only Ready says so.
@@ -173,6 +175,7 @@ mod tests {
                     conditions::row("DatabaseReady", "True", "Reconciled"),
                     conditions::row("Migrated", "True", "Reconciled"),
                     conditions::row("Ready", "False", unavailable),
+                    conditions::row("Reconciling", "True", unavailable),
                 ],
             ),
         ];
@@ -215,6 +218,7 @@ mod tests {
                 conditions::row("DatabaseReady", "True", "Reconciled"),
                 conditions::row("Migrated", "True", "Reconciled"),
                 conditions::row("Ready", "False", "UninstallBlocked"),
+                conditions::row("Reconciling", "True", "UninstallBlocked"),
             ]
         );
     }
