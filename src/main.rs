@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 /// Landlord gives every tenant of a database-per-tenant SaaS its own PostgreSQL database and installs,
-/// upgrades and removes feature modules in it, driven by the Tenant and ModuleInstallation resources.
+/// upgrades and removes feature modules in it, driven by the Tenant, ModuleInstallation and ModuleRollout resources.
 #[derive(Parser)]
 #[command(name = "landlord", version, propagate_version = true)]
 struct Cli {
@@ -13,11 +13,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the operator: watch Tenants and ModuleInstallations and reconcile databases to match them.
+    /// Run the operator: watch Tenants, ModuleInstallations and ModuleRollouts and reconcile databases to
+    /// match them.
     ///
     /// Configured by the environment: LANDLORD_ADMIN_DATABASE_URL, LANDLORD_DATABASE_URL, LANDLORD_MODULES_DIR,
     /// LANDLORD_MIGRATIONS_DIR, LANDLORD_WATCH_NAMESPACE, LANDLORD_ENVIRONMENT, LANDLORD_MAX_DB_CONNECTIONS,
-    /// LANDLORD_CONCURRENCY, RUST_LOG.
+    /// LANDLORD_CONCURRENCY, LANDLORD_LOCK_TIMEOUT, LANDLORD_STATEMENT_TIMEOUT, RUST_LOG.
     Run,
     /// Print the CustomResourceDefinitions as YAML (what `crds/` holds): `landlord crds | kubectl apply -f -`.
     Crds,

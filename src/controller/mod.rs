@@ -21,5 +21,5 @@ pub use run::run;
 pub const TENANT_CONTROLLER: &str = "landlord-tenant";
 pub const INSTALLATION_CONTROLLER: &str = "landlord-moduleinstallation";
 pub const ROLLOUT_CONTROLLER: &str = "landlord-modulerollout";
-/// Finalizer on both kinds: cleanup (retain, drop, roll back) runs before the resource goes away.
+/// Finalizer on every kind: cleanup (retain, drop, roll back, delete installations) runs before the resource goes.
 pub const FINALIZER: &str = "tenancy.landlord.dev/cleanup";

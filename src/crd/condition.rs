@@ -19,7 +19,7 @@ pub enum ConditionType {
     Stalled,
 }
 
-/// Every reason either kind reports. The first block is fixed by the design contract.
+/// Every reason a kind reports. The first block is fixed by the design contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reason {
     InvalidSpec,
