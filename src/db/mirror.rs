@@ -50,9 +50,15 @@ impl SlugRecord {
         }
     }
 
+    /// The slug is claimed by the Tenant with `uid` (a retained slug is nobody's until re-claimed): the one
+    /// rule every destructive step and every installation checks.
+    pub fn is_owned_by(&self, uid: &str) -> bool {
+        !uid.is_empty() && self.owner.uid == uid
+    }
+
     /// Owned by `uid` and provisioned: what a ModuleInstallation needs before it touches the tenant.
     pub fn is_ready_for(&self, uid: &str) -> bool {
-        self.owner.uid == uid && self.status == "Ready"
+        self.is_owned_by(uid) && self.status == "Ready"
     }
 }
 

@@ -12,7 +12,7 @@ use sqlx::postgres::{PgDatabaseError, PgErrorPosition};
 use sqlx::{Connection, PgConnection};
 
 use super::Error;
-use super::error::MigrationFailure;
+use super::error::{MigrationFailure, sqlstate};
 use super::ident::{Ident, sql};
 use super::ledger;
 use super::plan::{Direction, ModuleScope, Step, file_name};
@@ -253,10 +253,6 @@ async fn locked_by_others(conn: &mut PgConnection, script: &str) -> Vec<String> 
             })
         })
         .collect()
-}
-
-fn sqlstate(error: &sqlx::Error) -> Option<String> {
-    super::error::sqlstate(error)
 }
 
 /// The simple query protocol, so a script may hold many statements.

@@ -100,14 +100,17 @@ pub async fn ledgers(valid: &ValidInstallation<'_>, ctx: &Context) -> Result<Led
         if valid.module.migrations(scope).is_empty() {
             continue;
         }
-        let blame = stop_at(condition_of(scope));
-        let mut conn = connect(ctx, scope, &valid.names, &valid.password)
-            .await
-            .map_err(blame)?;
-        let track = ModuleScope::of(valid.module, scope);
-        let status = ctx.migrator.status(&mut conn, &track).await;
-        conn.close().await.ok();
-        let applied = status.map_err(stop_at(condition_of(scope)))?.applied;
+        let applied = async {
+            let mut conn = connect(ctx, scope, &valid.names, &valid.password).await?;
+            let status = ctx
+                .migrator
+                .status(&mut conn, &ModuleScope::of(valid.module, scope))
+                .await;
+            conn.close().await.ok();
+            Ok::<_, Error>(status?.applied)
+        }
+        .await
+        .map_err(stop_at(condition_of(scope)))?;
         match scope {
             Scope::Landlord => ledgers.landlord = Some(applied),
             Scope::Tenant => ledgers.tenant = Some(applied),

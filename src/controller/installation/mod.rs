@@ -108,8 +108,9 @@ async fn install<'c>(
     ctx: &'c Context,
     plan: &mut Option<InstallationPlan<'c>>,
 ) -> Result<apply::Applied, Stopped> {
-    let blame = stop_at(ConditionType::DependenciesSatisfied);
-    let world = gather::gather(mi, ctx).await.map_err(blame)?;
+    let world = gather::gather(mi, ctx)
+        .await
+        .map_err(stop_at(ConditionType::DependenciesSatisfied))?;
     let valid = validate::validate(mi, world, &ctx.catalog)
         .map_err(stop_at(ConditionType::DependenciesSatisfied))?;
     let ledgers = gather::ledgers(&valid, ctx).await?;

@@ -52,7 +52,7 @@ fn plan<'c>(
     let owns_slug = world
         .slug
         .as_ref()
-        .is_some_and(|record| record.owner.uid == tenant.owner.uid);
+        .is_some_and(|record| record.is_owned_by(&tenant.owner.uid));
     let installs_module = world
         .installed
         .iter()

@@ -27,7 +27,6 @@ pub async fn apply(
     plan: TenantPlan,
     ctx: &Context,
 ) -> Result<Applied, Stopped> {
-    let database_step = stop_at(ConditionType::DatabaseReady);
     let pool = ctx.databases.landlord_pool();
     let record = TenantRecord {
         slug: valid.names.slug(),
@@ -39,7 +38,7 @@ pub async fn apply(
         .await
         .map_err(Error::from)
         .and_then(|claim| check_claim(valid.names.slug(), claim));
-    claim.map_err(database_step)?;
+    claim.map_err(stop_at(ConditionType::DatabaseReady))?;
 
     let request = TenantRequest {
         tenant: &valid.names,

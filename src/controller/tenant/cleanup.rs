@@ -77,7 +77,7 @@ fn plan(tenant: &Tenant, world: World, production: bool) -> Result<Deletion, Err
     if world
         .slug
         .as_ref()
-        .is_none_or(|record| record.owner.uid != valid.owner.uid)
+        .is_none_or(|record| !record.is_owned_by(&valid.owner.uid))
     {
         return Ok(Deletion::NothingOurs);
     }

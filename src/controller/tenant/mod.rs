@@ -99,8 +99,9 @@ impl Pipeline for Tenant {
 }
 
 async fn provision(tenant: &Tenant, ctx: &Context) -> Result<apply::Applied, Stopped> {
-    let blame = stop_at(ConditionType::DatabaseReady);
-    let world = gather::gather(tenant, ctx).await.map_err(blame)?;
+    let world = gather::gather(tenant, ctx)
+        .await
+        .map_err(stop_at(ConditionType::DatabaseReady))?;
     let valid =
         validate::validate(tenant, &world).map_err(stop_at(ConditionType::DatabaseReady))?;
     let plan = plan::plan(tenant, &valid, world, &ctx.databases, &ctx.catalog);
