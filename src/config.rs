@@ -15,6 +15,8 @@ pub enum Environment {
     Other(String),
 }
 
+const DRIFT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
 /// Everything `landlord run` reads from its environment. Database URLs carry passwords: `Debug` hides them.
 #[derive(Clone)]
 pub struct Config {
@@ -38,6 +40,12 @@ pub struct Config {
     /// What a migration statement may wait for a lock and run unless its file says otherwise
     /// (LANDLORD_LOCK_TIMEOUT, default 5s; LANDLORD_STATEMENT_TIMEOUT, default 30min).
     pub migration_timeouts: Timeouts,
+    /// How often every tenant database is visited to look for drift the records cannot see
+    /// (LANDLORD_DRIFT_INTERVAL, default 6h; `0` or `off` turns it off).
+    pub drift_interval: Option<std::time::Duration>,
+    /// Tenant-database sessions per second the drift check may open (LANDLORD_DRIFT_SESSIONS_PER_SECOND,
+    /// default 2).
+    pub drift_sessions_per_second: f64,
 }
 
 impl std::fmt::Debug for Config {
@@ -56,6 +64,8 @@ impl std::fmt::Debug for Config {
             .field("identity", &self.identity)
             .field("lease_duration_seconds", &self.lease_duration_seconds)
             .field("migration_timeouts", &self.migration_timeouts)
+            .field("drift_interval", &self.drift_interval)
+            .field("drift_sessions_per_second", &self.drift_sessions_per_second)
             .finish()
     }
 }
@@ -99,6 +109,22 @@ impl Config {
             lock: duration("LANDLORD_LOCK_TIMEOUT", defaults.lock)?,
             statement: duration("LANDLORD_STATEMENT_TIMEOUT", defaults.statement)?,
         };
+        let drift_interval = match lookup("LANDLORD_DRIFT_INTERVAL").as_deref().map(str::trim) {
+            Some("0" | "off") => None,
+            _ => Some(duration("LANDLORD_DRIFT_INTERVAL", DRIFT_INTERVAL)?),
+        };
+        let drift_sessions_per_second = match lookup("LANDLORD_DRIFT_SESSIONS_PER_SECOND") {
+            None => 2.0,
+            Some(value) => match value.trim().parse::<f64>() {
+                Ok(n) if n > 0.0 && n.is_finite() => n,
+                _ => {
+                    return Err(ConfigError::NotANumber {
+                        name: "LANDLORD_DRIFT_SESSIONS_PER_SECOND",
+                        value,
+                    });
+                }
+            },
+        };
         let concurrency = number("LANDLORD_CONCURRENCY", 4)?;
         let watch_namespace = lookup("LANDLORD_WATCH_NAMESPACE");
         let http_addr = lookup("LANDLORD_HTTP_ADDR").unwrap_or_else(|| "0.0.0.0:8080".into());
@@ -135,6 +161,8 @@ impl Config {
             identity,
             lease_duration_seconds: number("LANDLORD_LEASE_DURATION_SECONDS", 15)? as u64,
             migration_timeouts,
+            drift_interval,
+            drift_sessions_per_second,
         })
     }
 
@@ -180,6 +208,27 @@ mod tests {
         assert_eq!(config.lease_namespace, "default");
         assert_eq!(config.lease_duration_seconds, 15);
         assert_eq!(config.migration_timeouts, Timeouts::default());
+        assert_eq!(config.drift_interval, Some(DRIFT_INTERVAL));
+        assert_eq!(config.drift_sessions_per_second, 2.0);
+    }
+
+    #[test]
+    fn drift_checks_can_be_paced_or_turned_off() {
+        let mut pairs = URLS.to_vec();
+        pairs.push(("LANDLORD_DRIFT_INTERVAL", "30min"));
+        pairs.push(("LANDLORD_DRIFT_SESSIONS_PER_SECOND", "0.5"));
+        let paced = config(&pairs).unwrap();
+        assert_eq!(
+            paced.drift_interval,
+            Some(std::time::Duration::from_secs(1800))
+        );
+        assert_eq!(paced.drift_sessions_per_second, 0.5);
+        let mut pairs = URLS.to_vec();
+        pairs.push(("LANDLORD_DRIFT_INTERVAL", "off"));
+        assert_eq!(config(&pairs).unwrap().drift_interval, None);
+        let mut pairs = URLS.to_vec();
+        pairs.push(("LANDLORD_DRIFT_SESSIONS_PER_SECOND", "0"));
+        assert!(config(&pairs).is_err());
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub struct Metrics {
     leader: Gauge,
     public_landlord_database: Gauge,
     rollouts: Family<RolloutLabels, Gauge>,
+    in_place: Family<ControllerLabels, Counter>,
+    drift_visits: Counter,
     ready: AtomicBool,
 }
 
@@ -104,8 +106,22 @@ impl Default for Metrics {
             "1 when PUBLIC holds CONNECT on the landlord database: any tenant's credentials could open it",
             public_landlord_database.clone(),
         );
+        let in_place = Family::<ControllerLabels, Counter>::default();
+        registry.register(
+            "reconciles_in_place",
+            "Reconciles that found everything in place from Landlord's records alone, without a tenant database session",
+            in_place.clone(),
+        );
+        let drift_visits = Counter::default();
+        registry.register(
+            "drift_visits",
+            "Tenants and installations the drift check made due for a visit of their database",
+            drift_visits.clone(),
+        );
         Metrics {
             registry,
+            in_place,
+            drift_visits,
             reconciles,
             failures,
             durations,
@@ -139,6 +155,16 @@ impl Metrics {
                 })
                 .inc();
         }
+    }
+
+    pub fn in_place(&self, controller: &'static str) {
+        self.in_place
+            .get_or_create(&ControllerLabels { controller })
+            .inc();
+    }
+
+    pub fn drift_visit(&self) {
+        self.drift_visits.inc();
     }
 
     pub fn migrations_applied(&self, scope: &'static str, count: usize) {

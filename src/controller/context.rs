@@ -29,6 +29,8 @@ pub struct Context {
     /// The installation controller's cache, for hot-path reads of sibling installations.
     pub(super) installations:
         std::sync::OnceLock<kube::runtime::reflector::Store<ModuleInstallation>>,
+    /// Objects the drift check made due for a visit of their database.
+    pub(super) visits: super::drift::Visits,
     /// Consecutive failures per object UID, for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -63,6 +65,7 @@ impl Context {
             metrics,
             tenants: std::sync::OnceLock::new(),
             installations: std::sync::OnceLock::new(),
+            visits: Default::default(),
             failures: Mutex::default(),
         }
     }

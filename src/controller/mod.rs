@@ -4,6 +4,7 @@
 pub mod conditions;
 mod context;
 pub mod credentials;
+pub mod drift;
 mod error;
 pub mod installation;
 mod pipeline;

@@ -82,13 +82,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let work = async {
             migrate_landlord_core(&ctx).await;
             check_landlord_database(&ctx).await;
-            let tenants = super::tenant::controller(ctx.clone());
-            let installations = super::installation::controller(ctx.clone());
+            let (due, senders) = super::drift::triggers();
+            let tenants = super::tenant::controller(ctx.clone(), due.tenants);
+            let installations = super::installation::controller(ctx.clone(), due.installations);
             let rollouts = super::rollout::controller(ctx.clone());
             futures::join!(
                 tenants.for_each(|_| async {}),
                 installations.for_each(|_| async {}),
-                rollouts.for_each(|_| async {})
+                rollouts.for_each(|_| async {}),
+                super::drift::run(&ctx, senders)
             );
         };
         // Dropping `work` cancels in-flight reconciles: an interrupted migration's transaction rolls back

@@ -32,6 +32,8 @@ pub struct SlugRecord {
     pub owner: TenantOwner,
     /// `Provisioning`, `Ready` or `Retained`: written by the operator alone.
     pub status: String,
+    /// The resourceVersion of the credentials Secret whose password last logged in.
+    pub credentials_version: Option<String>,
 }
 
 impl SlugRecord {
@@ -107,7 +109,7 @@ pub async fn claim_tenant(
 
 pub async fn slug_record(pool: &PgPool, slug: &str) -> Result<Option<SlugRecord>, Error> {
     let row =
-        sqlx::query("SELECT resource_uid, namespace, name, status FROM tenants WHERE slug = $1")
+        sqlx::query("SELECT resource_uid, namespace, name, status, credentials_version FROM tenants WHERE slug = $1")
             .bind(slug)
             .fetch_optional(pool)
             .await
@@ -119,6 +121,7 @@ pub async fn slug_record(pool: &PgPool, slug: &str) -> Result<Option<SlugRecord>
             name: row.get("name"),
         },
         status: row.get("status"),
+        credentials_version: row.get("credentials_version"),
     }))
 }
 
@@ -136,6 +139,27 @@ pub async fn set_tenant_status(
     .bind(slug)
     .bind(uid)
     .bind(status)
+    .execute(pool)
+    .await
+    .map_err(|e| Error::sql("updating the tenant mirror", DATABASE, e))?;
+    Ok(())
+}
+
+/// The tenant is provisioned and migrated, and the password of the Secret at `credentials_version` logs in.
+pub async fn record_tenant_ready(
+    pool: &PgPool,
+    slug: &str,
+    uid: &str,
+    credentials_version: Option<&str>,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE tenants SET status = 'Ready', credentials_version = $3, updated_at = now()
+          WHERE slug = $1 AND resource_uid = $2
+            AND (status, credentials_version) IS DISTINCT FROM ('Ready', $3)",
+    )
+    .bind(slug)
+    .bind(uid)
+    .bind(credentials_version)
     .execute(pool)
     .await
     .map_err(|e| Error::sql("updating the tenant mirror", DATABASE, e))?;
@@ -351,6 +375,7 @@ mod tests {
                 name: name.into(),
             },
             status: status.into(),
+            credentials_version: None,
         }
     }
 

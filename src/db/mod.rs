@@ -19,6 +19,7 @@ pub mod mirror;
 mod owner;
 mod plan;
 mod provision;
+pub mod records;
 mod secret;
 mod step;
 

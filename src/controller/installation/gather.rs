@@ -13,6 +13,7 @@ use super::validate::ValidInstallation;
 use crate::catalog::Scope;
 use crate::crd::{ConditionType, ModuleInstallation, Tenant};
 use crate::db::mirror::{self, InstalledModule, SlugRecord};
+use crate::db::records::{self, Recorded};
 use crate::db::{DbConnection, LedgerEntry, ModuleScope, Password, TenantNames};
 
 pub struct World {
@@ -92,6 +93,56 @@ impl Ledgers {
             Scope::Tenant => self.tenant.as_deref(),
         }
     }
+}
+
+/// What Landlord's records hold of each managed scope (a scope without migrations: None). Opens no
+/// tenant database.
+#[derive(Debug, Default)]
+pub struct Records {
+    pub landlord: Option<Vec<Recorded>>,
+    pub tenant: Option<Vec<Recorded>>,
+}
+
+impl Records {
+    pub fn of(&self, scope: Scope) -> Option<&[Recorded]> {
+        match scope {
+            Scope::Landlord => self.landlord.as_deref(),
+            Scope::Tenant => self.tenant.as_deref(),
+        }
+    }
+
+    /// The ledgers the records stand for, for planning (and so for status) as a visit would.
+    pub fn as_ledgers(&self, valid: &ValidInstallation<'_>) -> Ledgers {
+        let ledger = |scope| {
+            self.of(scope)
+                .map(|r| records::as_ledger(&ModuleScope::of(valid.module, scope), r))
+        };
+        Ledgers {
+            landlord: ledger(Scope::Landlord),
+            tenant: ledger(Scope::Tenant),
+        }
+    }
+}
+
+pub async fn records(valid: &ValidInstallation<'_>, ctx: &Context) -> Result<Records, Error> {
+    let pool = ctx.databases.landlord_pool();
+    let module = &valid.module.name;
+    let mut found = Records::default();
+    for &scope in &valid.scopes {
+        if valid.module.migrations(scope).is_empty() {
+            continue;
+        }
+        match scope {
+            Scope::Landlord => {
+                found.landlord = Some(records::landlord_records(pool, module).await?)
+            }
+            Scope::Tenant => {
+                let slug = valid.names.slug();
+                found.tenant = Some(records::tenant_records(pool, slug, module).await?)
+            }
+        }
+    }
+    Ok(found)
 }
 
 pub async fn ledgers(valid: &ValidInstallation<'_>, ctx: &Context) -> Result<Ledgers, Stopped> {

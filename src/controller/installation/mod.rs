@@ -35,6 +35,7 @@ const RESYNC: Duration = Duration::from_secs(600);
 
 pub fn controller(
     ctx: Arc<Context>,
+    due: impl Stream<Item = ObjectRef<ModuleInstallation>> + Send + 'static,
 ) -> impl Stream<
     Item = Result<
         (ObjectRef<ModuleInstallation>, Action),
@@ -70,6 +71,8 @@ pub fn controller(
                 .map(|mi| ObjectRef::from_obj(&*mi))
                 .collect::<Vec<_>>()
         })
+        // The drift check's visits.
+        .reconcile_on(due)
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
         .run(reconcile::<ModuleInstallation>, error_policy, ctx)
 }
@@ -111,8 +114,27 @@ async fn install<'c>(
     let world = gather::gather(mi, ctx)
         .await
         .map_err(stop_at(ConditionType::DependenciesSatisfied))?;
+    let recorded = world
+        .installed
+        .iter()
+        .find(|m| m.module == mi.spec.module)
+        .cloned();
     let valid = validate::validate(mi, world, &ctx.catalog)
         .map_err(stop_at(ConditionType::DependenciesSatisfied))?;
+    // A resync of what is already in place is decided from Landlord's records, without a tenant session,
+    // unless the drift check made this installation due for a visit.
+    let visit_due = ctx.visits.take(&mi.uid().unwrap_or_default());
+    if !visit_due && plan::may_be_in_place(mi, &valid, recorded.as_ref()) {
+        let records = gather::records(&valid, ctx)
+            .await
+            .map_err(stop_at(ConditionType::Ready))?;
+        if plan::in_place(&valid, &records) {
+            ctx.metrics.in_place(INSTALLATION_CONTROLLER);
+            let ledgers = records.as_ledgers(&valid);
+            *plan = Some(plan::plan(mi, valid, &ledgers)?);
+            return Ok(apply::Applied::default());
+        }
+    }
     let ledgers = gather::ledgers(&valid, ctx).await?;
     let planned = plan.insert(plan::plan(mi, valid, &ledgers)?);
     plan::check(planned, ctx.config.is_production())?;

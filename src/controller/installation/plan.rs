@@ -4,11 +4,12 @@
 
 use super::super::Error;
 use super::super::conditions::{Stopped, stop_at};
-use super::gather::{Ledgers, condition_of};
-use super::validate::ValidInstallation;
+use super::gather::{Ledgers, Records, condition_of};
+use super::validate::{InstallerClaim, ValidInstallation};
 use crate::catalog::Scope;
 use crate::crd::{ModuleInstallation, PlanStep};
-use crate::db::{self, Direction, ModuleScope};
+use crate::db::mirror::InstalledModule;
+use crate::db::{self, Direction, ModuleScope, records};
 
 #[derive(Debug)]
 pub struct InstallationPlan<'c> {
@@ -91,6 +92,45 @@ pub fn plan<'c>(
     })
 }
 
+/// Whether the installation may already stand where its spec asks, judged before reading any record: Ready
+/// for this generation at this release, no reinstall asked, and the landlord recording it as the
+/// installer of this release.
+pub fn may_be_in_place(
+    mi: &ModuleInstallation,
+    valid: &ValidInstallation<'_>,
+    recorded: Option<&InstalledModule>,
+) -> bool {
+    let release = valid.release.version.to_string();
+    let status = mi.status.as_ref();
+    let ready = status.is_some_and(|s| {
+        s.installed_version.as_deref() == Some(release.as_str())
+            && s.conditions.iter().any(|c| {
+                c.type_ == "Ready"
+                    && c.status == "True"
+                    && c.observed_generation == mi.metadata.generation
+            })
+    });
+    let recorded = recorded.is_some_and(|r| {
+        r.status == "Installed"
+            && r.version.as_deref() == Some(release.as_str())
+            && valid.claim == InstallerClaim::Ours
+    });
+    ready && recorded && valid.reinstall.is_none() && !mi.spec.dry_run
+}
+
+/// Whether Landlord's records put every managed scope exactly at the release: then nothing would run, and
+/// no database needs a visit.
+pub fn in_place(valid: &ValidInstallation<'_>, records: &Records) -> bool {
+    valid.scopes.iter().all(|&scope| match records.of(scope) {
+        None => valid.module.migrations(scope).is_empty(),
+        Some(recorded) => records::in_place(
+            &ModuleScope::of(valid.module, scope),
+            valid.release.target(scope),
+            recorded,
+        ),
+    })
+}
+
 /// Production refuses every step down — a downgrade, a release that leaves out a scope, a reinstall — before
 /// anything runs, blaming the first scope that would go down.
 pub fn check(plan: &InstallationPlan<'_>, production: bool) -> Result<(), Stopped> {
@@ -165,7 +205,6 @@ pub fn describe(steps: &[db::Step]) -> String {
 
 #[cfg(test)]
 pub(super) mod tests {
-    use super::super::validate::InstallerClaim;
     use super::*;
     use crate::catalog::Catalog;
     use crate::crd::ConditionType;
@@ -340,5 +379,90 @@ pub(super) mod tests {
             false,
         );
         assert!(check(&dry, true).is_ok());
+    }
+
+    #[test]
+    fn only_an_installation_whose_records_stand_at_its_release_skips_the_databases() {
+        use crate::crd::ModuleInstallationStatus;
+        use crate::db::mirror::{InstalledModule, Installer};
+        use crate::db::records::Recorded;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        let catalog = catalog();
+        let mut mi = mi("digital_card", None, false);
+        mi.metadata.generation = Some(3);
+        let planned = plan_for(&catalog, &mi, Some("1.0.0"), false);
+        let valid = &planned.valid;
+        let release = valid.release.version.to_string();
+        let condition = k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+            type_: "Ready".into(),
+            status: "True".into(),
+            reason: "Reconciled".into(),
+            message: String::new(),
+            observed_generation: Some(3),
+            last_transition_time: Time(jiff::Timestamp::UNIX_EPOCH),
+        };
+        mi.status = Some(ModuleInstallationStatus {
+            installed_version: Some(release.clone()),
+            conditions: vec![condition],
+            ..Default::default()
+        });
+        let recorded = |version: &str, status: &str| InstalledModule {
+            module: "digital_card".into(),
+            version: Some(version.into()),
+            status: status.into(),
+            installer: Installer {
+                uid: String::new(),
+                name: "acme-x".into(),
+            },
+        };
+        assert!(may_be_in_place(
+            &mi,
+            valid,
+            Some(&recorded(&release, "Installed"))
+        ));
+        assert!(!may_be_in_place(
+            &mi,
+            valid,
+            Some(&recorded(&release, "Installing"))
+        ));
+        assert!(!may_be_in_place(
+            &mi,
+            valid,
+            Some(&recorded("0.0.1", "Installed"))
+        ));
+        assert!(!may_be_in_place(&mi, valid, None));
+        let mut newer_spec = mi.clone();
+        newer_spec.metadata.generation = Some(4);
+        assert!(!may_be_in_place(
+            &newer_spec,
+            valid,
+            Some(&recorded(&release, "Installed"))
+        ));
+
+        let records_at = |version: Option<&str>| {
+            let of = |scope| {
+                Some(
+                    at_release(&catalog, "digital_card", scope, version)
+                        .into_iter()
+                        .map(|e| Recorded {
+                            version: e.version,
+                            checksum: e.checksum,
+                            settled: true,
+                        })
+                        .collect::<Vec<_>>(),
+                )
+            };
+            Records {
+                landlord: of(Scope::Landlord),
+                tenant: of(Scope::Tenant),
+            }
+        };
+        assert!(in_place(valid, &records_at(Some(&release))));
+        assert!(!in_place(valid, &records_at(None)));
+        let mut unsettled = records_at(Some(&release));
+        if let Some(last) = unsettled.tenant.as_mut().and_then(|t| t.last_mut()) {
+            last.settled = false;
+        }
+        assert!(!in_place(valid, &unsettled));
     }
 }

@@ -234,6 +234,7 @@ mod tests {
                     name: "acme".into(),
                 },
                 status: "Ready".into(),
+                credentials_version: None,
             }),
             installed: modules,
             installer_exists: true,

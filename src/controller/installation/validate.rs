@@ -220,6 +220,7 @@ mod tests {
                 name: "acme".into(),
             },
             status: status.into(),
+            credentials_version: None,
         }
     }
 

@@ -71,10 +71,12 @@ pub async fn apply(
         ctx.event(tenant, false, "PasswordSet", "Provision", note)
             .await;
     }
+    let mut credentials_version = plan.credentials_version;
     if let Some(secret) = plan.secret {
-        write_secret(ctx, &secret)
+        let written = write_secret(ctx, &secret)
             .await
             .map_err(stop_at(ConditionType::DatabaseReady))?;
+        credentials_version = written.metadata.resource_version;
     }
 
     let track = ModuleScope::core(&ctx.catalog, Scope::Tenant);
@@ -103,7 +105,9 @@ pub async fn apply(
         let note = format!("Applied core tenant migrations: {}.", names.join(", "));
         ctx.event(tenant, false, "Migrated", "Migrate", note).await;
     }
-    mirror::set_tenant_status(pool, valid.names.slug(), &valid.owner.uid, "Ready")
+    // The password logged in above: until the Secret changes, a resync need not log in to know it.
+    let verified = credentials_version.as_deref();
+    mirror::record_tenant_ready(pool, valid.names.slug(), &valid.owner.uid, verified)
         .await
         .map_err(stop_at(ConditionType::Ready))?;
     Ok(Applied {
@@ -111,13 +115,14 @@ pub async fn apply(
     })
 }
 
-async fn write_secret(ctx: &Context, secret: &Secret) -> Result<(), Error> {
+async fn write_secret(ctx: &Context, secret: &Secret) -> Result<Secret, Error> {
     let api = ctx.api::<Secret>(&secret.namespace().unwrap_or_default());
-    api.patch(
-        &secret.name_any(),
-        &PatchParams::apply(TENANT_CONTROLLER).force(),
-        &Patch::Apply(secret),
-    )
-    .await?;
-    Ok(())
+    let written = api
+        .patch(
+            &secret.name_any(),
+            &PatchParams::apply(TENANT_CONTROLLER).force(),
+            &Patch::Apply(secret),
+        )
+        .await?;
+    Ok(written)
 }

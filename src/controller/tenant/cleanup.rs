@@ -187,6 +187,7 @@ mod tests {
                     name: "acme".into(),
                 },
                 status: "Ready".into(),
+                credentials_version: None,
             }),
             secret: None,
             remaining: remaining.iter().map(|s| s.to_string()).collect(),

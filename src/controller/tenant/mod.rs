@@ -25,7 +25,9 @@ use super::context::error_policy;
 use super::credentials::MANAGED_BY;
 use super::pipeline::{Pipeline, reconcile};
 use super::{Context, Error, TENANT_CONTROLLER};
+use crate::catalog::{CORE_MODULE, Scope};
 use crate::crd::{ConditionType, ModuleInstallation, Tenant, TenantStatus};
+use crate::db::{ModuleScope, records};
 
 pub(super) use validate::validate_spec;
 
@@ -33,6 +35,7 @@ const RESYNC: Duration = Duration::from_secs(300);
 
 pub fn controller(
     ctx: Arc<Context>,
+    due: impl Stream<Item = ObjectRef<Tenant>> + Send + 'static,
 ) -> impl Stream<Item = Result<(ObjectRef<Tenant>, Action), controller::Error<Error, watcher::Error>>>
 {
     let namespace = ctx.config.watch_namespace.as_deref();
@@ -55,6 +58,8 @@ pub fn controller(
                 .filter(|t| t.metadata.deletion_timestamp.is_some())
                 .map(|_| tenant)
         })
+        // The drift check's visits.
+        .reconcile_on(due)
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
         .run(reconcile::<Tenant>, error_policy, ctx)
 }
@@ -104,6 +109,23 @@ async fn provision(tenant: &Tenant, ctx: &Context) -> Result<apply::Applied, Sto
         .map_err(stop_at(ConditionType::DatabaseReady))?;
     let valid =
         validate::validate(tenant, &world).map_err(stop_at(ConditionType::DatabaseReady))?;
+    let slug = world.slug.clone();
     let plan = plan::plan(tenant, &valid, world, &ctx.databases, &ctx.catalog);
+    // A resync of what is already in place is decided from Landlord's records, without a tenant session,
+    // unless the drift check made this Tenant due for a visit.
+    let visit_due = ctx.visits.take(&valid.owner.uid);
+    if !visit_due && plan::may_be_in_place(tenant, &valid, slug.as_ref(), &plan) {
+        let pool = ctx.databases.landlord_pool();
+        let records = records::tenant_records(pool, valid.names.slug(), CORE_MODULE)
+            .await
+            .map_err(stop_at(ConditionType::Ready))?;
+        let core = ModuleScope::core(&ctx.catalog, Scope::Tenant);
+        if records::in_place(&core, plan.core_target, &records) {
+            ctx.metrics.in_place(TENANT_CONTROLLER);
+            return Ok(apply::Applied {
+                core_version: plan.core_target,
+            });
+        }
+    }
     apply::apply(tenant, &valid, plan, ctx).await
 }

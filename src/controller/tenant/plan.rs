@@ -7,6 +7,7 @@ use super::gather::World;
 use super::validate::ValidTenant;
 use crate::catalog::Catalog;
 use crate::crd::Tenant;
+use crate::db::mirror::SlugRecord;
 use crate::db::{Databases, Password};
 
 #[derive(Debug)]
@@ -17,6 +18,8 @@ pub struct TenantPlan {
     pub secret: Option<Secret>,
     /// The core tenant schema's last migration.
     pub core_target: Option<i64>,
+    /// The resourceVersion of the Secret as found (None: there is none yet).
+    pub credentials_version: Option<String>,
 }
 
 pub fn plan(
@@ -40,9 +43,38 @@ pub fn plan(
         .then_some(desired);
     TenantPlan {
         password,
+        credentials_version: world
+            .secret
+            .as_ref()
+            .and_then(|s| s.metadata.resource_version.clone()),
         secret,
         core_target: catalog.core_tenant.latest(),
     }
+}
+
+/// Whether the Tenant may already stand where its spec asks, judged before reading any record: Ready for
+/// this generation at the core target, its Secret as it must be and at the version whose password the
+/// landlord recorded as logging in, the slug provisioned for it.
+pub fn may_be_in_place(
+    tenant: &Tenant,
+    valid: &ValidTenant,
+    slug: Option<&SlugRecord>,
+    plan: &TenantPlan,
+) -> bool {
+    let ready = tenant.status.as_ref().is_some_and(|s| {
+        s.core_version == plan.core_target
+            && s.conditions.iter().any(|c| {
+                c.type_ == "Ready"
+                    && c.status == "True"
+                    && c.observed_generation == tenant.metadata.generation
+            })
+    });
+    let verified = slug.is_some_and(|r| {
+        r.is_ready_for(&valid.owner.uid)
+            && plan.credentials_version.is_some()
+            && r.credentials_version == plan.credentials_version
+    });
+    ready && verified && plan.secret.is_none()
 }
 
 /// Values, labels or owner differ (a hand edit, a Secret kept by a retained deletion, an older Landlord).
@@ -150,5 +182,81 @@ mod tests {
         assert_eq!(after_edit.password.expose(), "chosen");
         let uri = &after_edit.secret.unwrap().data.unwrap()["uri"];
         assert!(String::from_utf8_lossy(&uri.0).contains(":chosen@"));
+    }
+
+    #[tokio::test]
+    async fn only_a_ready_tenant_with_verified_credentials_may_skip_its_database() {
+        use crate::crd::TenantStatus;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        let (mut tenant, valid, databases) = fixture();
+        tenant.metadata.generation = Some(2);
+        let mut secret = plan(
+            &tenant,
+            &valid,
+            world(None),
+            &databases,
+            &Catalog::default(),
+        )
+        .secret
+        .unwrap();
+        secret.metadata.resource_version = Some("41".into());
+        let planned = plan(
+            &tenant,
+            &valid,
+            world(Some(secret)),
+            &databases,
+            &Catalog::default(),
+        );
+        let ready = |generation: i64| {
+            let condition = k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                reason: "Reconciled".into(),
+                message: String::new(),
+                observed_generation: Some(generation),
+                last_transition_time: Time(jiff::Timestamp::UNIX_EPOCH),
+            };
+            Some(TenantStatus {
+                conditions: vec![condition],
+                core_version: planned.core_target,
+                ..Default::default()
+            })
+        };
+        let record = |status: &str, version: Option<&str>| SlugRecord {
+            owner: valid.owner.clone(),
+            status: status.into(),
+            credentials_version: version.map(String::from),
+        };
+        tenant.status = ready(2);
+        assert!(may_be_in_place(
+            &tenant,
+            &valid,
+            Some(&record("Ready", Some("41"))),
+            &planned
+        ));
+        // The Secret changed since its password last logged in; never verified; slug not provisioned.
+        for slug in [
+            record("Ready", Some("40")),
+            record("Ready", None),
+            record("Provisioning", Some("41")),
+        ] {
+            assert!(!may_be_in_place(&tenant, &valid, Some(&slug), &planned));
+        }
+        assert!(!may_be_in_place(&tenant, &valid, None, &planned));
+        // A spec the operator has not seen yet, or no status.
+        tenant.status = ready(1);
+        assert!(!may_be_in_place(
+            &tenant,
+            &valid,
+            Some(&record("Ready", Some("41"))),
+            &planned
+        ));
+        tenant.status = None;
+        assert!(!may_be_in_place(
+            &tenant,
+            &valid,
+            Some(&record("Ready", Some("41"))),
+            &planned
+        ));
     }
 }

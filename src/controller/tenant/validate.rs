@@ -110,6 +110,7 @@ mod tests {
                 name: name.into(),
             },
             status: "Ready".into(),
+            credentials_version: None,
         }
     }
 
