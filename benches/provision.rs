@@ -169,6 +169,7 @@ async fn run_landlord_db(
                 owner: &bench_owner(),
                 password: &password,
                 extensions: &[],
+                templates: None,
             },
         )
         .await?;

@@ -46,6 +46,9 @@ pub struct Config {
     /// Tenant-database sessions per second the drift check may open (LANDLORD_DRIFT_SESSIONS_PER_SECOND,
     /// default 2).
     pub drift_sessions_per_second: f64,
+    /// New tenant databases are cloned from Landlord's template of the core tenant schema
+    /// (LANDLORD_TENANT_TEMPLATE, default `on`; `off` migrates each one from scratch).
+    pub tenant_template: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -66,6 +69,7 @@ impl std::fmt::Debug for Config {
             .field("migration_timeouts", &self.migration_timeouts)
             .field("drift_interval", &self.drift_interval)
             .field("drift_sessions_per_second", &self.drift_sessions_per_second)
+            .field("tenant_template", &self.tenant_template)
             .finish()
     }
 }
@@ -80,6 +84,8 @@ pub enum ConfigError {
     NotAnAddress(String),
     #[error("{name}: {reason}")]
     NotADuration { name: &'static str, reason: String },
+    #[error("{name} must be `on` or `off`, not `{value}`")]
+    NotOnOff { name: &'static str, value: String },
 }
 
 impl Config {
@@ -125,6 +131,16 @@ impl Config {
                 }
             },
         };
+        let tenant_template = match lookup("LANDLORD_TENANT_TEMPLATE").as_deref().map(str::trim) {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(ConfigError::NotOnOff {
+                    name: "LANDLORD_TENANT_TEMPLATE",
+                    value: other.to_string(),
+                });
+            }
+        };
         let concurrency = number("LANDLORD_CONCURRENCY", 4)?;
         let watch_namespace = lookup("LANDLORD_WATCH_NAMESPACE");
         let http_addr = lookup("LANDLORD_HTTP_ADDR").unwrap_or_else(|| "0.0.0.0:8080".into());
@@ -163,6 +179,7 @@ impl Config {
             migration_timeouts,
             drift_interval,
             drift_sessions_per_second,
+            tenant_template,
         })
     }
 
@@ -210,6 +227,7 @@ mod tests {
         assert_eq!(config.migration_timeouts, Timeouts::default());
         assert_eq!(config.drift_interval, Some(DRIFT_INTERVAL));
         assert_eq!(config.drift_sessions_per_second, 2.0);
+        assert!(config.tenant_template);
     }
 
     #[test]

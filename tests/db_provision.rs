@@ -40,6 +40,7 @@ async fn ensure(
             owner,
             password,
             extensions,
+            templates: None,
         },
     )
     .await?;

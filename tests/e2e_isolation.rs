@@ -197,7 +197,8 @@ async fn code_a_tenant_plants_runs_with_the_tenants_privileges_only() {
     let role = secret_value(&secret, "username");
 
     // With nothing but its own credentials, the tenant replaces the ledger by a view over a function that
-    // tries to give itself CREATEROLE and CREATEDB, and shadows the search path.
+    // tries to give itself CREATEROLE and CREATEDB (called by reads of the view and by a trigger on the
+    // rows it records), and shadows the search path.
     let mut tenant = sqlx::PgConnection::connect(&secret_value(&secret, "uri"))
         .await
         .unwrap();
@@ -216,6 +217,10 @@ async fn code_a_tenant_plants_runs_with_the_tenants_privileges_only() {
          ALTER TABLE landlord_migrations.ledger RENAME TO ledger_kept;
          CREATE VIEW landlord_migrations.ledger AS
            SELECT * FROM landlord_migrations.ledger_kept WHERE public.evil();
+         CREATE FUNCTION public.evil_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM public.evil(); RETURN NEW; END $$;
+         CREATE TRIGGER evil AFTER INSERT ON landlord_migrations.ledger_kept
+           FOR EACH ROW EXECUTE FUNCTION public.evil_trigger();
          CREATE SCHEMA shadow;
          ALTER ROLE {role} SET search_path = shadow, public;
          ALTER DATABASE {role} SET search_path = shadow, public;"

@@ -12,7 +12,7 @@ use super::Error;
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::crd::{ModuleInstallation, Tenant};
-use crate::db::{Databases, Migrator};
+use crate::db::{Databases, Migrator, Templates};
 use crate::metrics::{Metrics, ReasonLabel};
 
 /// What every reconcile shares.
@@ -21,6 +21,8 @@ pub struct Context {
     pub catalog: Arc<Catalog>,
     pub databases: Arc<Databases>,
     pub migrator: Migrator,
+    /// Landlord's template of the core tenant schema, when new databases are cloned from it.
+    pub templates: Option<Templates>,
     pub config: Config,
     pub metrics: Arc<Metrics>,
     recorder: Recorder,
@@ -49,6 +51,10 @@ impl Context {
         config: Config,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let templates = config.tenant_template.then(|| {
+            let migrator = Migrator::new().with_timeouts(config.migration_timeouts);
+            Templates::new(&catalog.core_tenant, migrator)
+        });
         Context {
             recorder: Recorder::new(
                 client.clone(),
@@ -61,6 +67,7 @@ impl Context {
             catalog: Arc::new(catalog),
             databases: Arc::new(databases),
             migrator: Migrator::new().with_timeouts(config.migration_timeouts),
+            templates,
             config,
             metrics,
             tenants: std::sync::OnceLock::new(),

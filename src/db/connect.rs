@@ -12,7 +12,7 @@ use sqlx::{ConnectOptions, Connection, PgConnection};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::error::sqlstate;
-use super::ident::TenantNames;
+use super::ident::{Ident, TenantNames};
 use super::ledger_copy::LedgerCopy;
 use super::{Error, Password};
 
@@ -126,6 +126,13 @@ impl Databases {
     /// A dedicated connection to the admin URL's database, for creating and dropping tenants.
     pub async fn admin(&self) -> Result<DbConnection, Error> {
         self.open(self.admin.clone()).await
+    }
+
+    /// A dedicated connection to `database` as the admin role: for Landlord's template and a fresh clone of
+    /// it before its tenant could ever connect, never for a tenant database that is the tenant's.
+    pub(crate) async fn admin_in(&self, database: &Ident) -> Result<DbConnection, Error> {
+        self.open(self.admin.clone().database(database.as_str()))
+            .await
     }
 
     /// A dedicated connection to the tenant's database, logged in as the tenant's own role: whatever the

@@ -164,6 +164,12 @@ impl LedgerCopy {
         Ok(())
     }
 
+    /// The copy becomes exactly `ledger` (a database cloned from Landlord's template).
+    pub(crate) async fn replace(&self, ledger: &[(String, LedgerEntry)]) -> Result<(), Error> {
+        self.forget_all().await?;
+        self.adopt(ledger).await
+    }
+
     pub(crate) async fn settle(&self, module: &str, settle: &[Settle]) -> Result<(), Error> {
         for step in settle {
             let (statement, version) = match step {

@@ -22,6 +22,7 @@ mod provision;
 pub mod records;
 mod secret;
 mod step;
+mod template;
 
 pub use acl::{register_module_acl, remove_module_acl};
 pub use connect::{Databases, DbConnection, Limits, TenantCredentials};
@@ -38,3 +39,4 @@ pub use provision::{
 };
 pub use secret::{PASSWORD_BYTES, Password};
 pub use step::Timeouts;
+pub use template::{Template, Templates};

@@ -11,6 +11,7 @@ use super::connect::{Databases, DbConnection};
 use super::error::sqlstate;
 use super::ident::{Ident, TenantNames, quote_literal, sql};
 use super::owner::{Adoption, Found, TenantOwner, adoption};
+use super::template::{self, Templates};
 use super::{Error, Password};
 
 /// Tries of DROP DATABASE while an autovacuum worker is in the database (about 4.5 s in all).
@@ -42,6 +43,8 @@ pub struct TenantRequest<'a> {
     /// accept it.
     pub password: &'a Password,
     pub extensions: &'a [Ident],
+    /// Clone a new database from Landlord's template of the core tenant schema (None: create it empty).
+    pub templates: Option<&'a Templates>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,13 +64,33 @@ pub async fn ensure_tenant(
     let names = request.tenant;
     let mut admin = databases.admin().await?;
     let role = ensure_tenant_role(&mut admin, names, request.owner, request.password).await?;
+    // One slot at a time: holding the admin connection while waiting for another one could deadlock
+    // reconciles that each hold one of the last slots.
+    if let Some(templates) = request.templates
+        && template::clonable(&mut admin, names, request.owner).await?
+    {
+        admin.close().await?;
+        if template::clone_database(databases, templates, names, request.owner).await? {
+            return log_in(databases, request, role, Ensured::Created).await;
+        }
+        admin = databases.admin().await?;
+    }
     let database = ensure_tenant_database(&mut admin, names, request.owner).await?;
     if database == Ensured::Created {
         databases.ledger_copy(names).forget_all().await?;
     }
-    // One slot at a time: holding the admin connection while waiting for a tenant one could deadlock
-    // reconciles that each hold one of the last slots.
     admin.close().await?;
+    log_in(databases, request, role, database).await
+}
+
+/// Logs in as the tenant's role (making the role follow a hand-edited Secret) and creates the extensions.
+async fn log_in(
+    databases: &Databases,
+    request: &TenantRequest<'_>,
+    role: Ensured,
+    database: Ensured,
+) -> Result<(Provisioned, DbConnection), Error> {
+    let names = request.tenant;
     let mut password_set = role == Ensured::Created;
     let mut tenant = match databases.tenant(names, request.password).await {
         Err(Error::TenantLoginRefused { .. }) if !password_set => {

@@ -100,6 +100,7 @@ impl TestTenant {
                 owner: &tenant.owner,
                 password: &tenant.password,
                 extensions: &extensions,
+                templates: None,
             },
         )
         .await

@@ -45,6 +45,7 @@ pub async fn apply(
         owner: &valid.owner,
         password: &plan.password,
         extensions: &valid.extensions,
+        templates: ctx.templates.as_ref(),
     };
     let provisioned = db::ensure_tenant(&ctx.databases, &request).await;
     let (provisioned, mut conn) = provisioned.map_err(stop_at(ConditionType::DatabaseReady))?;

@@ -1,0 +1,442 @@
+//! Template provisioning: one database per version of the core tenant schema, migrated once, from which
+//! every new tenant database is cloned (`CREATE DATABASE … TEMPLATE`) instead of migrated.
+//!
+//! The template holds nothing of any tenant. Its objects belong to `landlord_template`, a NOLOGIN role of
+//! Landlord's own; the template itself belongs to the admin role, and nobody else may connect to it. A clone
+//! is created with connections off, PUBLIC's CONNECT revoked, and only then opened — by the admin role, the
+//! one privileged session the isolation model allows, in a database the tenant has never been able to
+//! enter — to hand every object to the tenant's role (`REASSIGN OWNED`, `DROP OWNED` for the grants). Then
+//! the database is given to the tenant's role and Landlord records the clone's ledger as its own copy,
+//! before the tenant could have touched it.
+
+use sha2::{Digest, Sha256};
+use sqlx::{Connection, PgConnection};
+use tokio::sync::Mutex;
+
+use super::Error;
+use super::connect::{Databases, DbConnection};
+use super::engine::Migrator;
+use super::error::sqlstate;
+use super::ident::{Ident, TenantNames, quote_literal, sql};
+use super::ledger::{self, LedgerEntry};
+use super::owner::TenantOwner;
+use super::plan::ModuleScope;
+use crate::catalog::{CORE_MODULE, MigrationSet, Scope};
+
+/// Owner of every object in a template, handed to the tenant's role in each clone.
+const TEMPLATE_ROLE: &str = "landlord_template";
+const TEMPLATE_ROLE_MARK: &str = "landlord template owner";
+const TEMPLATE_PREFIX: &str = "landlord_template_";
+/// Serialises template builds between operator processes (session lock on the admin connection).
+const BUILD_LOCK_KEY: i64 = 0x4c4c_5445_4d50_4c54; // "LLTEMPLT"
+
+/// A built template: its name and the ledger every clone starts with.
+#[derive(Clone, Debug)]
+pub struct Template {
+    pub name: Ident,
+    ledger: Vec<LedgerEntry>,
+}
+
+impl Template {
+    /// The clone's ledger as Landlord's copy records it: (module, entry).
+    pub(crate) fn copy_entries(&self) -> Vec<(String, LedgerEntry)> {
+        self.ledger
+            .iter()
+            .map(|e| (CORE_MODULE.to_string(), e.clone()))
+            .collect()
+    }
+}
+
+/// The template of the current core tenant schema, built on first use and kept for the process.
+#[derive(Debug)]
+pub struct Templates {
+    core: MigrationSet,
+    migrator: Migrator,
+    built: Mutex<Option<Template>>,
+}
+
+impl Templates {
+    pub fn new(core: &MigrationSet, migrator: Migrator) -> Templates {
+        Templates {
+            core: core.clone(),
+            migrator,
+            built: Mutex::new(None),
+        }
+    }
+
+    /// `landlord_template_<12 hex digits>`: the digest of every core migration's version and checksum, so a
+    /// changed core schema gets a template of its own.
+    pub fn name(&self) -> Result<Ident, Error> {
+        let mut digest = Sha256::new();
+        for m in &self.core.migrations {
+            digest.update(m.version.to_be_bytes());
+            digest.update(m.checksum);
+        }
+        let hex: String = digest.finalize()[..6]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ident::new(&format!("{TEMPLATE_PREFIX}{hex}"))
+    }
+
+    /// The template, built now if this server has none for the current core schema (templates of older
+    /// core schemas are dropped once the new one is complete).
+    pub async fn get(&self, databases: &Databases) -> Result<Template, Error> {
+        let mut built = self.built.lock().await;
+        if let Some(template) = built.as_ref() {
+            return Ok(template.clone());
+        }
+        let template = self.build(databases).await?;
+        *built = Some(template.clone());
+        Ok(template)
+    }
+
+    async fn forget(&self) {
+        *self.built.lock().await = None;
+    }
+
+    async fn build(&self, databases: &Databases) -> Result<Template, Error> {
+        let name = self.name()?;
+        let mut admin = databases.admin().await?;
+        lock(&mut admin, true).await?;
+        let built = async {
+            ensure_template_role(&mut admin).await?;
+            let complete = template_mark(&name);
+            if comment_of(&mut admin, &name).await?.as_deref() != Some(complete.as_str()) {
+                // Absent, or left half-built by a crash: (re)build it.
+                exec(
+                    &mut admin,
+                    format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", name.quoted()),
+                )
+                .await
+                .map_err(fail("dropping an unfinished template", &admin))?;
+                exec(&mut admin, format!("CREATE DATABASE {}", name.quoted()))
+                    .await
+                    .map_err(fail("creating the template", &admin))?;
+                for statement in [
+                    format!(
+                        "REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC",
+                        name.quoted()
+                    ),
+                    format!(
+                        "GRANT CREATE ON DATABASE {} TO {TEMPLATE_ROLE}",
+                        name.quoted()
+                    ),
+                ] {
+                    exec(&mut admin, statement)
+                        .await
+                        .map_err(fail("preparing the template", &admin))?;
+                }
+                self.migrate(databases, &name).await?;
+                let finished = [
+                    format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", name.quoted()),
+                    format!(
+                        "COMMENT ON DATABASE {} IS {}",
+                        name.quoted(),
+                        quote_literal(&complete)?
+                    ),
+                ];
+                for statement in finished {
+                    exec(&mut admin, statement)
+                        .await
+                        .map_err(fail("finishing the template", &admin))?;
+                }
+                tracing::info!(template = %name, "built the tenant template");
+            }
+            drop_older_templates(&mut admin, &name).await;
+            Ok::<_, Error>(())
+        }
+        .await;
+        lock(&mut admin, false).await.ok();
+        admin.close().await.ok();
+        built?;
+        Ok(Template {
+            ledger: self.ledger()?,
+            name,
+        })
+    }
+
+    /// The core tenant migrations in the template, run by the admin role as `landlord_template`.
+    async fn migrate(&self, databases: &Databases, name: &Ident) -> Result<(), Error> {
+        let mut conn = databases.admin_in(name).await?;
+        let public = format!("GRANT USAGE, CREATE ON SCHEMA public TO {TEMPLATE_ROLE}");
+        let migrated = async {
+            exec(&mut conn, public)
+                .await
+                .map_err(fail("preparing the template", &conn))?;
+            exec(&mut conn, format!("SET ROLE {TEMPLATE_ROLE}"))
+                .await
+                .map_err(fail("preparing the template", &conn))?;
+            let track = ModuleScope::new(CORE_MODULE, Scope::Tenant, &self.core);
+            self.migrator
+                .apply(&mut conn, &track, self.core.latest())
+                .await?;
+            let database = conn.database().to_string();
+            let applied = ledger::entries(&mut conn, &database, Scope::Tenant, CORE_MODULE).await?;
+            if applied.len() != self.core.migrations.len() {
+                return Err(Error::sql(
+                    "checking the template's ledger",
+                    &database,
+                    sqlx::Error::RowNotFound,
+                ));
+            }
+            Ok(())
+        }
+        .await;
+        conn.close().await.ok();
+        migrated
+    }
+
+    /// What the template's ledger holds: every core migration (times are the clone's, not recorded).
+    fn ledger(&self) -> Result<Vec<LedgerEntry>, Error> {
+        Ok(self
+            .core
+            .migrations
+            .iter()
+            .map(|m| LedgerEntry {
+                version: m.version,
+                description: m.description.clone(),
+                checksum: m.checksum.to_vec(),
+                applied_at: jiff::Timestamp::UNIX_EPOCH,
+                execution_ms: 0,
+            })
+            .collect())
+    }
+}
+
+/// Whether `tenant_<slug>` is for cloning: absent, or an unfinished clone for `owner` (owned by the admin
+/// role, marked as such, never entered by the tenant), which is dropped to be made again.
+pub(crate) async fn clonable(
+    admin: &mut DbConnection,
+    tenant: &TenantNames,
+    owner: &TenantOwner,
+) -> Result<bool, Error> {
+    let database = tenant.database();
+    let found: Option<(bool, Option<String>)> = sqlx::query_as(
+        "SELECT datdba = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user),
+                pg_catalog.shobj_description(oid, 'pg_database')
+           FROM pg_catalog.pg_database WHERE datname = $1",
+    )
+    .bind(database.as_str())
+    .fetch_optional(&mut **admin)
+    .await
+    .map_err(fail("looking up the tenant database", admin))?;
+    match found {
+        None => Ok(true),
+        Some((true, Some(comment))) if comment == clone_mark(owner) => {
+            exec(
+                admin,
+                format!("DROP DATABASE {} WITH (FORCE)", database.quoted()),
+            )
+            .await
+            .map_err(fail("dropping an unfinished clone", admin))?;
+            Ok(true)
+        }
+        Some(_) => Ok(false),
+    }
+}
+
+/// `tenant_<slug>` cloned from the template, every object handed to the tenant's role, owned by it,
+/// PUBLIC's access revoked, Landlord's copy of its ledger written. False when there is no template to
+/// clone (it could not be built, or another session is in it, which PostgreSQL refuses): the caller
+/// creates the database the ordinary way. Opens one connection at a time.
+pub(crate) async fn clone_database(
+    databases: &Databases,
+    templates: &Templates,
+    tenant: &TenantNames,
+    owner: &TenantOwner,
+) -> Result<bool, Error> {
+    let template = match templates.get(databases).await {
+        Ok(template) => template,
+        Err(err) => {
+            tracing::warn!(%err, "no tenant template: migrating from scratch");
+            return Ok(false);
+        }
+    };
+    let database = tenant.database();
+    let mut admin = databases.admin().await?;
+    let created = async {
+        // Connections off until PUBLIC's CONNECT is gone: the tenant's role never gets a moment inside.
+        let create = format!(
+            "CREATE DATABASE {} TEMPLATE {} ALLOW_CONNECTIONS false",
+            database.quoted(),
+            template.name.quoted()
+        );
+        match exec(&mut admin, create).await {
+            Ok(()) => {}
+            Err(e) if sqlstate(&e).as_deref() == Some("55006") => {
+                tracing::warn!(template = %template.name, "the tenant template is in use by another session: migrating from scratch");
+                return Ok(false);
+            }
+            // Dropped behind our back: built again for the next tenant.
+            Err(e) if sqlstate(&e).as_deref() == Some("3D000") => {
+                tracing::warn!(template = %template.name, "the tenant template is gone: migrating from scratch");
+                templates.forget().await;
+                return Ok(false);
+            }
+            Err(e) => return Err(Error::sql(format!("cloning {database}"), admin.database(), e)),
+        }
+        let mark = quote_literal(&clone_mark(owner))?;
+        for statement in [
+            format!("COMMENT ON DATABASE {} IS {mark}", database.quoted()),
+            format!("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC", database.quoted()),
+            format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", database.quoted()),
+        ] {
+            exec(&mut admin, statement)
+                .await
+                .map_err(fail("preparing the clone", &admin))?;
+        }
+        Ok(true)
+    }
+    .await;
+    admin.close().await.ok();
+    if !created? {
+        return Ok(false);
+    }
+    // The one privileged session inside: the clone holds the template's objects and nothing else.
+    let mut inside = databases.admin_in(database).await?;
+    let handed = async {
+        let role = tenant.role().quoted();
+        exec(
+            &mut inside,
+            format!("REASSIGN OWNED BY {TEMPLATE_ROLE} TO {role}; DROP OWNED BY {TEMPLATE_ROLE}"),
+        )
+        .await
+        .map_err(fail(
+            "handing the clone's objects to the tenant's role",
+            &inside,
+        ))?;
+        // Landlord's copy before the tenant's ownership: the copy is the template's ledger, not whatever
+        // the tenant might write once it can connect.
+        databases
+            .ledger_copy(tenant)
+            .replace(&template.copy_entries())
+            .await?;
+        let mark = quote_literal(&owner.mark())?;
+        for statement in [
+            format!("ALTER DATABASE {} OWNER TO {role}", database.quoted()),
+            format!("COMMENT ON DATABASE {} IS {mark}", database.quoted()),
+        ] {
+            exec(&mut inside, statement)
+                .await
+                .map_err(fail("giving the clone to the tenant's role", &inside))?;
+        }
+        Ok::<_, Error>(())
+    }
+    .await;
+    inside.close().await.ok();
+    handed.map(|()| true)
+}
+
+/// What a clone in progress says of itself: a database owned by the admin role with this comment is an
+/// unfinished clone for `owner`, which the tenant never entered and which is made again.
+pub(crate) fn clone_mark(owner: &TenantOwner) -> String {
+    format!("landlord clone in progress for {}", owner.mark())
+}
+
+fn template_mark(name: &Ident) -> String {
+    format!("landlord template {name} complete")
+}
+
+async fn ensure_template_role(admin: &mut DbConnection) -> Result<(), Error> {
+    let comment: Option<Option<String>> = sqlx::query_scalar(
+        "SELECT pg_catalog.shobj_description(oid, 'pg_authid') FROM pg_catalog.pg_roles WHERE rolname = $1",
+    )
+    .bind(TEMPLATE_ROLE)
+    .fetch_optional(&mut **admin)
+    .await
+    .map_err(fail("looking up the template role", admin))?;
+    match comment {
+        Some(Some(mark)) if mark == TEMPLATE_ROLE_MARK => {}
+        Some(_) => {
+            return Err(Error::AdoptionRefused {
+                object: "role",
+                name: TEMPLATE_ROLE.into(),
+                found: super::owner::Found::Unmarked,
+            });
+        }
+        None => {
+            let fail_create = fail("creating the template role", admin);
+            let mut tx = admin.begin().await.map_err(&fail_create)?;
+            let created = async {
+                exec(&mut tx, format!("CREATE ROLE {TEMPLATE_ROLE} NOLOGIN")).await?;
+                exec(
+                    &mut tx,
+                    format!("COMMENT ON ROLE {TEMPLATE_ROLE} IS '{TEMPLATE_ROLE_MARK}'"),
+                )
+                .await
+            }
+            .await;
+            match created {
+                Ok(()) => tx.commit().await.map_err(&fail_create)?,
+                // Another process made it first.
+                Err(e) if matches!(sqlstate(&e).as_deref(), Some("42710" | "23505")) => {}
+                Err(e) => return Err(fail_create(e)),
+            }
+        }
+    }
+    exec(admin, format!("GRANT {TEMPLATE_ROLE} TO CURRENT_USER"))
+        .await
+        .map_err(fail("joining the template role", admin))
+}
+
+async fn comment_of(admin: &mut DbConnection, name: &Ident) -> Result<Option<String>, Error> {
+    let comment: Option<Option<String>> = sqlx::query_scalar(
+        "SELECT pg_catalog.shobj_description(oid, 'pg_database') FROM pg_catalog.pg_database WHERE datname = $1",
+    )
+    .bind(name.as_str())
+    .fetch_optional(&mut **admin)
+    .await
+    .map_err(fail("looking up the template", admin))?;
+    Ok(comment.flatten())
+}
+
+/// Templates of earlier core schemas, owned by the admin role: dropped when unused (a failure only waits
+/// for the next build).
+async fn drop_older_templates(admin: &mut DbConnection, current: &Ident) {
+    let older: Result<Vec<String>, _> = sqlx::query_scalar(
+        "SELECT datname::text FROM pg_catalog.pg_database
+          WHERE starts_with(datname, $1) AND datname <> $2
+            AND datdba = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user)",
+    )
+    .bind(TEMPLATE_PREFIX)
+    .bind(current.as_str())
+    .fetch_all(&mut **admin)
+    .await;
+    for name in older.unwrap_or_default() {
+        let Ok(name) = Ident::new(&name) else {
+            continue;
+        };
+        match exec(admin, format!("DROP DATABASE {}", name.quoted())).await {
+            Ok(()) => {
+                tracing::info!(template = %name, "dropped the template of an older core schema")
+            }
+            Err(e) => {
+                tracing::warn!(template = %name, error = %e, "could not drop an older template")
+            }
+        }
+    }
+}
+
+async fn lock(admin: &mut DbConnection, take: bool) -> Result<(), Error> {
+    let query = if take {
+        "SELECT pg_catalog.pg_advisory_lock($1)"
+    } else {
+        "SELECT pg_catalog.pg_advisory_unlock($1)"
+    };
+    sqlx::query(query)
+        .bind(BUILD_LOCK_KEY)
+        .execute(&mut **admin)
+        .await
+        .map_err(fail("locking the template build", admin))?;
+    Ok(())
+}
+
+async fn exec(conn: &mut PgConnection, statement: String) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql(sql(statement)).execute(conn).await.map(drop)
+}
+
+fn fail(action: &'static str, conn: &DbConnection) -> impl Fn(sqlx::Error) -> Error + use<> {
+    let database = conn.database().to_string();
+    move |e| Error::sql(action, &database, e)
+}
