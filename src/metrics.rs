@@ -23,6 +23,12 @@ pub struct FailureLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CreatedLabels {
+    /// `template` (cloned from Landlord's template) or `empty` (migrated from scratch).
+    pub from: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ScopeLabels {
     pub scope: &'static str,
 }
@@ -54,6 +60,7 @@ pub struct Metrics {
     rollouts: Family<RolloutLabels, Gauge>,
     in_place: Family<ControllerLabels, Counter>,
     drift_visits: Counter,
+    databases_created: Family<CreatedLabels, Counter>,
     ready: AtomicBool,
 }
 
@@ -118,8 +125,15 @@ impl Default for Metrics {
             "Tenants and installations the drift check made due for a visit of their database",
             drift_visits.clone(),
         );
+        let databases_created = Family::<CreatedLabels, Counter>::default();
+        registry.register(
+            "tenant_databases_created",
+            "Tenant databases created, cloned from Landlord's template or empty",
+            databases_created.clone(),
+        );
         Metrics {
             registry,
+            databases_created,
             in_place,
             drift_visits,
             reconciles,
@@ -160,6 +174,13 @@ impl Metrics {
     pub fn in_place(&self, controller: &'static str) {
         self.in_place
             .get_or_create(&ControllerLabels { controller })
+            .inc();
+    }
+
+    pub fn database_created(&self, cloned: bool) {
+        let from = if cloned { "template" } else { "empty" };
+        self.databases_created
+            .get_or_create(&CreatedLabels { from })
             .inc();
     }
 

@@ -199,6 +199,7 @@ async fn provisioning_twice_adopts_and_the_role_follows_the_secrets_password() {
             role: Ensured::Existed,
             database: Ensured::Existed,
             password_set: false,
+            cloned: false,
         }
     );
 
@@ -371,6 +372,7 @@ async fn a_role_marked_for_another_tenant_is_refused_and_one_of_the_same_name_re
             role: Ensured::Readopted,
             database: Ensured::Existed,
             password_set: false,
+            cloned: false,
         }
     );
     let after = role_state(&role).await;

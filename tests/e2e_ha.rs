@@ -184,7 +184,7 @@ async fn health_readiness_and_metrics_answer() {
     let expected = [
         r#"landlord_leader 1"#,
         r#"landlord_public_can_connect_to_landlord_database 0"#,
-        r#"landlord_migrations_applied_total{scope="tenant"} 3"#,
+        r#"landlord_tenant_databases_created_total{from="template"} 1"#,
         r#"landlord_resources{controller="landlord-tenant",state="Reconciled"} 1"#,
         r#"landlord_resources{controller="landlord-moduleinstallation",state="ModuleNotFound"} 1"#,
         // Refusals count as failures, by reason (a status write may wake one more reconcile: any count).

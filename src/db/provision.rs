@@ -53,6 +53,8 @@ pub struct Provisioned {
     pub database: Ensured,
     /// The role's password was set to the requested one (a new role, a new or hand-edited Secret).
     pub password_set: bool,
+    /// The database was cloned from Landlord's template: its core tenant migrations are applied.
+    pub cloned: bool,
 }
 
 /// Role, database, revoked PUBLIC access, extensions: a tenant database ready for its core migrations. Returns
@@ -71,7 +73,7 @@ pub async fn ensure_tenant(
     {
         admin.close().await?;
         if template::clone_database(databases, templates, names, request.owner).await? {
-            return log_in(databases, request, role, Ensured::Created).await;
+            return log_in(databases, request, role, Ensured::Created, true).await;
         }
         admin = databases.admin().await?;
     }
@@ -80,7 +82,7 @@ pub async fn ensure_tenant(
         databases.ledger_copy(names).forget_all().await?;
     }
     admin.close().await?;
-    log_in(databases, request, role, database).await
+    log_in(databases, request, role, database, false).await
 }
 
 /// Logs in as the tenant's role (making the role follow a hand-edited Secret) and creates the extensions.
@@ -89,6 +91,7 @@ async fn log_in(
     request: &TenantRequest<'_>,
     role: Ensured,
     database: Ensured,
+    cloned: bool,
 ) -> Result<(Provisioned, DbConnection), Error> {
     let names = request.tenant;
     let mut password_set = role == Ensured::Created;
@@ -108,6 +111,7 @@ async fn log_in(
         role,
         database,
         password_set,
+        cloned,
     };
     Ok((provisioned, tenant))
 }

@@ -78,6 +78,10 @@ impl Operator {
             .map_or(0, |n| n.trim().parse().unwrap())
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

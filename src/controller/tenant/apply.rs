@@ -52,7 +52,13 @@ pub async fn apply(
     let database = valid.names.database();
     match provisioned.database {
         Ensured::Created => {
-            let note = format!("Created database {database} owned by its own role.");
+            ctx.metrics.database_created(provisioned.cloned);
+            let from = if provisioned.cloned {
+                ", cloned from Landlord's template of the core schema"
+            } else {
+                ""
+            };
+            let note = format!("Created database {database} owned by its own role{from}.");
             ctx.event(tenant, false, "Provisioned", "Provision", note)
                 .await;
         }

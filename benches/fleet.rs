@@ -1,0 +1,526 @@
+//! Fleet benchmark, end to end through the real operator (release build), each figure beside the raw-SQL
+//! floor measured in the same run: the same DDL fed to one `psql` session as the superuser.
+//!
+//! - P1: Tenants applied → all Ready, with the template and without; the shipped core tenant schema and a
+//!   generated 60-table one.
+//! - P2: one module onto N Ready tenants (one ModuleInstallation each) → all Ready.
+//! - P3: a restart with N tenants × 3 modules in place: tenant-database sessions, transactions and row
+//!   writes it causes (PostgreSQL's own counters), status writes (resourceVersions), the operator's RSS.
+//! - P4: P1 and P2 per tenant at every size.
+//!
+//!   scripts/bench                                    (fresh environment; sizes 10, 100, 1000)
+//!   LANDLORD_BENCH_SIZES=10,100 scripts/bench
+//!   cargo test --benches                             (test mode: 3 tenants, same checks)
+//!
+//! Prints figures; asserts nothing about time.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kube::api::ListParams;
+use kube::{Api, Client, ResourceExt};
+use landlord::catalog::{Catalog, Scope};
+use landlord::crd::{ModuleInstallation, Tenant};
+use support::kube::{client, condition, kubectl_with_input, namespace};
+use support::operator::{Operator, http_get};
+use support::{TestEnv, pg, repo_root, unique_slug};
+
+/// Installed one per tenant through ModuleInstallations (P2); P3 adds the other two.
+const MODULE: &str = "tasks";
+const MORE_MODULES: [&str; 2] = ["expenses", "digital_card"];
+const CONCURRENCY: &str = "4";
+const CONNECTIONS: &str = "8";
+
+fn main() {
+    let bench_mode = std::env::args().any(|a| a == "--bench");
+    let sizes: Vec<usize> = match std::env::var("LANDLORD_BENCH_SIZES") {
+        Ok(list) => list
+            .split(',')
+            .map(|n| n.trim().parse().expect("LANDLORD_BENCH_SIZES: numbers"))
+            .collect(),
+        Err(_) if bench_mode => vec![10, 100, 1000],
+        Err(_) => vec![3],
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    runtime.block_on(run(&sizes));
+}
+
+/// One measured phase: operator and floor wall times for `tenants` tenants.
+struct Figure {
+    label: String,
+    tenants: usize,
+    operator: Duration,
+    floor: Duration,
+}
+
+impl Figure {
+    fn line(&self) -> String {
+        let per = |d: Duration| d.as_secs_f64() * 1000.0 / self.tenants as f64;
+        format!(
+            "  {:<44} {:>5} tenants: {:>7.1} ms/tenant | floor {:>7.1} ms/tenant | ratio {:.2}x",
+            self.label,
+            self.tenants,
+            per(self.operator),
+            per(self.floor),
+            self.operator.as_secs_f64() / self.floor.as_secs_f64()
+        )
+    }
+}
+
+async fn run(sizes: &[usize]) {
+    let client = client().await;
+    let shipped = repo_root().join("migrations");
+    let sixty = tempfile::tempdir().expect("temp dir");
+    sixty_table_core(&shipped, sixty.path());
+    let largest = *sizes.iter().max().expect("a size");
+    let mid = sizes.iter().copied().find(|&n| n >= 100).unwrap_or(largest);
+
+    let mut figures = Vec::new();
+    let mut resync = None;
+    for &n in sizes {
+        let (p1, p2, p3) = fleet(&client, n, n == largest).await;
+        figures.push(p1);
+        figures.push(p2);
+        resync = p3.or(resync);
+    }
+    // P1 variants at one size: no template, and the 60-table core with and without it.
+    figures.push(
+        tenants_only(
+            &client,
+            mid,
+            &shipped,
+            false,
+            "P1 shipped core, no template",
+        )
+        .await,
+    );
+    figures.push(
+        tenants_only(
+            &client,
+            mid,
+            sixty.path(),
+            true,
+            "P1 60-table core, template",
+        )
+        .await,
+    );
+    figures.push(
+        tenants_only(
+            &client,
+            mid,
+            sixty.path(),
+            false,
+            "P1 60-table core, no template",
+        )
+        .await,
+    );
+
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "fleet benchmark: {cores} cores, operator concurrency {CONCURRENCY}, {CONNECTIONS} database connections"
+    );
+    for figure in &figures {
+        println!("{}", figure.line());
+    }
+    if let Some(resync) = resync {
+        println!("{resync}");
+    }
+}
+
+/// P1 and P2 at `n` tenants (shipped core, template on), and at the largest size P3.
+async fn fleet(
+    client: &Client,
+    n: usize,
+    measure_resync: bool,
+) -> (Figure, Figure, Option<String>) {
+    let catalog = Catalog::load(
+        &repo_root().join("modules"),
+        &repo_root().join("migrations"),
+    )
+    .expect("catalog");
+    let (floor_tenants, floor_module) = floor(&catalog, n, &repo_root().join("migrations")).await;
+
+    let ns = namespace(client, "bench-fleet").await;
+    let env = operator_env(&repo_root().join("migrations"), true);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut operator = Operator::start(&ns, &env);
+    let slugs = slugs("fleet", n);
+    let start = Instant::now();
+    apply_tenants(&ns, &slugs);
+    let tenants: Api<Tenant> = Api::namespaced(client.clone(), &ns);
+    wait_all_ready(&tenants, n).await;
+    let p1 = Figure {
+        label: "P1 shipped core, template".into(),
+        tenants: n,
+        operator: start.elapsed(),
+        floor: floor_tenants,
+    };
+    let start = Instant::now();
+    apply_installations(&ns, n, MODULE);
+    let installs: Api<ModuleInstallation> = Api::namespaced(client.clone(), &ns);
+    wait_all_ready(&installs, n).await;
+    let p2 = Figure {
+        label: format!("P2 module {MODULE}"),
+        tenants: n,
+        operator: start.elapsed(),
+        floor: floor_module,
+    };
+    let p3 = if measure_resync {
+        for module in MORE_MODULES {
+            apply_installations(&ns, n, module);
+        }
+        wait_all_ready(&installs, n * 3).await;
+        operator.stop();
+        Some(restart(client, &ns, &env, n).await)
+    } else {
+        None
+    };
+    operator.stop();
+    drop_all(&slugs).await;
+    (p1, p2, p3)
+}
+
+/// P3: a restart with everything in place, until every object has been reconciled from the records.
+async fn restart(client: &Client, ns: &str, env: &[(&str, &str)], n: usize) -> String {
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = Counters::read().await;
+    let versions = resource_versions(client, ns).await;
+    let start = Instant::now();
+    let operator = Operator::start(ns, env);
+    let objects = (n * 4) as u64;
+    let deadline = Instant::now() + Duration::from_secs(900);
+    let addr = operator.http_addr().await;
+    loop {
+        let (_, metrics) = http_get(&addr, "/metrics").await;
+        let in_place: u64 = metrics
+            .lines()
+            .filter(|l| l.starts_with("landlord_reconciles_in_place_total{"))
+            .filter_map(|l| l.rsplit(" ").next()?.parse::<u64>().ok())
+            .sum();
+        if in_place >= objects {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "resync: {in_place}/{objects} in place after 15 min"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let took = start.elapsed();
+    let rss = rss_kib(operator.pid());
+    // PostgreSQL's statistics of a session arrive when it ends; and late reconciles would show here.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = Counters::read().await;
+    let changed = resource_versions(client, ns)
+        .await
+        .iter()
+        .filter(|(name, rv)| versions.get(*name) != Some(rv))
+        .count();
+    drop(operator);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "  P3 restart, {n} tenants x 3 modules ({objects} objects) all in place after {:.1} s:",
+        took.as_secs_f64()
+    );
+    let _ = write!(
+        out,
+        "     tenant-database sessions {}, tenant transactions {}, landlord transactions {}, rows written {} (landlord) {} (tenants), status writes {changed}, operator RSS {:.1} MiB (peak {:.1} MiB)",
+        after.tenant_sessions - before.tenant_sessions,
+        after.tenant_xacts - before.tenant_xacts,
+        after.landlord_xacts - before.landlord_xacts,
+        after.landlord_writes - before.landlord_writes,
+        after.tenant_writes - before.tenant_writes,
+        rss.0 as f64 / 1024.0,
+        rss.1 as f64 / 1024.0,
+    );
+    out
+}
+
+/// P1 alone at `n` tenants with the core schema of `migrations`, template on or off.
+async fn tenants_only(
+    client: &Client,
+    n: usize,
+    migrations: &Path,
+    template: bool,
+    label: &str,
+) -> Figure {
+    let catalog = Catalog::load(&repo_root().join("modules"), migrations).expect("catalog");
+    let (floor_tenants, _) = floor(&catalog, n, migrations).await;
+    let ns = namespace(client, "bench-p1").await;
+    let env = operator_env(migrations, template);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut operator = Operator::start(&ns, &env);
+    let slugs = slugs("p1", n);
+    let start = Instant::now();
+    apply_tenants(&ns, &slugs);
+    wait_all_ready(&Api::<Tenant>::namespaced(client.clone(), &ns), n).await;
+    let figure = Figure {
+        label: label.into(),
+        tenants: n,
+        operator: start.elapsed(),
+        floor: floor_tenants,
+    };
+    operator.stop();
+    drop_all(&slugs).await;
+    figure
+}
+
+fn operator_env(migrations: &Path, template: bool) -> Vec<(&'static str, String)> {
+    vec![
+        ("LANDLORD_CONCURRENCY", CONCURRENCY.into()),
+        ("LANDLORD_MAX_DB_CONNECTIONS", CONNECTIONS.into()),
+        ("LANDLORD_MIGRATIONS_DIR", migrations.display().to_string()),
+        (
+            "LANDLORD_TENANT_TEMPLATE",
+            if template { "on" } else { "off" }.into(),
+        ),
+        ("LANDLORD_DRIFT_INTERVAL", "off".into()),
+        ("RUST_LOG", "warn,landlord::serve=info".into()),
+    ]
+}
+
+/// The floor: role, database, REVOKE and the core tenant schema for `n` tenants in one psql session, then
+/// the module's tenant schema into each; the databases are dropped before the operator's turn.
+async fn floor(catalog: &Catalog, n: usize, _migrations: &Path) -> (Duration, Duration) {
+    let joined = |scripts: Vec<&str>| scripts.join("\n");
+    let core = joined(
+        catalog
+            .core(Scope::Tenant)
+            .migrations
+            .iter()
+            .map(|m| m.up.sql.as_str())
+            .collect(),
+    );
+    let module = catalog.module(MODULE).expect("module in catalog");
+    let module = joined(
+        module
+            .tenant
+            .migrations
+            .iter()
+            .map(|m| m.up.sql.as_str())
+            .collect(),
+    );
+    let slugs = slugs("floor", n);
+    let mut script = String::from("\\set ON_ERROR_STOP on\n");
+    for slug in &slugs {
+        let db = format!("tenant_{slug}");
+        let _ = write!(
+            script,
+            "CREATE ROLE \"{db}\" LOGIN PASSWORD 'bench';\nCREATE DATABASE \"{db}\" OWNER \"{db}\";\n\
+             REVOKE CONNECT, TEMPORARY ON DATABASE \"{db}\" FROM PUBLIC;\n\\c \"{db}\"\nSET ROLE \"{db}\";\n{core}\n\\c postgres\n"
+        );
+    }
+    let tenants = psql(&script);
+    let mut script = String::from("\\set ON_ERROR_STOP on\n");
+    for slug in &slugs {
+        let _ = write!(
+            script,
+            "\\c \"tenant_{slug}\"\nSET ROLE \"tenant_{slug}\";\n{module}\n"
+        );
+    }
+    let module = psql(&script);
+    drop_all(&slugs).await;
+    (tenants, module)
+}
+
+/// The shipped core migrations plus one that creates 60 tables with 120 indexes.
+fn sixty_table_core(shipped: &Path, into: &Path) {
+    for scope in ["landlord", "tenant"] {
+        std::fs::create_dir_all(into.join(scope)).expect("mkdir");
+        for entry in std::fs::read_dir(shipped.join(scope)).expect("read migrations") {
+            let entry = entry.expect("entry");
+            std::fs::copy(entry.path(), into.join(scope).join(entry.file_name())).expect("copy");
+        }
+    }
+    let mut up = String::new();
+    let mut down = String::new();
+    for i in 0..60 {
+        let _ = writeln!(
+            up,
+            "CREATE TABLE bench_{i} (id bigserial PRIMARY KEY, workspace_id bigint NOT NULL, name text NOT NULL, \
+             body jsonb, created_at timestamptz NOT NULL DEFAULT now());\n\
+             CREATE INDEX bench_{i}_workspace ON bench_{i} (workspace_id);\n\
+             CREATE INDEX bench_{i}_created ON bench_{i} (created_at);"
+        );
+        let _ = writeln!(down, "DROP TABLE bench_{i};");
+    }
+    let tenant = into.join("tenant");
+    std::fs::write(tenant.join("20991231000000_bench_sixty_tables.up.sql"), up).expect("write");
+    std::fs::write(
+        tenant.join("20991231000000_bench_sixty_tables.down.sql"),
+        down,
+    )
+    .expect("write");
+}
+
+fn slugs(prefix: &str, n: usize) -> Vec<String> {
+    let prefix = unique_slug(prefix);
+    (0..n).map(|i| format!("{prefix}_{i}")).collect()
+}
+
+fn apply_tenants(ns: &str, slugs: &[String]) {
+    let yaml: String = slugs
+        .iter()
+        .enumerate()
+        .map(|(i, slug)| {
+            format!(
+                "---\napiVersion: tenancy.landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: t{i}}}\nspec: {{slug: {slug}}}\n"
+            )
+        })
+        .collect();
+    apply(ns, &yaml);
+}
+
+fn apply_installations(ns: &str, n: usize, module: &str) {
+    let name = module.replace('_', "-");
+    let yaml: String = (0..n)
+        .map(|i| {
+            format!(
+                "---\napiVersion: tenancy.landlord.dev/v1alpha1\nkind: ModuleInstallation\nmetadata: {{name: t{i}-{name}}}\nspec: {{tenant: t{i}, module: {module}}}\n"
+            )
+        })
+        .collect();
+    apply(ns, &yaml);
+}
+
+fn apply(ns: &str, yaml: &str) {
+    let (ok, _, err) = kubectl_with_input(&["apply", "--server-side", "-n", ns, "-f", "-"], yaml);
+    assert!(ok, "kubectl apply: {err}");
+}
+
+async fn wait_all_ready<K>(api: &Api<K>, expected: usize)
+where
+    K: kube::Resource
+        + support::kube::Conditions
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    loop {
+        let items = api.list(&ListParams::default()).await.expect("list").items;
+        let ready = items
+            .iter()
+            .filter(|o| condition(*o, "Ready") == Some(("True".into(), "Reconciled".into())))
+            .count();
+        if ready == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {ready}/{expected} Ready after 30 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Every Tenant's and installation's resourceVersion: a status write changes it.
+async fn resource_versions(client: &Client, ns: &str) -> BTreeMap<String, String> {
+    let mut versions = BTreeMap::new();
+    let tenants: Api<Tenant> = Api::namespaced(client.clone(), ns);
+    for t in tenants
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+    {
+        versions.insert(
+            format!("tenant/{}", t.name_any()),
+            t.resource_version().unwrap_or_default(),
+        );
+    }
+    let installs: Api<ModuleInstallation> = Api::namespaced(client.clone(), ns);
+    for m in installs
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+    {
+        versions.insert(
+            format!("mi/{}", m.name_any()),
+            m.resource_version().unwrap_or_default(),
+        );
+    }
+    versions
+}
+
+/// PostgreSQL's own counters, summed over the tenant databases and for the landlord database.
+struct Counters {
+    tenant_sessions: i64,
+    tenant_xacts: i64,
+    tenant_writes: i64,
+    landlord_xacts: i64,
+    landlord_writes: i64,
+}
+
+impl Counters {
+    async fn read() -> Counters {
+        let mut conn = pg::connect("postgres").await;
+        let row: (i64, i64, i64, i64, i64) = sqlx::query_as(
+            "SELECT
+               coalesce(sum(sessions) FILTER (WHERE datname LIKE 'tenant\\_%'), 0)::bigint,
+               coalesce(sum(xact_commit + xact_rollback) FILTER (WHERE datname LIKE 'tenant\\_%'), 0)::bigint,
+               coalesce(sum(tup_inserted + tup_updated + tup_deleted) FILTER (WHERE datname LIKE 'tenant\\_%'), 0)::bigint,
+               coalesce(sum(xact_commit + xact_rollback) FILTER (WHERE datname = 'landlord'), 0)::bigint,
+               coalesce(sum(tup_inserted + tup_updated + tup_deleted) FILTER (WHERE datname = 'landlord'), 0)::bigint
+             FROM pg_stat_database",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .expect("read pg_stat_database");
+        Counters {
+            tenant_sessions: row.0,
+            tenant_xacts: row.1,
+            tenant_writes: row.2,
+            landlord_xacts: row.3,
+            landlord_writes: row.4,
+        }
+    }
+}
+
+/// (VmRSS, VmHWM) of a process, in KiB.
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+async fn drop_all(slugs: &[String]) {
+    for slug in slugs {
+        pg::drop_tenant(&format!("tenant_{slug}")).await;
+    }
+}
+
+/// Runs `script` in one psql session as the superuser; returns the wall time.
+fn psql(script: &str) -> Duration {
+    let start = Instant::now();
+    let mut child = Command::new("psql")
+        .args(["-X", "-q", "-d", TestEnv::get().superuser_url()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("run psql");
+    child
+        .stdin
+        .take()
+        .expect("psql stdin")
+        .write_all(script.as_bytes())
+        .expect("write script");
+    let status = child.wait().expect("wait for psql");
+    assert!(status.success(), "psql failed");
+    start.elapsed()
+}
