@@ -14,7 +14,7 @@ use super::validate::InstallerClaim;
 use crate::catalog::Scope;
 use crate::crd::{ConditionType, ModuleInstallation};
 use crate::db::mirror::{self, Installer};
-use crate::db::{self, Allowed, Direction, ModuleScope};
+use crate::db::{self, Allowed, DbConnection, Direction, ModuleScope};
 
 #[derive(Debug, Default)]
 pub struct Applied {
@@ -23,10 +23,12 @@ pub struct Applied {
     pub kept_for: BTreeMap<Scope, Vec<String>>,
 }
 
+/// `session`: the tenant database's, opened to read its ledger, used for the tenant scope.
 pub async fn apply(
     mi: &ModuleInstallation,
     plan: &InstallationPlan<'_>,
     ctx: &Context,
+    mut session: Option<DbConnection>,
 ) -> Result<Applied, Stopped> {
     if plan.dry_run {
         return Ok(Applied {
@@ -43,7 +45,19 @@ pub async fn apply(
             target, reinstall, ..
         } = &scope.action
         {
-            let kept = migrate(mi, plan, scope, *target, *reinstall, ctx)
+            let conn = match (scope.scope, session.take()) {
+                (Scope::Tenant, Some(conn)) => conn,
+                (_, kept) => {
+                    // One slot at a time: the tenant's session is not held while another opens.
+                    if let Some(conn) = kept {
+                        conn.close().await.ok();
+                    }
+                    connect(ctx, scope.scope, &plan.valid.names, &plan.valid.password)
+                        .await
+                        .map_err(stop_at(condition_of(scope.scope)))?
+                }
+            };
+            let kept = migrate(mi, plan, scope, *target, *reinstall, ctx, conn)
                 .await
                 .map_err(stop_at(condition_of(scope.scope)))?;
             if !kept.is_empty() {
@@ -100,7 +114,7 @@ async fn claim(
     }
 }
 
-/// One scope: its own connection, the engine under its lock (in production allowed up only; the landlord
+/// One scope on its connection: the engine under its lock (in production allowed up only; the landlord
 /// scope never goes down under other tenants), then the permissions and roles. Returns the tenants the
 /// shared landlord scope was kept for.
 async fn migrate(
@@ -110,6 +124,7 @@ async fn migrate(
     target: Option<i64>,
     reinstall: bool,
     ctx: &Context,
+    mut conn: DbConnection,
 ) -> Result<Vec<String>, Error> {
     let track = ModuleScope::of(plan.valid.module, scope.scope);
     let allowed = if ctx.config.is_production() {
@@ -118,7 +133,6 @@ async fn migrate(
         Allowed::Both
     };
     let shared_by = (scope.scope == Scope::Landlord).then(|| plan.valid.names.slug());
-    let mut conn = connect(ctx, scope.scope, &plan.valid.names, &plan.valid.password).await?;
     let result = async {
         let mut executed = 0;
         let mut kept_for = Vec::new();

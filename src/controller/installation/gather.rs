@@ -145,8 +145,14 @@ pub async fn records(valid: &ValidInstallation<'_>, ctx: &Context) -> Result<Rec
     Ok(found)
 }
 
-pub async fn ledgers(valid: &ValidInstallation<'_>, ctx: &Context) -> Result<Ledgers, Stopped> {
+/// Each managed scope's ledger. The tenant database's session stays open for `apply` (one login per
+/// reconcile); the landlord database's is closed at once, so that no reconcile holds two slots.
+pub async fn ledgers(
+    valid: &ValidInstallation<'_>,
+    ctx: &Context,
+) -> Result<(Ledgers, Option<DbConnection>), Stopped> {
     let mut ledgers = Ledgers::default();
+    let mut session = None;
     for &scope in &valid.scopes {
         if valid.module.migrations(scope).is_empty() {
             continue;
@@ -157,7 +163,12 @@ pub async fn ledgers(valid: &ValidInstallation<'_>, ctx: &Context) -> Result<Led
                 .migrator
                 .status(&mut conn, &ModuleScope::of(valid.module, scope))
                 .await;
-            conn.close().await.ok();
+            match (scope, &status) {
+                (Scope::Tenant, Ok(_)) => session = Some(conn),
+                _ => {
+                    conn.close().await.ok();
+                }
+            }
             Ok::<_, Error>(status?.applied)
         }
         .await
@@ -167,7 +178,7 @@ pub async fn ledgers(valid: &ValidInstallation<'_>, ctx: &Context) -> Result<Led
             Scope::Tenant => ledgers.tenant = Some(applied),
         }
     }
-    Ok(ledgers)
+    Ok((ledgers, session))
 }
 
 /// The landlord database as Landlord's own role, a tenant database as the tenant's own role.

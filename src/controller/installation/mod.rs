@@ -135,8 +135,8 @@ async fn install<'c>(
             return Ok(apply::Applied::default());
         }
     }
-    let ledgers = gather::ledgers(&valid, ctx).await?;
+    let (ledgers, session) = gather::ledgers(&valid, ctx).await?;
     let planned = plan.insert(plan::plan(mi, valid, &ledgers)?);
     plan::check(planned, ctx.config.is_production())?;
-    apply::apply(mi, planned, ctx).await
+    apply::apply(mi, planned, ctx, session).await
 }
