@@ -257,7 +257,7 @@ SELECT 'default privileges of ' || da.defaclrole::regrole::text
        da.defaclacl::text
   FROM pg_catalog.pg_default_acl da LEFT JOIN pg_catalog.pg_namespace n ON n.oid = da.defaclnamespace
 UNION ALL
-SELECT 'rows of ' || rel.name,
+SELECT 'row count of ' || rel.name,
        (pg_catalog.xpath('/row/n/text()',
             pg_catalog.query_to_xml(pg_catalog.format('SELECT count(*) AS n FROM ONLY %I.%I', rel.nspname, rel.relname),
                                     false, true, '')))[1]::text

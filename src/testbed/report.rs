@@ -12,7 +12,7 @@ pub struct Findings {
     pub problems: Vec<Problem>,
     /// Not wrong, but not tested either (a migration without a down script).
     pub notes: Vec<Problem>,
-    /// Checkpoints taken up, down and up again (or up only, with a note).
+    /// Checkpoints taken up, down and up again.
     pub checkpoints: usize,
     /// Migrations run through those checkpoints.
     pub migrations: usize,

@@ -137,7 +137,6 @@ impl Walk<'_, '_> {
                     what.target()
                 ),
             );
-            self.findings.tested(steps.len());
             return Ok(Some(installed));
         }
 
