@@ -417,8 +417,9 @@ fn ctrl_c_stops_the_run_and_drops_its_scratch_databases() {
         assert!(Instant::now() < deadline, "no scratch database appeared");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let interrupted = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+    // What a terminal's Ctrl-C sends.
+    let interrupted = Command::new("sh")
+        .args(["-c", &format!("kill -INT {}", child.id())])
         .status()
         .expect("kill -INT");
     assert!(interrupted.success());
