@@ -248,6 +248,25 @@ fn every_broken_module_is_reported_with_its_file_and_reason() {
             "h_irreversible/tenant/1_create_items.up.sql",
             "CREATE TABLE h_items (id bigint);\n",
         );
+    // The snapshot does not see collations; running the up again after the down does.
+    catalog
+        .file(
+            "k_collation/module.yaml",
+            "name: k_collation\nreleases:\n  - {version: \"1.0.0\", tenant: 1}\n  - {version: \"1.1.0\", tenant: 2}\n",
+        )
+        .file(
+            "k_collation/tenant/1_create_names.up.sql",
+            "CREATE TABLE k_names (body text);\n",
+        )
+        .file(
+            "k_collation/tenant/1_create_names.down.sql",
+            "DROP TABLE k_names;\n",
+        )
+        .file(
+            "k_collation/tenant/2_create_collation.up.sql",
+            "CREATE COLLATION k_names FROM \"C\";\n",
+        )
+        .file("k_collation/tenant/2_create_collation.down.sql", "SELECT 1;\n");
     // Needs j_base's table: passes only if j_base is installed first, although it sorts after it.
     catalog
         .file(
@@ -285,8 +304,9 @@ fn every_broken_module_is_reported_with_its_file_and_reason() {
         "modules/e_concurrent_index/tenant/2_index_name.down.sql: rolling back e_concurrent_index 1.1.0 to 1.0.0 (tenant scope) does not restore the schema: index public.e_items_name_idx is left over",
         "modules/f_seeds/tenant/1_seed_permission.down.sql: rolling back f_seeds 1.0.0 to nothing (tenant scope) does not restore the schema: row count of public.permissions differs (expected `0`, found `1`)",
         "modules/g_landlord/landlord/2_index_key.down.sql: rolling back g_landlord 1.1.0 to 1.0.0 (landlord scope) does not restore the schema: index public.g_settings_key_idx is left over",
+        "modules/k_collation/tenant/2_create_collation.up.sql: up failed installing k_collation 1.1.0 (tenant scope) again after its down migration: collation \"k_names\" already exists (SQLSTATE 42710)",
         "modules/h_irreversible/tenant/1_create_items.up.sql: note: has no down migration, so h_irreversible 1.0.0 (tenant scope) cannot be rolled back; its down migrations were not tested",
-        "7 problem(s) found",
+        "8 problem(s) found",
     ];
     assert_eq!(
         run.stdout.lines().collect::<Vec<_>>(),

@@ -151,6 +151,10 @@ async fn every_kind_of_change_is_seen_and_column_order_is_not() {
             "ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO PUBLIC",
             vec![format!("extra default privileges of {role} on r")],
         ),
+        (
+            "CREATE STATISTICS cards_stats ON state, note FROM cards",
+            vec!["extra statistics public.cards_stats".into()],
+        ),
         ("CREATE SCHEMA extra", vec!["extra schema extra".into()]),
         (
             "CREATE TABLE extra_table (id int)",

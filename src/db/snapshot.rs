@@ -5,11 +5,12 @@
 //! and a text describing it (PostgreSQL's own `pg_get_*def` where there is one). Covered: schemas,
 //! tables, views, materialized views, sequences, composite and foreign tables, columns (type, nullability,
 //! default, identity, generated, collation), constraints (also of domains), indexes (and whether they are
-//! valid), triggers, functions and procedures, enums, domains, ranges, extensions, row-level security
-//! policies, rules, default privileges, privileges and comments on them, and the number of rows of every
-//! table (seed rows a down forgot to delete). Left out: column order (a down that re-adds a dropped column
-//! cannot put it back in place), objects that belong to an extension, the ledger schema, and what few
-//! migrations create (operators, casts, collations, text search, statistics, publications).
+//! valid), triggers, functions and procedures, enums, domains, ranges, extended statistics, extensions,
+//! row-level security policies, rules, default privileges, privileges and comments on them, and the number
+//! of rows of every table (seed rows a down forgot to delete). Left out: column order (a down that re-adds a
+//! dropped column cannot put it back in place), objects that belong to an extension, the ledger schema, and
+//! what few migrations create (operators, casts, collations, text search, publications): running the up
+//! again after the down catches most of those, as "already exists".
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -234,6 +235,10 @@ SELECT CASE t.typtype WHEN 'e' THEN 'enum ' WHEN 'd' THEN 'domain ' ELSE 'range 
   FROM pg_catalog.pg_type t JOIN ns ON ns.oid = t.typnamespace
  WHERE t.typtype IN ('e', 'd', 'r')
    AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_catalog.pg_type'::regclass AND ext.objid = t.oid)
+UNION ALL
+SELECT 'statistics ' || pg_catalog.format('%I.%I', ns.nspname, st.stxname),
+       pg_catalog.pg_get_statisticsobjdef(st.oid)
+  FROM pg_catalog.pg_statistic_ext st JOIN ns ON ns.oid = st.stxnamespace
 UNION ALL
 SELECT 'extension ' || pg_catalog.quote_ident(x.extname),
        'version ' || x.extversion || ' schema ' || pg_catalog.quote_ident(n.nspname)

@@ -174,7 +174,7 @@ impl Walk<'_, '_> {
         for (i, m) in steps.iter().enumerate() {
             let context = || {
                 format!(
-                    "up failed when run again after its down migration ({})",
+                    "up failed installing {} again after its down migration",
                     what.target()
                 )
             };
@@ -186,7 +186,7 @@ impl Walk<'_, '_> {
                 self.findings.problem(
                     &m.up.path,
                     format!(
-                        "run again after its down migration ({}), it makes a different schema: {}",
+                        "installing {} again after its down migration makes a different schema: {}",
                         what.target(),
                         listing(&schemas[i + 1].differences(&again))
                     ),
