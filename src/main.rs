@@ -130,19 +130,21 @@ fn test_catalog(
         );
         return ExitCode::FAILURE;
     };
-    let findings = tokio::runtime::Builder::new_current_thread()
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(anyhow::Error::from)
-        .and_then(|runtime| {
-            runtime
-                .block_on(landlord::testbed::test_catalog(
-                    &catalog,
-                    database_url,
-                    extensions,
-                ))
-                .map_err(anyhow::Error::from)
-        });
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("landlord: catalog test: cannot start the async runtime: {err}");
+            return ExitCode::from(CANNOT_RUN);
+        }
+    };
+    let findings = runtime.block_on(landlord::testbed::test_catalog(
+        &catalog,
+        database_url,
+        extensions,
+    ));
     match findings {
         Ok(findings) => {
             let modules: Vec<&str> = catalog.modules.keys().map(String::as_str).collect();
@@ -155,8 +157,9 @@ fn test_catalog(
                 ExitCode::FAILURE
             }
         }
+        // The messages name their causes already: no chain.
         Err(err) => {
-            eprintln!("landlord: catalog test: {err:#}");
+            eprintln!("landlord: catalog test: {err}");
             ExitCode::from(CANNOT_RUN)
         }
     }

@@ -448,3 +448,19 @@ fn ctrl_c_stops_the_run_and_drops_its_scratch_databases() {
     assert!(run.stderr.contains("interrupted"), "{}", run.stderr);
     assert_eq!(scratch_databases(), Vec::<String>::new(), "left behind");
 }
+
+#[test]
+fn a_role_without_createdb_exits_2() {
+    // The landlord role of the test environment owns its database but may not create one.
+    let run = finished(
+        command(&repo_root(), TestEnv::get().landlord_url(), &[])
+            .output()
+            .expect("run landlord"),
+    );
+    assert_eq!(run.code, Some(2), "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("permission denied to create database"),
+        "{}",
+        run.stderr
+    );
+}

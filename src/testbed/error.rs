@@ -6,7 +6,7 @@ use crate::db;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{0}")]
+    #[error(transparent)]
     Database(#[from] db::Error),
     #[error("interrupted")]
     Interrupted,
