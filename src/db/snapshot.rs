@@ -107,6 +107,58 @@ impl Difference {
     }
 }
 
+/// Kinds whose entries stand for their columns, constraints, triggers, policies, rules and row count.
+const RELATIONS: [&str; 6] = [
+    "table ",
+    "partitioned table ",
+    "view ",
+    "materialized view ",
+    "foreign table ",
+    "composite type ",
+];
+
+/// Kinds of entries that belong to a relation, named `<kind> <relation>.<name>`.
+const PARTS: [&str; 5] = ["column ", "constraint ", "trigger ", "policy ", "rule "];
+
+/// `differences` without the parts of a relation that is itself missing or left over: a forgotten table
+/// is one difference to read, not one per column.
+pub fn condensed(differences: &[Difference]) -> Vec<&Difference> {
+    let whole: Vec<(&str, bool)> = differences
+        .iter()
+        .filter_map(|d| {
+            let (object, extra) = match d {
+                Difference::Missing(object) => (object, false),
+                Difference::Extra(object) => (object, true),
+                Difference::Changed { .. } => return None,
+            };
+            RELATIONS
+                .iter()
+                .find_map(|kind| object.strip_prefix(kind))
+                .map(|name| (name, extra))
+        })
+        .collect();
+    let part_of = |object: &str, extra: bool| {
+        whole.iter().any(|&(name, whole_extra)| {
+            whole_extra == extra
+                && (object.strip_prefix("row count of ") == Some(name)
+                    || PARTS.iter().any(|kind| {
+                        object
+                            .strip_prefix(kind)
+                            .and_then(|rest| rest.strip_prefix(name))
+                            .is_some_and(|rest| rest.starts_with('.'))
+                    }))
+        })
+    };
+    differences
+        .iter()
+        .filter(|d| match d {
+            Difference::Missing(object) => !part_of(object, false),
+            Difference::Extra(object) => !part_of(object, true),
+            Difference::Changed { .. } => true,
+        })
+        .collect()
+}
+
 /// Reads the schema of the connection's database. Row counts come from statements PostgreSQL builds
 /// itself (`format('%I.%I')` inside `query_to_xml`): table names never pass through Rust as SQL text.
 pub async fn snapshot(conn: &mut DbConnection) -> Result<Snapshot, Error> {
@@ -282,6 +334,34 @@ mod tests {
     fn equal_snapshots_have_no_differences() {
         let a = snapshot(&[("table public.a", ""), ("column public.a.id", "bigint")]);
         assert!(a.differences(&a.clone()).is_empty());
+    }
+
+    #[test]
+    fn a_whole_table_stands_for_its_parts() {
+        let expected = snapshot(&[("table public.a", ""), ("column public.a.id", "bigint")]);
+        let found = snapshot(&[
+            ("table public.ab", ""),
+            ("column public.ab.id", "bigint"),
+            ("constraint public.ab.ab_pkey", "PRIMARY KEY (id)"),
+            ("row count of public.ab", "0"),
+            (
+                "index public.ab_pkey",
+                "CREATE UNIQUE INDEX ab_pkey ON public.ab USING btree (id)",
+            ),
+        ]);
+        let differences = expected.differences(&found);
+        let shown: Vec<String> = condensed(&differences)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "index public.ab_pkey is left over",
+                "table public.a is missing",
+                "table public.ab is left over",
+            ]
+        );
     }
 
     #[test]

@@ -145,13 +145,19 @@ impl Testbed<'_> {
         let mut copies = 0;
         for module in order.into_iter().filter_map(|name| catalog.module(name)) {
             for scope in SCOPES {
-                // Without a working core there is nothing to test the module on; that is reported already.
-                let Some(template) = templates.get(&scope) else {
+                let migrations = module.migrations(scope);
+                let Some(first) = migrations.migrations.first() else {
                     continue;
                 };
-                if module.migrations(scope).is_empty() {
+                // Without a working core there is nothing to test the module on.
+                let Some(template) = templates.get(&scope) else {
+                    let dir = first.up.path.parent().unwrap_or(&first.up.path);
+                    self.findings.note(
+                        dir,
+                        format!("not tested: the core {scope} migrations failed"),
+                    );
                     continue;
-                }
+                };
                 copies += 1;
                 let name = db::scratch_name(&self.run, &format!("{}_{copies}", scope.as_str()))?;
                 let mut conn = self.create(&name, Some(template)).await?;

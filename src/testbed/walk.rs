@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::catalog::Migration;
-use crate::db::snapshot::{Difference, Snapshot, snapshot};
+use crate::db::snapshot::{Difference, Snapshot, condensed, snapshot};
 use crate::db::{self, DbConnection, Migrator, ModuleScope};
 
 use super::Error;
@@ -288,8 +288,9 @@ pub(super) fn failure(context: &str, e: &db::Error) -> String {
     text
 }
 
-/// The first few differences, then how many more.
+/// The first few differences (a missing or left-over table without its parts), then how many more.
 fn listing(differences: &[Difference]) -> String {
+    let differences = condensed(differences);
     let mut shown: Vec<String> = differences
         .iter()
         .take(SHOWN_DIFFERENCES)
