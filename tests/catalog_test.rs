@@ -464,3 +464,70 @@ fn a_role_without_createdb_exits_2() {
         run.stderr
     );
 }
+
+#[test]
+fn a_core_down_that_forgets_a_table_is_reported_and_modules_skip_that_scope() {
+    let catalog = Catalog::new();
+    let core = catalog.path().join("migrations");
+    for (file, text) in [
+        (
+            "landlord/1_create_platform.up.sql",
+            "CREATE TABLE platform (id bigint);\n",
+        ),
+        (
+            "landlord/1_create_platform.down.sql",
+            "DROP TABLE platform;\n",
+        ),
+        (
+            "tenant/1_create_base.up.sql",
+            "CREATE TABLE base (id bigint);\nCREATE TABLE extra (id bigint);\n",
+        ),
+        ("tenant/1_create_base.down.sql", "DROP TABLE base;\n"),
+    ] {
+        let path = core.join(file);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+    catalog
+        .file(
+            "both/module.yaml",
+            "name: both\nreleases:\n  - {version: \"1.0.0\", landlord: 10, tenant: 10}\n",
+        )
+        .file(
+            "both/landlord/10_create_settings.up.sql",
+            "CREATE TABLE both_settings (platform_id bigint);\n",
+        )
+        .file(
+            "both/landlord/10_create_settings.down.sql",
+            "DROP TABLE both_settings;\n",
+        )
+        .file(
+            "both/tenant/10_create_items.up.sql",
+            "CREATE TABLE both_items (id bigint);\n",
+        )
+        .file(
+            "both/tenant/10_create_items.down.sql",
+            "DROP TABLE both_items;\n",
+        );
+    let _one = ONE_RUN_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let run = finished(
+        command(catalog.path(), TestEnv::get().admin_url(), &[])
+            .env("LANDLORD_MIGRATIONS_DIR", "migrations")
+            .output()
+            .expect("run landlord"),
+    );
+    assert_eq!(scratch_databases(), Vec::<String>::new(), "left behind");
+    assert_eq!(
+        run.stdout.lines().collect::<Vec<_>>(),
+        [
+            "migrations/tenant/1_create_base.down.sql: rolling back core 1 to nothing (tenant scope) does not restore the schema: table public.extra is left over",
+            "modules/both/tenant: note: not tested: the core tenant migrations failed",
+            "1 problem(s) found",
+        ],
+        "stderr: {}",
+        run.stderr
+    );
+    assert_eq!(run.code, Some(1));
+}
