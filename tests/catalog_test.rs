@@ -7,12 +7,19 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use support::{TestEnv, pg, repo_root};
 
 static ONE_RUN_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Held while a run may have scratch databases: another test's failure does not poison the rest.
+fn one_run_at_a_time() -> MutexGuard<'static, ()> {
+    ONE_RUN_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// `landlord catalog test modules --database-url <admin URL> <extra>` in `dir`, with the repository's core
 /// migrations.
@@ -44,9 +51,7 @@ fn finished(output: Output) -> Run {
 
 /// Runs the test on `dir`'s `modules/` and checks that no scratch database is left afterwards.
 fn catalog_test(dir: &Path) -> Run {
-    let _one = ONE_RUN_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _one = one_run_at_a_time();
     let started = Instant::now();
     let run = finished(
         command(dir, TestEnv::get().admin_url(), &[])
@@ -405,9 +410,7 @@ fn a_server_it_cannot_reach_exits_2() {
 
 #[test]
 fn an_extension_the_server_lacks_exits_2_and_drops_what_it_made() {
-    let _one = ONE_RUN_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _one = one_run_at_a_time();
     let run = finished(
         command(
             &repo_root(),
@@ -424,9 +427,7 @@ fn an_extension_the_server_lacks_exits_2_and_drops_what_it_made() {
 
 #[test]
 fn ctrl_c_stops_the_run_and_drops_its_scratch_databases() {
-    let _one = ONE_RUN_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _one = one_run_at_a_time();
     let child = command(&repo_root(), TestEnv::get().admin_url(), &[])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -509,9 +510,7 @@ fn a_core_down_that_forgets_a_table_is_reported_and_modules_skip_that_scope() {
             "both/tenant/10_create_items.down.sql",
             "DROP TABLE both_items;\n",
         );
-    let _one = ONE_RUN_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _one = one_run_at_a_time();
     let run = finished(
         command(catalog.path(), TestEnv::get().admin_url(), &[])
             .env("LANDLORD_MIGRATIONS_DIR", "migrations")

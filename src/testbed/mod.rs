@@ -44,6 +44,7 @@ pub async fn test_catalog(
         maintenance: server.admin().await?,
         migrator: Migrator::new(),
         created: Vec::new(),
+        copies: 0,
         findings: Findings::default(),
     };
     let outcome = tokio::select! {
@@ -99,6 +100,8 @@ struct Testbed<'a> {
     migrator: Migrator,
     /// Scratch databases that may exist (recorded before they are created) and are not dropped yet.
     created: Vec<Ident>,
+    /// Module databases made so far, for their names.
+    copies: usize,
     findings: Findings,
 }
 
@@ -107,22 +110,86 @@ impl Testbed<'_> {
         // Per scope, the database holding the core migrations, once they passed.
         let mut templates: BTreeMap<Scope, Ident> = BTreeMap::new();
         for scope in SCOPES {
-            let name = db::scratch_name(&self.run, scope.as_str())?;
-            let mut conn = self.create(&name, None).await?;
-            if scope == Scope::Tenant {
-                db::ensure_extensions(&mut conn, &self.extensions).await?;
+            if let Some(template) = self.test_core(scope).await? {
+                templates.insert(scope, template);
             }
-            let track = ModuleScope::core(self.catalog, scope);
-            let checkpoints: Vec<Checkpoint> = track
-                .migrations
-                .migrations
-                .iter()
-                .map(|m| Checkpoint {
-                    label: m.version.to_string(),
-                    target: m.version,
-                })
-                .collect();
-            let walked = walk(
+        }
+        let catalog = self.catalog;
+        // A loaded catalog has no dependency cycle; by name should one ever get through.
+        let order = catalog
+            .topological_order()
+            .unwrap_or_else(|_| catalog.modules.keys().map(String::as_str).collect());
+        for module in order.into_iter().filter_map(|name| catalog.module(name)) {
+            for scope in SCOPES {
+                let Some(first) = module.migrations(scope).migrations.first() else {
+                    continue;
+                };
+                match templates.get(&scope) {
+                    Some(template) => self.test_module(module, scope, template).await?,
+                    // Without a working core there is nothing to test the module on.
+                    None => self.findings.note(
+                        first.up.path.parent().unwrap_or(&first.up.path),
+                        format!("not tested: the core {scope} migrations failed"),
+                    ),
+                }
+            }
+        }
+        for name in templates.into_values() {
+            self.drop(&name).await?;
+        }
+        Ok(())
+    }
+
+    /// The core migrations of `scope`, one checkpoint each, in a database of their own; that database
+    /// when they passed (kept, as the template of the scope's module tests).
+    async fn test_core(&mut self, scope: Scope) -> Result<Option<Ident>, Error> {
+        let name = db::scratch_name(&self.run, scope.as_str())?;
+        let mut conn = self.create(&name, None).await?;
+        if scope == Scope::Tenant {
+            db::ensure_extensions(&mut conn, &self.extensions).await?;
+        }
+        let track = ModuleScope::core(self.catalog, scope);
+        let checkpoints: Vec<Checkpoint> = track
+            .migrations
+            .migrations
+            .iter()
+            .map(|m| Checkpoint {
+                label: m.version.to_string(),
+                target: m.version,
+            })
+            .collect();
+        let walked = walk(
+            &mut conn,
+            &self.migrator,
+            &track,
+            &checkpoints,
+            &mut self.findings,
+        )
+        .await?;
+        // Closed before it serves as a template, which allows no other session.
+        conn.close().await?;
+        if walked == Walked::Clean {
+            Ok(Some(name))
+        } else {
+            self.drop(&name).await?;
+            Ok(None)
+        }
+    }
+
+    /// One module in one scope, in a copy of `template` with its dependencies installed.
+    async fn test_module(
+        &mut self,
+        module: &Module,
+        scope: Scope,
+        template: &Ident,
+    ) -> Result<(), Error> {
+        self.copies += 1;
+        let name = db::scratch_name(&self.run, &format!("{}_{}", scope.as_str(), self.copies))?;
+        let mut conn = self.create(&name, Some(template)).await?;
+        if self.install_dependencies(&mut conn, module, scope).await? {
+            let track = ModuleScope::of(module, scope);
+            let checkpoints = release_checkpoints(module, scope);
+            walk(
                 &mut conn,
                 &self.migrator,
                 &track,
@@ -130,58 +197,10 @@ impl Testbed<'_> {
                 &mut self.findings,
             )
             .await?;
-            // Closed before it serves as a template, which allows no other session.
-            conn.close().await?;
-            if walked == Walked::Clean {
-                templates.insert(scope, name);
-            }
         }
-
-        let catalog = self.catalog;
-        // A loaded catalog has no dependency cycle; by name should one ever get through.
-        let order = catalog
-            .topological_order()
-            .unwrap_or_else(|_| catalog.modules.keys().map(String::as_str).collect());
-        let mut copies = 0;
-        for module in order.into_iter().filter_map(|name| catalog.module(name)) {
-            for scope in SCOPES {
-                let migrations = module.migrations(scope);
-                let Some(first) = migrations.migrations.first() else {
-                    continue;
-                };
-                // Without a working core there is nothing to test the module on.
-                let Some(template) = templates.get(&scope) else {
-                    let dir = first.up.path.parent().unwrap_or(&first.up.path);
-                    self.findings.note(
-                        dir,
-                        format!("not tested: the core {scope} migrations failed"),
-                    );
-                    continue;
-                };
-                copies += 1;
-                let name = db::scratch_name(&self.run, &format!("{}_{copies}", scope.as_str()))?;
-                let mut conn = self.create(&name, Some(template)).await?;
-                if self.install_dependencies(&mut conn, module, scope).await? {
-                    let track = ModuleScope::of(module, scope);
-                    let checkpoints = release_checkpoints(module, scope);
-                    walk(
-                        &mut conn,
-                        &self.migrator,
-                        &track,
-                        &checkpoints,
-                        &mut self.findings,
-                    )
-                    .await?;
-                }
-                // The session may be broken by what a migration did; the drop ends it either way.
-                let _ = conn.close().await;
-                self.drop(&name).await?;
-            }
-        }
-        for name in templates.into_values() {
-            self.drop(&name).await?;
-        }
-        Ok(())
+        // The session may be broken by what a migration did; the drop ends it either way.
+        let _ = conn.close().await;
+        self.drop(&name).await
     }
 
     /// A new scratch database (a copy of `template`) and a session in it.
