@@ -23,7 +23,7 @@ use crate::db::{self, DbConnection, Ident, Migrator, ModuleScope};
 
 pub use error::Error;
 pub use report::Findings;
-use walk::{Checkpoint, Walked, walk};
+use walk::{Checkpoint, Walked};
 
 const SCOPES: [Scope; 2] = [Scope::Landlord, Scope::Tenant];
 
@@ -158,14 +158,7 @@ impl Testbed<'_> {
                 target: m.version,
             })
             .collect();
-        let walked = walk(
-            &mut conn,
-            &self.migrator,
-            &track,
-            &checkpoints,
-            &mut self.findings,
-        )
-        .await?;
+        let walked = self.walk(&mut conn, &track, &checkpoints).await?;
         // Closed before it serves as a template, which allows no other session.
         conn.close().await?;
         if walked == Walked::Clean {
@@ -189,18 +182,20 @@ impl Testbed<'_> {
         if self.install_dependencies(&mut conn, module, scope).await? {
             let track = ModuleScope::of(module, scope);
             let checkpoints = release_checkpoints(module, scope);
-            walk(
-                &mut conn,
-                &self.migrator,
-                &track,
-                &checkpoints,
-                &mut self.findings,
-            )
-            .await?;
+            self.walk(&mut conn, &track, &checkpoints).await?;
         }
         // The session may be broken by what a migration did; the drop ends it either way.
         let _ = conn.close().await;
         self.drop(&name).await
+    }
+
+    async fn walk(
+        &mut self,
+        conn: &mut DbConnection,
+        track: &ModuleScope<'_>,
+        checkpoints: &[Checkpoint],
+    ) -> Result<Walked, Error> {
+        walk::walk(conn, &self.migrator, track, checkpoints, &mut self.findings).await
     }
 
     /// A new scratch database (a copy of `template`) and a session in it.
