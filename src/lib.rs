@@ -2,7 +2,8 @@
 //! upgrades and removes feature modules in it.
 //!
 //! Layers, from the outside in: `crd` (resource types), `catalog` (module manifests, no I/O beyond reading
-//! files), `db` (the only code that speaks SQL), `controller` (one reconcile pipeline per kind).
+//! files), `db` (the only code that speaks SQL), `controller` (one reconcile pipeline per kind); `testbed` runs a catalog's migrations up, down and up
+//! in scratch databases for `landlord catalog test`.
 
 pub mod catalog;
 pub mod config;
@@ -12,3 +13,4 @@ pub mod db;
 pub mod metrics;
 pub mod serve;
 pub mod telemetry;
+pub mod testbed;

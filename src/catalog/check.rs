@@ -75,7 +75,7 @@ fn report(result: Result<Catalog, CatalogErrors>, cwd: Option<&Path>) -> CheckRe
     }
 }
 
-fn relative(path: &Path, cwd: Option<&Path>) -> String {
+pub(crate) fn relative(path: &Path, cwd: Option<&Path>) -> String {
     let shown = cwd
         .filter(|_| path.is_absolute())
         .and_then(|cwd| path.strip_prefix(cwd).ok())

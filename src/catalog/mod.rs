@@ -16,6 +16,7 @@ mod script;
 pub mod sql;
 mod validate;
 
+pub(crate) use check::relative;
 pub use check::{CheckReport, MIGRATIONS_DIR_ENV, MODULES_DIR_ENV, check, check_dirs, summary};
 pub use files::{NO_TRANSACTION_MARKER, is_no_transaction};
 pub use graph::{DependencyCycle, DependencyGraph, UnmetDependency};

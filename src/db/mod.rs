@@ -20,7 +20,9 @@ mod owner;
 mod plan;
 mod provision;
 pub mod records;
+mod scratch;
 mod secret;
+pub mod snapshot;
 mod step;
 mod template;
 
@@ -36,6 +38,9 @@ pub use plan::{Direction, Drift, ModuleScope, Plan, Step, drift, plan};
 pub use provision::{
     Dropped, Ensured, Provisioned, TenantRequest, drop_tenant, ensure_tenant,
     ensure_tenant_database, ensure_tenant_role,
+};
+pub use scratch::{
+    SCRATCH_PREFIX, create_scratch, drop_scratch, scratch_name, scratch_run_id, scratch_server,
 };
 pub use secret::{PASSWORD_BYTES, Password};
 pub use step::Timeouts;
