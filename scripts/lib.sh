@@ -68,7 +68,6 @@ ensure_command() {
 # What the tests use beyond the environment: landlord-health (hack/gitops), Flux's kstatus and Argo CD's own Lua
 # health evaluator, for tests/gitops_health.rs and tests/argocd_health.rs, which find it in LANDLORD_GITOPS_HEALTH.
 ensure_test_tools() {
-  ensure_command lua5.4 lua5.4
   LANDLORD_GITOPS_HEALTH=$(gitops_health_binary) || die "landlord-health (hack/gitops) could not be built"
   export LANDLORD_GITOPS_HEALTH
 }
