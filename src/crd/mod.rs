@@ -62,3 +62,29 @@ pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_kind_is_served_unobserved_until_the_operator_writes_status() {
+        for crd in super::crds() {
+            for version in &crd.spec.versions {
+                let default = version
+                    .schema
+                    .as_ref()
+                    .and_then(|schema| schema.open_api_v3_schema.as_ref())
+                    .and_then(|root| root.properties.as_ref())
+                    .and_then(|properties| properties.get("status"))
+                    .and_then(|status| status.default.as_ref())
+                    .map(|default| &default.0);
+                assert_eq!(
+                    default,
+                    Some(&serde_json::json!({ "observedGeneration": 0 })),
+                    "{} {}",
+                    crd.spec.names.kind,
+                    version.name
+                );
+            }
+        }
+    }
+}

@@ -147,6 +147,15 @@ pub const STATES: &[State] = &[
         Some("AdoptionRefused"),
         REFUSED,
     ),
+    // Deleted while it still has an installation: waits for it to go. Both clients read any object being
+    // deleted by its deletionTimestamp alone: kstatus Terminating, Argo CD "Pending deletion".
+    state(
+        "tenant-uninstall-blocked.json",
+        TN,
+        "leaving",
+        Some("UninstallBlocked"),
+        ("Terminating", "Progressing"),
+    ),
     // A spec edit the operator has not seen: the status says nothing about it yet.
     state("tenant-generation-ahead.json", TN, "acme", None, WAITING),
     // Applied while no operator runs: no status at all yet.
@@ -280,6 +289,12 @@ pub fn expected_messages(obj: &Value, state: &State) -> (String, String) {
     let generation = obj["metadata"]["generation"]
         .as_i64()
         .expect("metadata.generation");
+    if obj["metadata"]["deletionTimestamp"].is_string() {
+        return (
+            "Resource scheduled for deletion".to_string(),
+            "Pending deletion".to_string(),
+        );
+    }
     if state.reason.is_none() {
         let kstatus = match obj["status"]["observedGeneration"].as_i64() {
             Some(observed) => format!(
