@@ -1,6 +1,6 @@
 // Builds landlord-health: Flux's kstatus and Argo CD's own Lua health evaluator, read on Landlord's objects.
-// scripts/lib.sh (gitops_health_binary) compiles it once per hash of go.mod and go.sum and caches the binary
-// outside the work tree, like hack/kube-apiserver.
+// scripts/lib.sh (gitops_health_binary) compiles it once per hash of go.mod, go.sum and main.go and caches the
+// binary outside the work tree, like hack/kube-apiserver.
 module landlord.dev/hack/gitops
 
 go 1.24.6
