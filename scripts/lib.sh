@@ -65,8 +65,12 @@ ensure_command() {
     || die "could not install $package"
 }
 
-# What the tests use beyond the environment: a Lua interpreter for the Argo CD health checks.
-ensure_test_tools() { ensure_command lua5.4 lua5.4; }
+# What the tests use beyond the environment: landlord-health (hack/gitops), Flux's kstatus and Argo CD's own Lua
+# health evaluator, for tests/gitops_health.rs and tests/argocd_health.rs, which find it in LANDLORD_GITOPS_HEALTH.
+ensure_test_tools() {
+  LANDLORD_GITOPS_HEALTH=$(gitops_health_binary) || die "landlord-health (hack/gitops) could not be built"
+  export LANDLORD_GITOPS_HEALTH
+}
 
 # What .ci/run lints with beyond cargo.
 ensure_lint_tools() { ensure_command shellcheck shellcheck; }
@@ -446,4 +450,27 @@ Continue with:
   $rel up        # after a change: rebuild, restart the operator, re-apply the samples
   $rel down      # stop everything ($rel clean also deletes the state)
 TEXT
+}
+
+# ------------------------------------------------------------------------------------- GitOps health readers
+
+# Builds hack/gitops (landlord-health: kstatus from sigs.k8s.io/cli-utils and Argo CD v2.14's util/lua) from the
+# Go module proxy once and caches it outside the work tree, keyed by the hash of its go.mod, go.sum and source,
+# like kube-apiserver. Prints the path of the binary on stdout.
+gitops_health_binary() {
+  local src=$root/hack/gitops key bin start
+  key=$(cat "$src/go.mod" "$src/go.sum" "$src"/*.go | sha256sum | cut -c1-16)
+  bin=$cache_dir/landlord-health-$key/landlord-health
+  if [[ ! -x $bin ]]; then
+    command -v go >/dev/null || die "Go is needed to build hack/gitops"
+    log "building landlord-health from hack/gitops (first time only, a few minutes)"
+    start=$(date +%s)
+    mkdir -p "$(dirname "$bin")"
+    # -mod=readonly: the committed go.sum is the pin; a build never rewrites it.
+    (cd "$src" && go build -mod=readonly -trimpath -ldflags '-s -w' -o "$bin.tmp" .) >&2 \
+      || die "go build in hack/gitops failed"
+    mv "$bin.tmp" "$bin"
+    log "landlord-health built in $(( $(date +%s) - start ))s: $bin"
+  fi
+  echo "$bin"
 }

@@ -1,77 +1,54 @@
-//! The Argo CD health checks in `deploy/argocd/`, run by a real Lua interpreter (`lua5.4`, Debian package
-//! `lua5.4`) against Tenants, ModuleInstallations and ModuleRollouts as the operator wrote them
-//! (`tests/fixtures/argocd/`, saved with `kubectl get -o json` from a running operator, managedFields removed)
-//! and against variations of them: a spec edit the operator has not seen yet, no status, no Ready condition,
-//! every Ready reason.
-//! No cluster needed. The interpreter is required: without it every test fails, none is skipped.
+//! The Argo CD health checks in `deploy/argocd/`, run by Argo CD v2.14's own Lua evaluator (`landlord-health`,
+//! hack/gitops: gitops-engine's `GetResourceHealth` with the scripts loaded from argocd-cm by Argo CD's settings
+//! manager), and Flux's kstatus beside it, against Tenants, ModuleInstallations and ModuleRollouts as the
+//! operator wrote them (`tests/fixtures/argocd/`, saved by `tests/gitops_health.rs`, which also fails when they
+//! drift from what the operator writes) and against variations of them: a spec edit the operator has not seen
+//! yet, no status, no Ready condition, every Ready reason.
+//! No cluster needed; the tool is built by `scripts/test` (or on first use, through scripts/lib.sh).
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+mod support;
 
-use landlord::crd::Reason;
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use landlord::crd::{ConditionType, DesiredCondition, Reason, merge_conditions};
 use serde_json::{Value, json};
+use std::path::PathBuf;
+use support::gitops::{self, STATES, expected_messages};
+use support::repo_root;
 
-const LUA: &str = "lua5.4";
 const KINDS: [&str; 3] = ["Tenant", "ModuleInstallation", "ModuleRollout"];
 
-/// Every fixture with the health Argo CD must show for it. `None`: the message is the Ready condition's.
-const FIXTURES: &[(&str, &str, Option<&str>)] = &[
-    ("tenant-ready.json", "Healthy", None),
-    ("tenant-paused.json", "Suspended", None),
-    // Saved after `kubectl patch` with the operator stopped: generation 2, status still for generation 1.
-    (
-        "tenant-generation-ahead.json",
-        "Progressing",
-        Some("Waiting for the operator to observe generation 2"),
-    ),
-    ("installation-ready.json", "Healthy", None),
-    ("installation-dry-run.json", "Suspended", None),
-    ("installation-dependency-missing.json", "Progressing", None),
-    ("installation-tenant-not-found.json", "Progressing", None),
-    ("installation-tenant-not-ready.json", "Progressing", None),
-    ("installation-module-not-found.json", "Degraded", None),
-    ("installation-version-not-found.json", "Degraded", None),
-    ("rollout-ready.json", "Healthy", None),
-    // maxParallel 1: the first tenant's installation waits for its paused Tenant, the second one waits its turn.
-    ("rollout-progressing.json", "Progressing", None),
-    ("rollout-paused.json", "Suspended", None),
-    // The canary's migration failed (maxFailures 0): halted until a person fixes it.
-    ("rollout-failure-budget-exceeded.json", "Degraded", None),
-    // Saved after `kubectl patch` with the operator stopped: generation 2, status still for generation 1.
-    (
-        "rollout-generation-ahead.json",
-        "Progressing",
-        Some("Waiting for the operator to observe generation 2"),
-    ),
-    ("rollout-module-not-found.json", "Degraded", None),
-];
-
-/// Every reason the operator can put on a Ready condition that is not True, and the health it maps to.
-/// `Reconciled` is never on a False Ready; it is here so that an unexpected pairing still reads as a fault.
-const REASONS: &[(&str, &str)] = &[
-    ("Progressing", "Progressing"),
-    ("TenantNotReady", "Progressing"),
-    ("TenantNotFound", "Progressing"),
-    ("DependencyMissing", "Progressing"),
-    ("UninstallBlocked", "Progressing"),
-    ("DatabaseUnavailable", "Progressing"),
-    ("Paused", "Suspended"),
-    ("DryRun", "Suspended"),
-    ("InvalidSpec", "Degraded"),
-    ("SlugConflict", "Degraded"),
-    ("ModuleNotFound", "Degraded"),
-    ("VersionNotFound", "Degraded"),
-    ("MigrationFailed", "Degraded"),
-    ("ChecksumMismatch", "Degraded"),
-    ("IrreversibleMigration", "Degraded"),
-    ("DestructiveActionBlocked", "Degraded"),
-    ("AdoptionRefused", "Degraded"),
+/// Every reason the operator can put on a Ready condition that is not True, with the health Argo CD maps it to
+/// and the status kstatus computes once `merge_conditions` has added Reconciling or Stalled (`Reason::kstatus`).
+/// `Reconciled` is never on a False Ready; it is here so that an unexpected pairing still reads as a fault to
+/// Argo CD.
+const REASONS: &[(&str, &str, &str)] = &[
+    ("Progressing", "Progressing", "InProgress"),
+    ("TenantNotReady", "Progressing", "InProgress"),
+    ("TenantNotFound", "Progressing", "InProgress"),
+    ("DependencyMissing", "Progressing", "InProgress"),
+    // Only while the object is being deleted, which kstatus reads as Terminating before any condition.
+    ("UninstallBlocked", "Progressing", "InProgress"),
+    // Retried with backoff until the database answers again.
+    ("DatabaseUnavailable", "Progressing", "InProgress"),
+    // Stopped on purpose: kstatus has no suspended state, and neither Reconciling nor Stalled is set.
+    ("Paused", "Suspended", "InProgress"),
+    ("DryRun", "Suspended", "InProgress"),
+    ("InvalidSpec", "Degraded", "Failed"),
+    ("SlugConflict", "Degraded", "Failed"),
+    ("ModuleNotFound", "Degraded", "Failed"),
+    ("VersionNotFound", "Degraded", "Failed"),
+    ("MigrationFailed", "Degraded", "Failed"),
+    ("ChecksumMismatch", "Degraded", "Failed"),
+    ("IrreversibleMigration", "Degraded", "Failed"),
+    ("DestructiveActionBlocked", "Degraded", "Failed"),
+    ("AdoptionRefused", "Degraded", "Failed"),
     // A rollout halted past spec.strategy.maxFailures: its failed installations need a person.
-    ("FailureBudgetExceeded", "Degraded"),
-    ("Reconciled", "Degraded"),
-    // A reason a later operator version may add: loud rather than waiting forever.
-    ("SomethingNew", "Degraded"),
+    ("FailureBudgetExceeded", "Degraded", "Failed"),
+    ("Reconciled", "Degraded", "InProgress"),
+    // A reason a later operator version may add: loud rather than waiting forever (Argo CD only: the
+    // operator cannot write it, so kstatus is not asked).
+    ("SomethingNew", "Degraded", ""),
 ];
 
 /// Every reason of the operator (`landlord::crd::Reason`). The match has no wildcard arm: a reason added to
@@ -125,124 +102,31 @@ fn operator_reasons() -> Vec<Reason> {
     all
 }
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn script(kind: &str) -> PathBuf {
-    repo().join(format!("deploy/argocd/tenancy.landlord.dev_{kind}.lua"))
+    repo_root().join(format!("deploy/argocd/tenancy.landlord.dev_{kind}.lua"))
 }
 
 fn fixture(name: &str) -> Value {
-    let path = repo().join("tests/fixtures/argocd").join(name);
+    let path = repo_root().join("tests/fixtures/argocd").join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// A JSON value as a Lua constructor, the way Argo CD's decoder hands `obj` to the script: members that are
-/// null are left out (an absent field and a nil one are the same in Lua), integers stay integers (gopher-lua
-/// keeps them as float64 but prints them without a fraction, as Lua 5.4 does for integers).
-fn lua_literal(value: &Value) -> String {
-    match value {
-        Value::Null => "nil".into(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => lua_string(s),
-        Value::Array(items) => {
-            let items: Vec<String> = items.iter().map(lua_literal).collect();
-            format!("{{{}}}", items.join(", "))
-        }
-        Value::Object(members) => {
-            let members: Vec<String> = members
-                .iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| format!("[{}] = {}", lua_string(k), lua_literal(v)))
-                .collect();
-            format!("{{{}}}", members.join(", "))
-        }
-    }
-}
-
-/// A double-quoted Lua string; control characters as decimal escapes, other UTF-8 as is (Lua strings are bytes).
-fn lua_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_ascii_control() => out.push_str(&format!("\\{:03}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// Runs the `kind`'s health script on `obj` the way Argo CD does and returns `(hs.status, hs.message)`.
-/// Argo CD loads only the base and table libraries (plus a trimmed `os`), so the script gets an environment
-/// with just those, and strings lose their methods: a script leaning on `string.*` fails here as it would there.
-/// `loadfile` compiles the script into a function, as Argo CD's `DoString` does; its return value is `hs`.
-fn health(kind: &str, obj: &Value) -> (String, String) {
-    let driver = format!(
-        r#"local obj = {obj}
-getmetatable("").__index = nil
-local env = {{ obj = obj, table = table }}
-for _, name in ipairs({{ "assert", "error", "getmetatable", "ipairs", "next", "pairs", "pcall", "print",
-    "rawequal", "rawget", "rawset", "select", "setmetatable", "tonumber", "tostring", "type", "xpcall" }}) do
-  env[name] = _G[name]
-end
-local health = assert(loadfile({script}, "t", env))
-local hs = health()
-print(hs.status .. "\t" .. hs.message)
-"#,
-        obj = lua_literal(obj),
-        script = lua_string(script(kind).to_str().expect("UTF-8 path")),
-    );
-    let mut child = match Command::new(LUA)
-        .arg("-")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
-        Ok(child) => child,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-            "{LUA} is not installed (Debian package lua5.4): run the tests with scripts/test, \
-             or `apt-get install lua5.4`"
-        ),
-        Err(e) => panic!("cannot run {LUA}: {e}"),
-    };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(driver.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{LUA} failed on the {kind} script: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let (status, message) = stdout
-        .strip_suffix('\n')
-        .and_then(|line| line.split_once('\t'))
-        .unwrap_or_else(|| panic!("unexpected output from the driver: {stdout:?}"));
-    (status.to_string(), message.to_string())
+/// Argo CD's health of each object, `(hs.status, hs.message)`, from Argo CD's own evaluator, in one run.
+fn argocd(objects: &[Value]) -> Vec<(String, String)> {
+    gitops::read(objects)
+        .into_iter()
+        .map(|r| {
+            let health = r
+                .argocd
+                .unwrap_or_else(|| panic!("Argo CD has no health check for {}", r.kind));
+            (health.status, health.message)
+        })
+        .collect()
 }
 
 fn kind_of(obj: &Value) -> &str {
     obj["kind"].as_str().expect("kind")
-}
-
-fn ready_message(obj: &Value) -> &str {
-    obj["status"]["conditions"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
-        .and_then(|c| c["message"].as_str())
-        .expect("a Ready condition with a message")
 }
 
 /// The fixtures the operator wrote Ready=True for, one per kind: the base for the variations below.
@@ -256,31 +140,62 @@ fn ready_objects() -> Vec<Value> {
     objects
 }
 
+/// Asserts that Argo CD reads every object as expected; all are read in one run of the tool.
+fn assert_argocd(cases: Vec<(Value, (String, String))>) {
+    let (objects, expected): (Vec<Value>, Vec<(String, String)>) = cases.into_iter().unzip();
+    let got = argocd(&objects);
+    assert_eq!(got.len(), objects.len());
+    for ((obj, got), want) in objects.iter().zip(got).zip(expected) {
+        assert_eq!(got, want, "{obj}");
+    }
+}
+
+fn waiting(generation: i64) -> (String, String) {
+    (
+        "Progressing".to_string(),
+        format!("Waiting for the operator to observe generation {generation}"),
+    )
+}
+
 #[test]
-fn fixtures_written_by_the_operator_map_to_their_health() {
-    for (file, status, message) in FIXTURES {
-        let obj = fixture(file);
-        let expected_message = message.unwrap_or_else(|| ready_message(&obj));
+fn fixtures_written_by_the_operator_read_as_their_state() {
+    let objects: Vec<Value> = STATES.iter().map(|s| fixture(s.fixture)).collect();
+    let readings = gitops::read(&objects);
+    assert_eq!(readings.len(), STATES.len());
+    for ((s, obj), r) in STATES.iter().zip(&objects).zip(readings) {
+        let (kstatus_message, argocd_message) = expected_messages(obj, s);
+        let argocd = r.argocd.expect("Argo CD has a health check");
         assert_eq!(
-            health(kind_of(&obj), &obj),
-            (status.to_string(), expected_message.to_string()),
-            "{file}"
+            (
+                r.kstatus.status,
+                r.kstatus.message,
+                argocd.status,
+                argocd.message
+            ),
+            (
+                s.kstatus.to_string(),
+                kstatus_message,
+                s.argocd.to_string(),
+                argocd_message
+            ),
+            "{}",
+            s.fixture
         );
     }
 }
 
 #[test]
 fn every_fixture_is_checked() {
-    let mut on_disk: Vec<String> = std::fs::read_dir(repo().join("tests/fixtures/argocd"))
+    let mut on_disk: Vec<String> = std::fs::read_dir(repo_root().join("tests/fixtures/argocd"))
         .unwrap()
         .map(|entry| entry.unwrap().file_name().into_string().unwrap())
         .collect();
     on_disk.sort();
-    let mut listed: Vec<String> = FIXTURES.iter().map(|(f, _, _)| f.to_string()).collect();
+    let mut listed: Vec<String> = STATES.iter().map(|s| s.fixture.to_string()).collect();
     listed.sort();
     assert_eq!(
         on_disk, listed,
-        "tests/fixtures/argocd/ and FIXTURES differ"
+        "tests/fixtures/argocd/ and support::gitops::STATES differ"
     );
 }
 
@@ -297,6 +212,7 @@ fn every_kind_uses_the_same_script() {
 
 #[test]
 fn generation_ahead_of_observed_generation_is_progressing() {
+    let mut cases = Vec::new();
     for base in ready_objects() {
         let mut obj = base.clone();
         obj["metadata"]["generation"] = json!(2);
@@ -311,52 +227,51 @@ fn generation_ahead_of_observed_generation_is_progressing() {
                 .unwrap()
                 .remove("observedGeneration");
         }
-        for obj in [obj, without_condition_generation] {
-            assert_eq!(
-                health(kind_of(&obj), &obj),
-                (
-                    "Progressing".to_string(),
-                    "Waiting for the operator to observe generation 2".to_string()
-                ),
-                "{obj}"
-            );
-        }
+        cases.push((obj, waiting(2)));
+        cases.push((without_condition_generation, waiting(2)));
     }
+    assert_argocd(cases);
 }
 
 #[test]
 fn ready_condition_of_an_older_generation_is_progressing() {
     // status.observedGeneration is current but Ready is not: Ready only speaks for the generation it names.
+    let mut cases = Vec::new();
     for mut obj in ready_objects() {
         obj["metadata"]["generation"] = json!(3);
         obj["status"]["observedGeneration"] = json!(3);
-        assert_eq!(
-            health(kind_of(&obj), &obj).0,
-            "Progressing",
-            "{}",
-            kind_of(&obj)
-        );
+        cases.push((obj, waiting(3)));
     }
+    assert_argocd(cases);
 }
 
 #[test]
-fn missing_status_is_progressing() {
+fn missing_status_is_progressing_to_argocd_but_current_to_kstatus() {
+    // The CRDs default status.observedGeneration to 0 (src/crd/mod.rs) because kstatus calls an object
+    // without status Current; with the default both clients wait.
+    let mut objects = Vec::new();
     for mut obj in ready_objects() {
         obj.as_object_mut().unwrap().remove("status");
-        assert_eq!(
-            health(kind_of(&obj), &obj),
-            (
-                "Progressing".to_string(),
-                "Waiting for the operator to observe generation 1".to_string()
-            ),
-            "{}",
-            kind_of(&obj)
-        );
+        objects.push(obj.clone());
+        obj["status"] = json!({"observedGeneration": 0});
+        objects.push(obj);
+    }
+    let readings = gitops::read(&objects);
+    for (obj, r) in objects.iter().zip(readings) {
+        let kstatus = if obj.get("status").is_some() {
+            "InProgress"
+        } else {
+            "Current"
+        };
+        assert_eq!(r.kstatus.status, kstatus, "{obj}");
+        let argocd = r.argocd.expect("Argo CD has a health check");
+        assert_eq!((argocd.status, argocd.message), waiting(1), "{obj}");
     }
 }
 
 #[test]
 fn status_without_ready_condition_is_progressing() {
+    let mut cases = Vec::new();
     for mut obj in ready_objects() {
         let rollout = kind_of(&obj) == "ModuleRollout";
         let conditions = obj["status"]["conditions"].as_array_mut().unwrap();
@@ -364,62 +279,77 @@ fn status_without_ready_condition_is_progressing() {
         // Tenants and installations keep their finer conditions; a rollout has Ready alone, and keeps its
         // counts and observedGeneration.
         assert_eq!(conditions.is_empty(), rollout, "the finer conditions stay");
-        assert_eq!(
-            health(kind_of(&obj), &obj),
-            (
-                "Progressing".to_string(),
-                "Waiting for the operator to observe generation 1".to_string()
-            ),
-            "{}",
-            kind_of(&obj)
-        );
+        cases.push((obj, waiting(1)));
     }
+    assert_argocd(cases);
+}
+
+/// The conditions the operator writes for a Ready that is not True with `reason`: Ready plus Reconciling or
+/// Stalled, from `merge_conditions`; for a reason the operator does not know, Ready alone.
+fn not_ready_conditions(status: Option<bool>, reason: &str, message: &str) -> Vec<Value> {
+    let Some(known) = operator_reasons()
+        .into_iter()
+        .find(|r| r.as_str() == reason)
+    else {
+        return vec![json!({
+            "type": "Ready", "status": if status == Some(false) { "False" } else { "Unknown" },
+            "reason": reason, "message": message, "observedGeneration": 1,
+            "lastTransitionTime": "2026-01-01T00:00:00Z",
+        })];
+    };
+    let now = Time(Timestamp::from_second(1_767_225_600).expect("a time"));
+    let ready = DesiredCondition::new(ConditionType::Ready, status, known, message);
+    merge_conditions(&[], &[ready], Some(1), &now)
+        .iter()
+        .map(|c| serde_json::to_value(c).expect("a condition as JSON"))
+        .collect()
 }
 
 #[test]
 fn every_ready_reason_maps_to_its_health() {
-    // Quotes, a backslash, a tab and non-ASCII text also check that messages reach Lua intact.
+    // Quotes, a backslash, a tab and non-ASCII text also check that messages reach both clients intact.
     let message = "Tenant \"acme\": C:\\tmp\tfailed — réessayer";
+    let mut objects = Vec::new();
+    let mut expected = Vec::new();
     for base in ready_objects() {
-        for (reason, expected) in REASONS {
+        for (reason, argocd, kstatus) in REASONS {
             // The operator reports Unknown while work is ahead and False otherwise; neither is True.
-            for status in ["False", "Unknown"] {
+            for status in [Some(false), None] {
                 let mut obj = base.clone();
-                let ready = obj["status"]["conditions"]
-                    .as_array_mut()
-                    .unwrap()
-                    .iter_mut()
-                    .find(|c| c["type"] == "Ready")
-                    .unwrap();
-                ready["status"] = json!(status);
-                ready["reason"] = json!(reason);
-                ready["message"] = json!(message);
-                assert_eq!(
-                    health(kind_of(&obj), &obj),
-                    (expected.to_string(), message.to_string()),
-                    "{} Ready={status} reason {reason}",
-                    kind_of(&obj)
-                );
+                obj["status"]["conditions"] = json!(not_ready_conditions(status, reason, message));
+                objects.push(obj);
+                expected.push((*reason, *argocd, *kstatus));
             }
+        }
+    }
+    let readings = gitops::read(&objects);
+    assert_eq!(readings.len(), objects.len());
+    for ((obj, (reason, argocd, kstatus)), r) in objects.iter().zip(expected).zip(readings) {
+        let health = r.argocd.expect("Argo CD has a health check");
+        assert_eq!(
+            (health.status.as_str(), health.message.as_str()),
+            (argocd, message),
+            "Argo CD, {} reason {reason}: {obj}",
+            r.kind
+        );
+        if !kstatus.is_empty() {
+            assert_eq!(
+                (r.kstatus.status.as_str(), r.kstatus.message.as_str()),
+                (kstatus, message),
+                "kstatus, {} reason {reason}: {obj}",
+                r.kind
+            );
         }
     }
 }
 
 #[test]
 fn every_operator_reason_is_in_reasons() {
-    let listed: Vec<&str> = REASONS.iter().map(|(reason, _)| *reason).collect();
+    let listed: Vec<&str> = REASONS.iter().map(|(reason, _, _)| *reason).collect();
     for reason in operator_reasons() {
         assert!(
             listed.contains(&reason.as_str()),
             "Ready reason {reason} is not in REASONS: add it with the health it must map to (and to README.md)"
         );
     }
-}
-
-#[test]
-fn lua_literal_escapes_what_lua_would_misread() {
-    assert_eq!(
-        lua_literal(&json!({"a": [1, true, null], "b": null, "q": "x\"\\\n"})),
-        r#"{["a"] = {1, true, nil}, ["q"] = "x\"\\\010"}"#
-    );
 }

@@ -16,7 +16,9 @@ pub use rollout::{
 };
 pub use tenant::{DeletionPolicy, Tenant, TenantSpec, TenantStatus};
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSON,
+};
 use kube::CustomResourceExt;
 
 /// Every CRD the operator serves, in the order `landlord crds` prints them.
@@ -26,6 +28,27 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         ModuleInstallation::crd(),
         ModuleRollout::crd(),
     ]
+    .into_iter()
+    .map(unobserved_until_reconciled)
+    .collect()
+}
+
+/// kstatus (Flux) reads an object without status as Current, so a Tenant applied a moment ago would count as
+/// done before the operator has looked at it. With this default the apiserver serves such an object with
+/// `status.observedGeneration: 0`, older than any generation: kstatus and Argo CD both read it as waiting.
+fn unobserved_until_reconciled(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    for version in &mut crd.spec.versions {
+        let status = version
+            .schema
+            .as_mut()
+            .and_then(|schema| schema.open_api_v3_schema.as_mut())
+            .and_then(|root| root.properties.as_mut())
+            .and_then(|properties| properties.get_mut("status"));
+        if let Some(status) = status {
+            status.default = Some(JSON(serde_json::json!({ "observedGeneration": 0 })));
+        }
+    }
+    crd
 }
 
 /// The multi-document YAML that `landlord crds` prints and `crds/` holds.
@@ -38,4 +61,30 @@ pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
         out.push_str(&serde_yaml::to_string(&crd)?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_kind_is_served_unobserved_until_the_operator_writes_status() {
+        for crd in super::crds() {
+            for version in &crd.spec.versions {
+                let default = version
+                    .schema
+                    .as_ref()
+                    .and_then(|schema| schema.open_api_v3_schema.as_ref())
+                    .and_then(|root| root.properties.as_ref())
+                    .and_then(|properties| properties.get("status"))
+                    .and_then(|status| status.default.as_ref())
+                    .map(|default| &default.0);
+                assert_eq!(
+                    default,
+                    Some(&serde_json::json!({ "observedGeneration": 0 })),
+                    "{} {}",
+                    crd.spec.names.kind,
+                    version.name
+                );
+            }
+        }
+    }
 }

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub mod catalog;
 pub mod db;
+pub mod gitops;
 pub mod kube;
 pub mod operator;
 pub mod pg;
