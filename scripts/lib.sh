@@ -65,8 +65,9 @@ ensure_command() {
     || die "could not install $package"
 }
 
-# What the tests use beyond the environment: a Lua interpreter for the Argo CD health checks.
-ensure_test_tools() { ensure_command lua5.4 lua5.4; }
+# What the tests use beyond the environment: a Lua interpreter for the Argo CD health checks, and helm for the
+# chart's tests (built here, before cargo runs tests side by side that would each start the cold build).
+ensure_test_tools() { ensure_command lua5.4 lua5.4; helm_binary >/dev/null; }
 
 # What .ci/run lints with beyond cargo.
 ensure_lint_tools() { ensure_command shellcheck shellcheck; }
@@ -447,3 +448,8 @@ Continue with:
   $rel down      # stop everything ($rel clean also deletes the state)
 TEXT
 }
+
+# ---------------------------------------------------------------------------------------------------- helm
+
+# The helm of hack/helm/go.mod, built from the Go module proxy once and cached (scripts/helm-build); prints its path.
+helm_binary() { "$root/scripts/helm-build" || die "helm could not be built (scripts/helm-build)"; }
