@@ -289,16 +289,15 @@ fn exported(text: &str) -> BTreeMap<String, Sample> {
             }
         } else if !line.starts_with('#') && !line.is_empty() {
             let name_end = line.find(['{', ' ']).unwrap_or(line.len());
-            if let Some(sample) = samples.get_mut(&line[..name_end]) {
-                if let Some(inner) = line[name_end..]
+            if let Some(sample) = samples.get_mut(&line[..name_end])
+                && let Some(inner) = line[name_end..]
                     .strip_prefix('{')
                     .and_then(|l| l.split('}').next())
-                {
-                    for pair in inner.split(',').filter(|p| !p.is_empty()) {
-                        sample
-                            .labels
-                            .insert(pair.split('=').next().unwrap().to_string());
-                    }
+            {
+                for pair in inner.split(',').filter(|p| !p.is_empty()) {
+                    sample
+                        .labels
+                        .insert(pair.split('=').next().unwrap().to_string());
                 }
             }
         }
