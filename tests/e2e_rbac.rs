@@ -2,7 +2,7 @@
 //! service-account token (TokenRequest API, token-only kubeconfig) bound to the rendered ClusterRole and
 //! leader-election Role, provisions and deletes a Tenant and a module; the same token is refused what the
 //! operator never needs. The same for the RBAC that `helm template` renders from `charts/landlord`, cluster-wide
-//! and with a watched namespace (Secrets readable there only).
+//! and with a watched namespace (Secrets readable there only), installed with `helm install`.
 
 mod helm;
 mod support;
@@ -447,25 +447,34 @@ async fn the_token_is_refused_what_the_operator_never_needs() {
 
 // ------------------------------------------------------------------------ the RBAC of charts/landlord
 
-/// The chart rendered for release `landlord-<ns>` in `ns` (every object named after the release, so parallel
-/// tests never share one), all but its CRDs applied server-side by the admin: the apiserver accepts each object,
-/// and the service account gets exactly the chart's RBAC. Returns the release's object name.
+/// `helm install landlord-<ns> charts/landlord --namespace <ns>` on the test cluster as the admin, CRDs skipped
+/// (installed already): every object named after the release, so parallel tests never share one. Returns the
+/// release's object name and a guard that deletes its cluster-scoped objects.
 fn install_chart(ns: &str, sets: &[&str]) -> (String, ClusterObjects) {
     let release = format!("landlord-{ns}");
-    let objects: Vec<Value> = helm::helm_template(&release, ns, sets)
-        .into_iter()
-        .filter(|o| o["kind"] != "CustomResourceDefinition")
-        .collect();
     let guard = ClusterObjects(release.clone());
-    let yaml: String = objects
-        .iter()
-        .map(|o| format!("---\n{}", serde_yaml::to_string(o).unwrap()))
-        .collect();
-    let (ok, _, err) = support::kube::kubectl_with_input(
-        &["apply", "--server-side", "--field-manager=helm", "-f", "-"],
-        &yaml,
+    let mut command = Command::new(helm::helm());
+    command
+        .args([
+            "install",
+            &release,
+            "charts/landlord",
+            "--namespace",
+            ns,
+            "--skip-crds",
+        ])
+        .arg("--kubeconfig")
+        .arg(TestEnv::get().kubeconfig())
+        .current_dir(repo_root());
+    for set in sets {
+        command.args(["--set", set]);
+    }
+    let out = command.output().expect("run helm install");
+    assert!(
+        out.status.success(),
+        "helm install failed: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    assert!(ok, "applying the chart's objects failed: {err}");
     (release, guard)
 }
 
