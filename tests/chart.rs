@@ -345,10 +345,17 @@ fn every_value_changes_what_it_names() {
 }
 
 #[test]
-fn an_environment_other_than_production_is_refused() {
-    let err = try_helm_template("landlord", NAMESPACE, &["environment=staging"])
-        .expect_err("environment=staging must not render");
-    assert!(err.contains("environment must be"), "{err}");
+fn values_outside_the_schema_are_refused() {
+    // values.schema.json: LANDLORD_ENVIRONMENT knows `production` only, and a misspelt key is an error, not a no-op.
+    for (set, complaint) in [
+        ("environment=staging", "/environment"),
+        ("replicas=3", "'replicas' not allowed"),
+        ("metrics.serviceMonitor.enable=true", "'enable' not allowed"),
+    ] {
+        let err = try_helm_template("landlord", NAMESPACE, &[set])
+            .expect_err(&format!("{set} must not render"));
+        assert!(err.contains(complaint), "{set}: {err}");
+    }
 }
 
 #[test]
