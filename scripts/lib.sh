@@ -66,10 +66,12 @@ ensure_command() {
 }
 
 # What the tests use beyond the environment: landlord-health (hack/gitops), Flux's kstatus and Argo CD's own Lua
-# health evaluator, for tests/gitops_health.rs and tests/argocd_health.rs, which find it in LANDLORD_GITOPS_HEALTH.
+# health evaluator, for tests/gitops_health.rs and tests/argocd_health.rs, which find it in LANDLORD_GITOPS_HEALTH;
+# and helm for the chart's tests (built here, before cargo runs tests side by side that would each start the cold build).
 ensure_test_tools() {
   LANDLORD_GITOPS_HEALTH=$(gitops_health_binary) || die "landlord-health (hack/gitops) could not be built"
   export LANDLORD_GITOPS_HEALTH
+  helm_binary >/dev/null
 }
 
 # What .ci/run lints with beyond cargo.
@@ -474,3 +476,8 @@ gitops_health_binary() {
   fi
   echo "$bin"
 }
+
+# ---------------------------------------------------------------------------------------------------- helm
+
+# The helm of hack/helm/go.mod, built from the Go module proxy once and cached (scripts/helm-build); prints its path.
+helm_binary() { "$root/scripts/helm-build" || die "helm could not be built (scripts/helm-build)"; }

@@ -1,8 +1,10 @@
 //! The RBAC of `deploy/` is enough, and no more: the real `landlord run` authenticates with a
 //! service-account token (TokenRequest API, token-only kubeconfig) bound to the rendered ClusterRole and
 //! leader-election Role, provisions and deletes a Tenant and a module; the same token is refused what the
-//! operator never needs.
+//! operator never needs. The same for the RBAC that `helm template` renders from `charts/landlord`, cluster-wide
+//! and with a watched namespace (Secrets readable there only), installed with `helm install`.
 
+mod helm;
 mod support;
 
 use std::io::Write;
@@ -441,4 +443,206 @@ async fn the_token_is_refused_what_the_operator_never_needs() {
             )
             .await,
     );
+}
+
+// ------------------------------------------------------------------------ the RBAC of charts/landlord
+
+/// `helm install landlord-<ns> charts/landlord --namespace <ns>` on the test cluster as the admin, CRDs skipped
+/// (installed already): every object named after the release, so parallel tests never share one. Returns the
+/// release's object name and a guard that deletes its cluster-scoped objects.
+fn install_chart(ns: &str, sets: &[&str]) -> (String, ClusterObjects) {
+    let release = format!("landlord-{ns}");
+    let guard = ClusterObjects(release.clone());
+    let mut command = Command::new(helm::helm());
+    command
+        .args([
+            "install",
+            &release,
+            "charts/landlord",
+            "--namespace",
+            ns,
+            "--skip-crds",
+        ])
+        .arg("--kubeconfig")
+        .arg(TestEnv::get().kubeconfig())
+        .current_dir(repo_root());
+    for set in sets {
+        command.args(["--set", set]);
+    }
+    let out = command.output().expect("run helm install");
+    assert!(
+        out.status.success(),
+        "helm install failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (release, guard)
+}
+
+/// A token-only kubeconfig and client for the service account `name` in `ns`.
+async fn service_account_token(
+    admin: &Client,
+    ns: &str,
+    name: &str,
+) -> (tempfile::NamedTempFile, Client) {
+    let token = Api::<ServiceAccount>::namespaced(admin.clone(), ns)
+        .create_token_request(
+            name,
+            &PostParams::default(),
+            &TokenRequest {
+                metadata: ObjectMeta::default(),
+                spec: TokenRequestSpec {
+                    expiration_seconds: Some(3600),
+                    ..Default::default()
+                },
+                status: None,
+            },
+        )
+        .await
+        .expect("TokenRequest for the chart's service account")
+        .status
+        .expect("token in the TokenRequest status")
+        .token;
+    let kubeconfig = token_kubeconfig(&token, ns);
+    let client = client_from(kubeconfig.path()).await;
+    (kubeconfig, client)
+}
+
+/// Provisions the Tenant `acme` with `tasks` in `ns` through `operator`, checks what it wrote, then deletes both
+/// and waits for the operator's cleanup (database dropped, Secret deleted).
+async fn provision_and_delete(admin: &Client, ns: &str, operator: &Operator) {
+    let slug = unique_slug("chart");
+    apply_yaml(
+        ns,
+        &format!(
+            "apiVersion: tenancy.landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: acme}}\nspec: {{slug: {slug}, deletionPolicy: Delete}}\n\
+             ---\napiVersion: tenancy.landlord.dev/v1alpha1\nkind: ModuleInstallation\nmetadata: {{name: acme-tasks}}\nspec: {{tenant: acme, module: tasks}}\n"
+        ),
+    );
+    let tenants: Api<Tenant> = Api::namespaced(admin.clone(), ns);
+    let installations: Api<ModuleInstallation> = Api::namespaced(admin.clone(), ns);
+    let secrets: Api<Secret> = Api::namespaced(admin.clone(), ns);
+    wait_ready(&tenants, "acme").await;
+    wait_ready(&installations, "acme-tasks").await;
+    assert!(secrets.get_opt("acme-db").await.unwrap().is_some());
+    let published = events(admin, ns, "acme").await;
+    assert!(
+        published
+            .iter()
+            .any(|e| e.starts_with("Normal Provisioned")),
+        "events: {published:?}"
+    );
+
+    let delete = DeleteParams::default();
+    installations.delete("acme-tasks", &delete).await.unwrap();
+    tenants.delete("acme", &delete).await.unwrap();
+    wait_gone(&installations, "acme-tasks").await;
+    wait_gone(&tenants, "acme").await;
+    assert!(
+        secrets.get_opt("acme-db").await.unwrap().is_none(),
+        "the operator deleted the credentials Secret"
+    );
+    assert!(
+        !operator.logs().to_lowercase().contains("forbidden"),
+        "the operator was refused something the chart's RBAC should allow"
+    );
+}
+
+async fn lease_holder(admin: &Client, ns: &str) -> Option<String> {
+    Api::<Lease>::namespaced(admin.clone(), ns)
+        .get("landlord")
+        .await
+        .expect("the leader Lease in the release namespace")
+        .spec
+        .and_then(|s| s.holder_identity)
+}
+
+#[tokio::test]
+async fn the_operator_runs_on_the_rbac_of_the_chart() {
+    let admin = client().await;
+    let ns = namespace(&admin, "e2e-chart").await;
+    let (release, _cluster_objects) = install_chart(&ns, &[]);
+    let (kubeconfig, sa) = service_account_token(&admin, &ns, &release).await;
+
+    // Cluster-wide, as deploy/: the credentials Secrets of every namespace.
+    Api::<Secret>::all(sa.clone())
+        .list(&ListParams::default().labels("app.kubernetes.io/managed-by=landlord"))
+        .await
+        .expect("list managed Secrets in every namespace");
+    forbidden(
+        "read ConfigMaps",
+        Api::<ConfigMap>::namespaced(sa.clone(), &ns)
+            .list(&ListParams::default())
+            .await,
+    );
+
+    // Watching its own namespace only, so that it leaves the other tests' resources alone.
+    let operator = Operator::start(
+        &ns,
+        &[
+            ("KUBECONFIG", kubeconfig.path().to_str().unwrap()),
+            ("POD_NAMESPACE", &ns),
+        ],
+    );
+    let _log = LogOnFailure(&operator);
+    provision_and_delete(&admin, &ns, &operator).await;
+    assert!(lease_holder(&admin, &ns).await.is_some());
+}
+
+#[tokio::test]
+async fn with_a_watched_namespace_the_chart_grants_secrets_there_only() {
+    let admin = client().await;
+    let release_ns = namespace(&admin, "e2e-chart-op").await;
+    let watched = namespace(&admin, "e2e-chart-tn").await;
+    let (release, _cluster_objects) =
+        install_chart(&release_ns, &[&format!("watchNamespace={watched}")]);
+    let (kubeconfig, sa) = service_account_token(&admin, &release_ns, &release).await;
+
+    // The watched namespace: its Secrets and the operator's kinds.
+    Api::<Secret>::namespaced(sa.clone(), &watched)
+        .list(&ListParams::default())
+        .await
+        .expect("list Secrets in the watched namespace");
+    Api::<Tenant>::namespaced(sa.clone(), &watched)
+        .list(&ListParams::default())
+        .await
+        .expect("list Tenants in the watched namespace");
+    // Nowhere else: not cluster-wide, not in its own namespace, not in another.
+    forbidden(
+        "list Secrets in every namespace",
+        Api::<Secret>::all(sa.clone())
+            .list(&ListParams::default().labels("app.kubernetes.io/managed-by=landlord"))
+            .await,
+    );
+    for other in [release_ns.as_str(), "default"] {
+        forbidden(
+            &format!("list Secrets in {other}"),
+            Api::<Secret>::namespaced(sa.clone(), other)
+                .list(&ListParams::default())
+                .await,
+        );
+        forbidden(
+            &format!("list Tenants in {other}"),
+            Api::<Tenant>::namespaced(sa.clone(), other)
+                .list(&ListParams::default())
+                .await,
+        );
+    }
+    forbidden(
+        "list Tenants in every namespace",
+        Api::<Tenant>::all(sa.clone())
+            .list(&ListParams::default())
+            .await,
+    );
+
+    // As in a pod of the release: the Lease in the release namespace, the Tenants in the watched one.
+    let operator = Operator::start(
+        &watched,
+        &[
+            ("KUBECONFIG", kubeconfig.path().to_str().unwrap()),
+            ("POD_NAMESPACE", &release_ns),
+        ],
+    );
+    let _log = LogOnFailure(&operator);
+    provision_and_delete(&admin, &watched, &operator).await;
+    assert!(lease_holder(&admin, &release_ns).await.is_some());
 }
