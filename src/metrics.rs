@@ -23,6 +23,13 @@ pub struct FailureLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    pub controller: &'static str,
+    /// `gather`, `records`, `ledgers`, `apply` or `status`.
+    pub phase: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CreatedLabels {
     /// `template` (cloned from Landlord's template) or `empty` (migrated from scratch).
     pub from: &'static str,
@@ -61,6 +68,7 @@ pub struct Metrics {
     in_place: Family<ControllerLabels, Counter>,
     drift_visits: Counter,
     databases_created: Family<CreatedLabels, Counter>,
+    phases: Family<PhaseLabels, Histogram>,
     ready: AtomicBool,
 }
 
@@ -131,8 +139,17 @@ impl Default for Metrics {
             "Tenant databases created, cloned from Landlord's template or empty",
             databases_created.clone(),
         );
+        let phases = Family::<PhaseLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(exponential_buckets(0.001, 2.0, 14))) as fn() -> Histogram,
+        );
+        registry.register(
+            "reconcile_phase_duration_seconds",
+            "Time spent in each phase of a reconcile: where a reconcile's time goes",
+            phases.clone(),
+        );
         Metrics {
             registry,
+            phases,
             databases_created,
             in_place,
             drift_visits,
@@ -175,6 +192,18 @@ impl Metrics {
         self.in_place
             .get_or_create(&ControllerLabels { controller })
             .inc();
+    }
+
+    /// Records the time since `started` as `phase` of a reconcile of `controller`.
+    pub fn phase(
+        &self,
+        controller: &'static str,
+        phase: &'static str,
+        started: std::time::Instant,
+    ) {
+        self.phases
+            .get_or_create(&PhaseLabels { controller, phase })
+            .observe(started.elapsed().as_secs_f64());
     }
 
     pub fn database_created(&self, cloned: bool) {

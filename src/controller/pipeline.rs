@@ -96,15 +96,17 @@ async fn conclude<K: Pipeline>(
     result: Result<Action, Error>,
 ) -> Result<Action, Error> {
     let api: Api<K> = ctx.api(&object.namespace().unwrap_or_default());
-    match publish_status(
+    let started = Instant::now();
+    let published = publish_status(
         &api,
         K::CONTROLLER,
         &object.name_any(),
         object.status(),
         &status,
     )
-    .await
-    {
+    .await;
+    ctx.metrics.phase(K::CONTROLLER, "status", started);
+    match published {
         Err(kube::Error::Api(status)) if status.code == 404 => return Err(Error::Gone),
         other => other?,
     };

@@ -12,7 +12,7 @@ mod uninstall;
 mod validate;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::Stream;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -111,9 +111,12 @@ async fn install<'c>(
     ctx: &'c Context,
     plan: &mut Option<InstallationPlan<'c>>,
 ) -> Result<apply::Applied, Stopped> {
+    let phase = |name, started| ctx.metrics.phase(INSTALLATION_CONTROLLER, name, started);
+    let started = Instant::now();
     let world = gather::gather(mi, ctx)
         .await
         .map_err(stop_at(ConditionType::DependenciesSatisfied))?;
+    phase("gather", started);
     let recorded = world
         .installed
         .iter()
@@ -125,9 +128,11 @@ async fn install<'c>(
     // unless the drift check made this installation due for a visit.
     let visit_due = ctx.visits.take(&mi.uid().unwrap_or_default());
     if !visit_due && plan::may_be_in_place(mi, &valid, recorded.as_ref()) {
+        let started = Instant::now();
         let records = gather::records(&valid, ctx)
             .await
             .map_err(stop_at(ConditionType::Ready))?;
+        phase("records", started);
         if plan::in_place(&valid, &records) {
             ctx.metrics.in_place(INSTALLATION_CONTROLLER);
             let ledgers = records.as_ledgers(&valid);
@@ -135,8 +140,13 @@ async fn install<'c>(
             return Ok(apply::Applied::default());
         }
     }
+    let started = Instant::now();
     let (ledgers, session) = gather::ledgers(&valid, ctx).await?;
+    phase("ledgers", started);
     let planned = plan.insert(plan::plan(mi, valid, &ledgers)?);
     plan::check(planned, ctx.config.is_production())?;
-    apply::apply(mi, planned, ctx, session).await
+    let started = Instant::now();
+    let applied = apply::apply(mi, planned, ctx, session).await;
+    phase("apply", started);
+    applied
 }

@@ -10,7 +10,7 @@ mod status;
 mod validate;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::Stream;
 use k8s_openapi::api::core::v1::Secret;
@@ -104,9 +104,12 @@ impl Pipeline for Tenant {
 }
 
 async fn provision(tenant: &Tenant, ctx: &Context) -> Result<apply::Applied, Stopped> {
+    let phase = |name, started| ctx.metrics.phase(TENANT_CONTROLLER, name, started);
+    let started = Instant::now();
     let world = gather::gather(tenant, ctx)
         .await
         .map_err(stop_at(ConditionType::DatabaseReady))?;
+    phase("gather", started);
     let valid =
         validate::validate(tenant, &world).map_err(stop_at(ConditionType::DatabaseReady))?;
     let slug = world.slug.clone();
@@ -116,9 +119,11 @@ async fn provision(tenant: &Tenant, ctx: &Context) -> Result<apply::Applied, Sto
     let visit_due = ctx.visits.take(&valid.owner.uid);
     if !visit_due && plan::may_be_in_place(tenant, &valid, slug.as_ref(), &plan) {
         let pool = ctx.databases.landlord_pool();
+        let started = Instant::now();
         let records = records::tenant_records(pool, valid.names.slug(), CORE_MODULE)
             .await
             .map_err(stop_at(ConditionType::Ready))?;
+        phase("records", started);
         let core = ModuleScope::core(&ctx.catalog, Scope::Tenant);
         if records::in_place(&core, plan.core_target, &records) {
             ctx.metrics.in_place(TENANT_CONTROLLER);
@@ -127,5 +132,8 @@ async fn provision(tenant: &Tenant, ctx: &Context) -> Result<apply::Applied, Sto
             });
         }
     }
-    apply::apply(tenant, &valid, plan, ctx).await
+    let started = Instant::now();
+    let applied = apply::apply(tenant, &valid, plan, ctx).await;
+    phase("apply", started);
+    applied
 }
