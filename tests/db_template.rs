@@ -129,6 +129,17 @@ async fn a_clone_is_the_tenants_alone_and_its_ledger_is_recorded() {
         .unwrap();
     conn.close().await.unwrap();
     assert!(tenant.connect_as_tenant(template.as_str()).await.is_err());
+
+    // Clones made at the same moment (each hands its objects over in its own database) all succeed.
+    let clones =
+        futures::future::join_all((0..4).map(|_| provision(&databases, &templates, "tplmany")))
+            .await;
+    for clone in &clones {
+        assert_eq!(
+            foreign_objects(clone.database(), clone.names.role().as_str()).await,
+            Vec::<String>::new()
+        );
+    }
 }
 
 #[tokio::test]

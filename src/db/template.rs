@@ -128,7 +128,13 @@ impl Templates {
                         .map_err(fail("preparing the template", &admin))?;
                 }
                 self.migrate(databases, &name).await?;
+                // No privilege of the template's role may remain on a shared object: each clone's DROP
+                // OWNED would revoke it again, all of them updating the template's catalog row at once.
                 let finished = [
+                    format!(
+                        "REVOKE CREATE ON DATABASE {} FROM {TEMPLATE_ROLE}",
+                        name.quoted()
+                    ),
                     format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", name.quoted()),
                     format!(
                         "COMMENT ON DATABASE {} IS {}",
