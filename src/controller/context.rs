@@ -2,9 +2,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::warn;
 
@@ -28,6 +30,8 @@ pub struct Context {
     recorder: Recorder,
     /// The tenant controller's cache, for the state gauges.
     pub(super) tenants: std::sync::OnceLock<kube::runtime::reflector::Store<Tenant>>,
+    /// Landlord's credentials Secrets (label `app.kubernetes.io/managed-by=landlord`), cached.
+    pub(super) secrets: std::sync::OnceLock<kube::runtime::reflector::Store<Secret>>,
     /// The installation controller's cache, for hot-path reads of sibling installations.
     pub(super) installations:
         std::sync::OnceLock<kube::runtime::reflector::Store<ModuleInstallation>>,
@@ -71,10 +75,29 @@ impl Context {
             config,
             metrics,
             tenants: std::sync::OnceLock::new(),
+            secrets: std::sync::OnceLock::new(),
             installations: std::sync::OnceLock::new(),
             visits: Default::default(),
             failures: Mutex::default(),
         }
+    }
+
+    /// A Tenant from the tenant controller's cache, else (before the cache is filled) from the API.
+    pub(super) async fn tenant(&self, namespace: &str, name: &str) -> Result<Option<Tenant>, Error> {
+        let key = ObjectRef::new(name).within(namespace);
+        if let Some(tenant) = self.tenants.get().and_then(|store| store.get(&key)) {
+            return Ok(Some((*tenant).clone()));
+        }
+        Ok(self.api::<Tenant>(namespace).get_opt(name).await?)
+    }
+
+    /// One of Landlord's Secrets from the cache, else from the API (a Secret the cache has not seen yet).
+    pub(super) async fn secret(&self, namespace: &str, name: &str) -> Result<Option<Secret>, Error> {
+        let key = ObjectRef::new(name).within(namespace);
+        if let Some(secret) = self.secrets.get().and_then(|store| store.get(&key)) {
+            return Ok(Some((*secret).clone()));
+        }
+        Ok(self.api::<Secret>(namespace).get_opt(name).await?)
     }
 
     /// Recounts tenants and installations by the reason of their Ready condition, from the caches.

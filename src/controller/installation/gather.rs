@@ -2,7 +2,6 @@
 //! the landlord's records of the tenant's slug and modules, the tenant's credentials — then, once
 //! `validate` has said yes, what each managed scope's ledger holds.
 
-use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::ListParams;
 
@@ -30,10 +29,7 @@ pub struct World {
 
 pub async fn gather(mi: &ModuleInstallation, ctx: &Context) -> Result<World, Error> {
     let namespace = mi.namespace().unwrap_or_default();
-    let tenant = ctx
-        .api::<Tenant>(&namespace)
-        .get_opt(&mi.spec.tenant)
-        .await?;
+    let tenant = ctx.tenant(&namespace, &mi.spec.tenant).await?;
     let Some(tenant_object) = &tenant else {
         return Ok(World {
             tenant,
@@ -63,8 +59,7 @@ pub async fn gather(mi: &ModuleInstallation, ctx: &Context) -> Result<World, Err
         None => false,
     };
     let secret = ctx
-        .api::<Secret>(&namespace)
-        .get_opt(&secret_name(&tenant_object.name_any()))
+        .secret(&namespace, &secret_name(&tenant_object.name_any()))
         .await?;
     let tenant_uid = tenant_object.uid().unwrap_or_default();
     let password = secret

@@ -17,7 +17,8 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, reflector};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 
 use super::conditions::{Stopped, stop_at};
@@ -46,9 +47,17 @@ pub fn controller(
     let controller = Controller::new(tenants, watcher::Config::default());
     let store = controller.store();
     let _ = ctx.tenants.set(store.clone());
+    // Landlord's Secrets, cached for every reconcile that needs a tenant's password.
+    let (secret_store, writer) = reflector::store();
+    let _ = ctx.secrets.set(secret_store);
+    let secrets = reflector(
+        writer,
+        watcher(secrets, watcher::Config::default().labels(&managed)),
+    )
+    .applied_objects();
     controller
         // A hand-edited or deleted Secret is put right at once.
-        .owns(secrets, watcher::Config::default().labels(&managed))
+        .owns_stream(secrets)
         // A deleted installation may unblock its tenant's deletion; other installation changes (every status
         // write of a fleet's installations) are no business of a Tenant that is not being deleted.
         .watches(installations, watcher::Config::default(), move |mi| {
