@@ -1,6 +1,7 @@
 //! One reconcile pipeline per kind: gather (I/O) → validate (pure) → plan (pure) → apply (I/O) → status.
 //! Failures reach status and Events before they reach the error policy.
 
+mod cache;
 pub mod conditions;
 mod context;
 pub mod credentials;

@@ -22,6 +22,7 @@ use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 
 use self::plan::InstallationPlan;
+use super::cache::cached;
 use super::conditions::{Stopped, stop_at};
 use super::context::error_policy;
 use super::pipeline::{Pipeline, reconcile};
@@ -45,8 +46,8 @@ pub fn controller(
     let namespace = ctx.config.watch_namespace.as_deref();
     let installations: Api<ModuleInstallation> = scoped(&ctx, namespace);
     let tenants: Api<Tenant> = scoped(&ctx, namespace);
-    let controller = Controller::new(installations.clone(), watcher::Config::default());
-    let store = controller.store();
+    let (store, changes) = cached(installations.clone(), watcher::Config::default());
+    let controller = Controller::for_stream(changes, store.clone());
     let siblings = store.clone();
     let _ = ctx.installations.set(store.clone());
     controller

@@ -19,6 +19,7 @@ use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 
 use self::plan::State;
+use super::cache::cached;
 use super::context::error_policy;
 use super::pipeline::{Pipeline, reconcile};
 use super::tenant::scoped;
@@ -36,8 +37,8 @@ pub fn controller(
     let rollouts: Api<ModuleRollout> = scoped(&ctx, namespace);
     let installations: Api<ModuleInstallation> = scoped(&ctx, namespace);
     let tenants: Api<Tenant> = scoped(&ctx, namespace);
-    let controller = Controller::new(rollouts, watcher::Config::default());
-    let store = controller.store();
+    let (store, changes) = cached(rollouts, watcher::Config::default());
+    let controller = Controller::for_stream(changes, store.clone());
     controller
         // Its installations becoming Ready (or failing, or going away) move it on.
         .owns(

@@ -17,10 +17,10 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::reflector::{self, reflector};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 
+use super::cache::cached;
 use super::conditions::{Stopped, stop_at};
 use super::context::error_policy;
 use super::credentials::MANAGED_BY;
@@ -44,17 +44,12 @@ pub fn controller(
     let secrets: Api<Secret> = scoped(&ctx, namespace);
     let installations: Api<ModuleInstallation> = scoped(&ctx, namespace);
     let managed = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
-    let controller = Controller::new(tenants, watcher::Config::default());
-    let store = controller.store();
+    let (store, changes) = cached(tenants, watcher::Config::default());
+    let controller = Controller::for_stream(changes, store.clone());
     let _ = ctx.tenants.set(store.clone());
     // Landlord's Secrets, cached for every reconcile that needs a tenant's password.
-    let (secret_store, writer) = reflector::store();
+    let (secret_store, secrets) = cached(secrets, watcher::Config::default().labels(&managed));
     let _ = ctx.secrets.set(secret_store);
-    let secrets = reflector(
-        writer,
-        watcher(secrets, watcher::Config::default().labels(&managed)),
-    )
-    .applied_objects();
     controller
         // A hand-edited or deleted Secret is put right at once.
         .owns_stream(secrets)
