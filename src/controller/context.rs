@@ -83,7 +83,11 @@ impl Context {
     }
 
     /// A Tenant from the tenant controller's cache, else (before the cache is filled) from the API.
-    pub(super) async fn tenant(&self, namespace: &str, name: &str) -> Result<Option<Tenant>, Error> {
+    pub(super) async fn tenant(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Tenant>, Error> {
         let key = ObjectRef::new(name).within(namespace);
         if let Some(tenant) = self.tenants.get().and_then(|store| store.get(&key)) {
             return Ok(Some((*tenant).clone()));
@@ -92,7 +96,11 @@ impl Context {
     }
 
     /// One of Landlord's Secrets from the cache, else from the API (a Secret the cache has not seen yet).
-    pub(super) async fn secret(&self, namespace: &str, name: &str) -> Result<Option<Secret>, Error> {
+    pub(super) async fn secret(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Secret>, Error> {
         let key = ObjectRef::new(name).within(namespace);
         if let Some(secret) = self.secrets.get().and_then(|store| store.get(&key)) {
             return Ok(Some((*secret).clone()));
