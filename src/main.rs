@@ -22,6 +22,9 @@ enum Command {
     Run,
     /// Print the CustomResourceDefinitions as YAML (what `crds/` holds): `landlord crds | kubectl apply -f -`.
     Crds,
+    /// Print the API reference of every kind and field as Markdown, generated from the CRDs (what
+    /// docs/api.md holds): `landlord api-reference > docs/api.md`.
+    ApiReference,
     /// Work with the module catalog.
     Catalog {
         #[command(subcommand)]
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Crds => print_crds(),
+        Command::ApiReference => print_api_reference(),
         Command::Run => run_operator(),
         Command::Catalog {
             command: CatalogCommand::Check { dir },
@@ -98,6 +102,11 @@ fn run_operator() -> anyhow::Result<()> {
 
 fn print_crds() -> anyhow::Result<()> {
     print!("{}", landlord::crd::crds_yaml()?);
+    Ok(())
+}
+
+fn print_api_reference() -> anyhow::Result<()> {
+    print!("{}", landlord::crd::reference_markdown()?);
     Ok(())
 }
 

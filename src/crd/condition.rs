@@ -47,6 +47,29 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, in declaration order (the API reference lists them; a test keeps the list complete).
+    pub const ALL: &[Reason] = &[
+        Reason::InvalidSpec,
+        Reason::SlugConflict,
+        Reason::TenantNotFound,
+        Reason::TenantNotReady,
+        Reason::ModuleNotFound,
+        Reason::VersionNotFound,
+        Reason::DependencyMissing,
+        Reason::MigrationFailed,
+        Reason::ChecksumMismatch,
+        Reason::DatabaseUnavailable,
+        Reason::IrreversibleMigration,
+        Reason::UninstallBlocked,
+        Reason::DestructiveActionBlocked,
+        Reason::Paused,
+        Reason::Reconciled,
+        Reason::AdoptionRefused,
+        Reason::Progressing,
+        Reason::DryRun,
+        Reason::FailureBudgetExceeded,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::InvalidSpec => "InvalidSpec",
@@ -102,6 +125,18 @@ impl fmt::Display for Reason {
 }
 
 impl ConditionType {
+    /// Every condition type, in declaration order (the API reference lists them; a test keeps the list complete).
+    pub const ALL: &[ConditionType] = &[
+        ConditionType::Ready,
+        ConditionType::DatabaseReady,
+        ConditionType::Migrated,
+        ConditionType::DependenciesSatisfied,
+        ConditionType::LandlordMigrated,
+        ConditionType::TenantMigrated,
+        ConditionType::Reconciling,
+        ConditionType::Stalled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ConditionType::Ready => "Ready",
@@ -293,6 +328,57 @@ mod tests {
             &at(200),
         );
         assert_eq!(second[0].last_transition_time, at(200));
+    }
+
+    #[test]
+    fn all_reasons_are_listed_once_in_declaration_order() {
+        // A new variant breaks this match: give it position LAST + 1, raise LAST, append it to `Reason::ALL`.
+        const LAST: usize = 18;
+        let position = |reason: Reason| match reason {
+            Reason::InvalidSpec => 0,
+            Reason::SlugConflict => 1,
+            Reason::TenantNotFound => 2,
+            Reason::TenantNotReady => 3,
+            Reason::ModuleNotFound => 4,
+            Reason::VersionNotFound => 5,
+            Reason::DependencyMissing => 6,
+            Reason::MigrationFailed => 7,
+            Reason::ChecksumMismatch => 8,
+            Reason::DatabaseUnavailable => 9,
+            Reason::IrreversibleMigration => 10,
+            Reason::UninstallBlocked => 11,
+            Reason::DestructiveActionBlocked => 12,
+            Reason::Paused => 13,
+            Reason::Reconciled => 14,
+            Reason::AdoptionRefused => 15,
+            Reason::Progressing => 16,
+            Reason::DryRun => 17,
+            Reason::FailureBudgetExceeded => 18,
+        };
+        let positions: Vec<usize> = Reason::ALL.iter().map(|r| position(*r)).collect();
+        let declared: Vec<usize> = Reason::ALL.iter().map(|r| *r as usize).collect();
+        assert_eq!(positions, (0..=LAST).collect::<Vec<_>>());
+        assert_eq!(declared, positions);
+    }
+
+    #[test]
+    fn all_condition_types_are_listed_once_in_declaration_order() {
+        // A new variant breaks this match: give it position LAST + 1, raise LAST, append it to `ConditionType::ALL`.
+        const LAST: usize = 7;
+        let position = |type_: ConditionType| match type_ {
+            ConditionType::Ready => 0,
+            ConditionType::DatabaseReady => 1,
+            ConditionType::Migrated => 2,
+            ConditionType::DependenciesSatisfied => 3,
+            ConditionType::LandlordMigrated => 4,
+            ConditionType::TenantMigrated => 5,
+            ConditionType::Reconciling => 6,
+            ConditionType::Stalled => 7,
+        };
+        let positions: Vec<usize> = ConditionType::ALL.iter().map(|t| position(*t)).collect();
+        let declared: Vec<usize> = ConditionType::ALL.iter().map(|t| *t as usize).collect();
+        assert_eq!(positions, (0..=LAST).collect::<Vec<_>>());
+        assert_eq!(declared, positions);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod condition;
 mod installation;
+mod reference;
 mod rollout;
 mod tenant;
 
@@ -10,6 +11,7 @@ pub use installation::{
     AppliedCounts, Direction, InstallScope, ModuleInstallation, ModuleInstallationSpec,
     ModuleInstallationStatus, PlanStep, REINSTALL_ANNOTATION, UninstallPolicy,
 };
+pub use reference::reference_markdown;
 pub use rollout::{
     FailedTenant, ModuleRollout, ModuleRolloutSpec, ModuleRolloutStatus, ROLLOUT_LABEL,
     RolloutStrategy,

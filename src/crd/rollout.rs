@@ -40,12 +40,13 @@ pub const ROLLOUT_LABEL: &str = "tenancy.landlord.dev/rollout";
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ModuleRolloutSpec {
-    /// Name of a module in the catalog. Immutable.
+    /// Name of a module in the catalog (`modules/<name>/`), copied into every installation. Immutable.
     #[schemars(regex(pattern = r"^[a-z][a-z0-9_]*$"), length(min = 1, max = 63))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("spec.module is immutable; create another ModuleRollout"))]
     pub module: String,
 
-    /// A release of the module; omitted means the newest release in the catalog.
+    /// A release of the module, copied into every installation; omitted means the newest release in the
+    /// catalog. Changing it rolls the new release out to every matching Tenant in waves, by `strategy`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         regex(pattern = r"^[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.-]+)?$"),
@@ -53,44 +54,55 @@ pub struct ModuleRolloutSpec {
     )]
     pub version: Option<String>,
 
-    /// Which scopes the installations manage: All (default), Landlord or Tenant.
+    /// Which scopes the installations manage, copied into every installation: `All` (default), `Landlord` or
+    /// `Tenant` (see ModuleInstallation `spec.scope`).
     #[serde(default)]
     pub scope: InstallScope,
 
-    /// What deleting an installation does: Retain (default) or Rollback.
+    /// What deleting one of the rollout's installations does, copied into every installation: `Retain`
+    /// (default) keeps the module's tables, `Rollback` runs its down migrations. It applies when a Tenant stops
+    /// matching and when the rollout is deleted.
     #[serde(default)]
     pub uninstall_policy: UninstallPolicy,
 
-    /// Installations compute and publish their plans, applying nothing.
+    /// Copied into every installation: each computes and publishes its plan and applies nothing; `Ready` says
+    /// `DryRun`. Default: false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
 
-    /// The Tenants of this namespace to install on; omitted means every Tenant.
+    /// Label selector for the Tenants of this namespace to install on; omitted means every Tenant. A Tenant that
+    /// stops matching has its installation deleted (`uninstallPolicy` applies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant_selector: Option<LabelSelector>,
 
+    /// How fast the rollout goes and when it halts. Default: 10 at once, no failure tolerated, no canaries.
     #[serde(default)]
     pub strategy: RolloutStrategy,
 
-    /// Start or change no installation.
+    /// Start, change or delete no installation while true (reason `Paused`); those in flight finish by
+    /// themselves. Default: false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub paused: bool,
 }
 
+/// The waves of a rollout: canaries first, then the other Tenants by name, a bounded number at once.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutStrategy {
-    /// Installations of this rollout not yet Ready for their current spec, at most.
+    /// At most this many installations of this rollout are not yet Ready for their current spec at once
+    /// (counted from the cluster, so a restart keeps the bound). Default: 10.
     #[serde(default = "default_max_parallel")]
     #[schemars(range(min = 1, max = 1000))]
     pub max_parallel: u32,
 
-    /// Failed tenants tolerated; one more halts the rollout.
+    /// Failed installations tolerated: one more halts the rollout (no installation starts, those in flight
+    /// finish) with reason `FailureBudgetExceeded`, until failures recover. Default: 0.
     #[serde(default)]
     #[schemars(range(max = 100000))]
     pub max_failures: u32,
 
-    /// These tenants go first; no other tenant starts before every canary is Ready.
+    /// Label selector for the canary Tenants: they go first, and no other Tenant starts before every canary
+    /// is Ready. Omitted means no canaries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<LabelSelector>,
 }
@@ -113,34 +125,41 @@ impl Default for RolloutStrategy {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FailedTenant {
+    /// Name of the Tenant.
     pub tenant: String,
+    /// The reason of its installation's `Ready` condition.
     pub reason: String,
+    /// The message of its installation's `Ready` condition.
     pub message: String,
 }
 
+/// What the operator last observed and did; written by the operator only.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ModuleRolloutStatus {
+    /// The `metadata.generation` this status was computed for; 0 until the operator has looked at the rollout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Matching tenants.
+    /// Tenants that match `spec.tenantSelector`.
     #[serde(default)]
     pub tenants: u32,
-    /// Installations at this spec.
+    /// Installations at the rollout's current spec.
     #[serde(default)]
     pub updated: u32,
-    /// Installations at this spec and Ready.
+    /// Installations at the rollout's current spec and Ready.
     #[serde(default)]
     pub ready: u32,
-    /// Installations at this spec that failed.
+    /// Installations at the rollout's current spec that failed.
     #[serde(default)]
     pub failed: u32,
-    /// At most 20, by tenant name.
+    /// The failed installations: at most 20, by tenant name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed_tenants: Vec<FailedTenant>,
-    /// Matching tenants with an installation of the module this rollout does not own: left alone.
+    /// Names of matching Tenants with an installation of the module this rollout does not own: left alone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conflicts: Vec<String>,
+    /// The summary `Ready` (True when every matching Tenant but the conflicts is Ready at this spec), plus
+    /// `Reconciling` or `Stalled` while it is not True (kstatus).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }

@@ -27,7 +27,10 @@ use serde::{Deserialize, Serialize};
 #[x_kube(validation = Rule::new("has(self.slug) == has(oldSelf.slug)").message("spec.slug cannot be added or removed after creation"))]
 #[serde(rename_all = "camelCase")]
 pub struct TenantSpec {
-    /// Names the database `tenant_<slug>`. Defaults to metadata.name with '-' turned into '_'. Immutable.
+    /// Names the tenant's database `tenant_<slug>` and its role. Optional: defaults to `metadata.name` with `-`
+    /// turned into `_`. Lowercase letters, digits and `_`, starting with a letter, at most 56 characters so that
+    /// `tenant_<slug>` fits PostgreSQL's 63-byte limit. Immutable: it cannot be changed, added or removed after
+    /// creation. A slug another Tenant already holds gets reason `SlugConflict`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[a-z][a-z0-9_]*$"), length(min = 1))]
     #[x_kube(
@@ -36,11 +39,15 @@ pub struct TenantSpec {
     )]
     pub slug: Option<String>,
 
-    /// Human-readable name, mirrored to the landlord database.
+    /// Human-readable name of the tenant, mirrored to the tenant's record in the landlord database. Optional;
+    /// changing it updates only that record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
 
-    /// PostgreSQL extensions to create in the tenant database, e.g. ltree, btree_gin.
+    /// PostgreSQL extensions to create in the tenant database, e.g. `ltree`, `btree_gin`, at most 32. They are
+    /// created as the tenant's own role, so only extensions the server marks trusted can be used; one that is
+    /// untrusted or not installed on the server is refused with reason `InvalidSpec`. Removing a name from the
+    /// list does not drop the extension. Default: none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(
         length(max = 32),
@@ -49,11 +56,14 @@ pub struct TenantSpec {
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub extensions: Vec<String>,
 
-    /// What happens to the database and role when the Tenant is deleted: Retain (default) or Delete.
+    /// What deleting the Tenant does. `Retain` (default) keeps the database, the role and the credentials
+    /// Secret, for the next Tenant of the same namespace and name; `Delete` drops what Landlord made for this
+    /// Tenant. With `LANDLORD_ENVIRONMENT=production`, `Delete` is refused (reason `DestructiveActionBlocked`).
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
 
-    /// Stop reconciling this tenant without deleting anything.
+    /// Stop reconciling this tenant without deleting anything: while true, nothing is checked or changed, the
+    /// conditions say `Paused`, and a deletion waits until it is unset. Default: false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub paused: bool,
 }
@@ -67,20 +77,25 @@ pub enum DeletionPolicy {
     Delete,
 }
 
+/// What the operator last observed and did; written by the operator only.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantStatus {
+    /// The `metadata.generation` this status was computed for; 0 until the operator has looked at the Tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// The tenant's database, `tenant_<slug>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
-    /// Secret in this namespace with host, port, database, username, password and uri of the tenant's role.
+    /// Name of the Secret in this namespace (`<name>-db`) with `host`, `port`, `database`, `username`,
+    /// `password` and `uri` of the tenant's own role. Editing its password changes the role's password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_name: Option<String>,
     /// Version of the last core tenant migration applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub core_version: Option<i64>,
+    /// `DatabaseReady`, `Migrated` and the summary `Ready`, plus `Reconciling` or `Stalled` while `Ready` is not
+    /// True (kstatus).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
