@@ -6,6 +6,8 @@ mod support;
 
 use std::time::Duration;
 
+use sqlx::Connection;
+
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use kube::api::ListParams;
@@ -304,6 +306,33 @@ async fn losing_the_lease_stops_reconciling_and_logs_are_json_with_the_resource(
         "landlord-a"
     );
     support::kube::wait_ready(&tenants, "beta").await;
+    // The caches of this leadership are the ones read: a password edited now is seen and made to work
+    // (the first leadership's Secret cache, whose watch stopped, still holds the old one).
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let secret_name = acme.status.clone().unwrap().secret_name.unwrap();
+    let acme_secret = secrets.get(&secret_name).await.unwrap();
+    let edit = serde_json::json!({"stringData": {"password": "chosen-after-a-handover-7"}});
+    secrets
+        .patch(&secret_name, &PatchParams::default(), &Patch::Merge(&edit))
+        .await
+        .unwrap();
+    let edited = wait_until(&secrets, &secret_name, "the uri follows the password", |s| {
+        support::kube::secret_value(s, "uri").contains(":chosen-after-a-handover-7@")
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match sqlx::PgConnection::connect(&support::kube::secret_value(&edited, "uri")).await {
+            Ok(conn) => {
+                conn.close().await.unwrap();
+                break;
+            }
+            Err(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            Err(err) => panic!("the password edited after the handover never worked: {err}"),
+        }
+    }
 
     // Logs: one JSON object per line; reconcile lines name their resource; no password anywhere.
     let logs = operator.logs();
@@ -318,15 +347,14 @@ async fn losing_the_lease_stops_reconciling_and_logs_are_json_with_the_resource(
             .any(|l| l["span"]["resource"] == resource.as_str()),
         "no log line names {resource}:\n{logs}"
     );
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
-    let secret = secrets
-        .get(&acme.status.unwrap().secret_name.unwrap())
-        .await
-        .unwrap();
-    let password = String::from_utf8(secret.data.unwrap()["password"].0.clone()).unwrap();
-    assert!(
-        !logs.contains(&password),
-        "the tenant's password reached the logs"
-    );
+    for password in [
+        String::from_utf8(acme_secret.data.unwrap()["password"].0.clone()).unwrap(),
+        "chosen-after-a-handover-7".to_string(),
+    ] {
+        assert!(
+            !logs.contains(&password),
+            "the tenant's password reached the logs"
+        );
+    }
     pg::drop_tenant(&format!("tenant_{slug}")).await;
 }

@@ -4,6 +4,7 @@
 
 use std::fmt::Debug;
 use std::hash::Hash;
+use std::sync::RwLock;
 
 use futures::Stream;
 use kube::runtime::reflector::{self, Store, reflector};
@@ -27,4 +28,33 @@ where
     let (store, writer) = reflector::store();
     let changes = watcher(api, config).modify(|object| object.managed_fields_mut().clear());
     (store, reflector(writer, changes).applied_objects())
+}
+
+/// The cache of the controller running now, for reads outside it (the drift loop, state gauges, sibling
+/// reads). Each leadership starts new controllers with new caches, so the holder is replaced then and
+/// emptied when the Lease is lost: a cache whose watch has stopped never answers.
+pub struct Current<K: Resource + 'static>(RwLock<Option<Store<K>>>)
+where
+    K::DynamicType: Eq + Hash + Clone;
+
+impl<K: Resource + Clone + 'static> Current<K>
+where
+    K::DynamicType: Eq + Hash + Clone,
+{
+    pub fn set(&self, store: Option<Store<K>>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = store;
+    }
+
+    pub fn get(&self) -> Option<Store<K>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl<K: Resource + 'static> Default for Current<K>
+where
+    K::DynamicType: Eq + Hash + Clone,
+{
+    fn default() -> Self {
+        Current(RwLock::new(None))
+    }
 }

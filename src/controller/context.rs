@@ -11,6 +11,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use tracing::warn;
 
 use super::Error;
+use super::cache::Current;
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::crd::{ModuleInstallation, Tenant};
@@ -29,12 +30,11 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     recorder: Recorder,
     /// The tenant controller's cache, for the state gauges.
-    pub(super) tenants: std::sync::OnceLock<kube::runtime::reflector::Store<Tenant>>,
+    pub(super) tenants: Current<Tenant>,
     /// Landlord's credentials Secrets (label `app.kubernetes.io/managed-by=landlord`), cached.
-    pub(super) secrets: std::sync::OnceLock<kube::runtime::reflector::Store<Secret>>,
+    pub(super) secrets: Current<Secret>,
     /// The installation controller's cache, for hot-path reads of sibling installations.
-    pub(super) installations:
-        std::sync::OnceLock<kube::runtime::reflector::Store<ModuleInstallation>>,
+    pub(super) installations: Current<ModuleInstallation>,
     /// Objects the drift check made due for a visit of their database.
     pub(super) visits: super::drift::Visits,
     /// Consecutive failures per object UID, for exponential backoff.
@@ -74,12 +74,19 @@ impl Context {
             templates,
             config,
             metrics,
-            tenants: std::sync::OnceLock::new(),
-            secrets: std::sync::OnceLock::new(),
-            installations: std::sync::OnceLock::new(),
+            tenants: Current::default(),
+            secrets: Current::default(),
+            installations: Current::default(),
             visits: Default::default(),
             failures: Mutex::default(),
         }
+    }
+
+    /// The Lease is lost and the controllers stopped: their caches no longer follow the cluster.
+    pub fn forget_caches(&self) {
+        self.tenants.set(None);
+        self.secrets.set(None);
+        self.installations.set(None);
     }
 
     /// A Tenant from the tenant controller's cache, else (before the cache is filled) from the API.

@@ -63,9 +63,9 @@ pub struct Senders {
     installations: UnboundedSender<ObjectRef<ModuleInstallation>>,
 }
 
-/// Runs until the controllers stop (its receivers are dropped). The first pass starts one interval after
-/// the start, so a restart opens no tenant session; a pass longer than the interval (the rate bound) runs
-/// straight into the next.
+/// Runs until the controllers stop (its receivers are dropped). Each pass starts one (jittered) interval
+/// after the previous one ended — the first one interval after the start, so a restart opens no tenant
+/// session.
 pub async fn run(ctx: &Context, senders: Senders) {
     let Some(interval) = ctx.config.drift_interval else {
         info!("drift detection is off (LANDLORD_DRIFT_INTERVAL=0)");
@@ -78,7 +78,7 @@ pub async fn run(ctx: &Context, senders: Senders) {
         else {
             continue;
         };
-        let pass = due(tenants, installations);
+        let pass = due(&tenants, &installations);
         info!(
             objects = pass.len(),
             "drift check: visiting every tenant database"
@@ -111,7 +111,7 @@ impl Due {
     }
 }
 
-/// Every live object with a database behind it, Tenants first, each in name order.
+/// Every live object with a database behind it, Tenants first (each kind in the cache's order).
 fn due(tenants: &Store<Tenant>, installations: &Store<ModuleInstallation>) -> Vec<Due> {
     let mut tenants: Vec<_> = tenants
         .state()

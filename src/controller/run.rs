@@ -101,6 +101,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             lost = until(&mut leader, false) => {
                 lost?;
                 metrics.set_leader(false);
+                ctx.forget_caches();
                 warn!(identity = %ctx.config.identity, "lost the leader lease: reconciling stopped");
             }
         }

@@ -49,7 +49,7 @@ pub fn controller(
     let (store, changes) = cached(installations.clone(), watcher::Config::default());
     let controller = Controller::for_stream(changes, store.clone());
     let siblings = store.clone();
-    let _ = ctx.installations.set(store.clone());
+    ctx.installations.set(Some(store.clone()));
     controller
         // A Tenant becoming Ready (or going away) wakes its installations.
         .watches(tenants, watcher::Config::default(), move |tenant| {

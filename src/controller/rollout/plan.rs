@@ -14,7 +14,8 @@ use kube::{Resource, ResourceExt};
 use super::gather::World;
 use super::validate::ValidRollout;
 use crate::crd::{
-    FailedTenant, ModuleInstallation, ModuleInstallationSpec, ModuleRollout, ROLLOUT_LABEL,
+    ConditionType, FailedTenant, ModuleInstallation, ModuleInstallationSpec, ModuleRollout,
+    ROLLOUT_LABEL, Reason,
 };
 
 /// At most this many failed tenants are listed in status.
@@ -68,16 +69,17 @@ fn settled(mi: &ModuleInstallation) -> bool {
     ready_condition(mi).is_some_and(|c| c.status == "True" || c.reason == "DryRun")
 }
 
-/// Failed at its current spec: Ready False for a reason that is not mere waiting.
+/// Failed at its current spec: Ready False for a refusal a person must fix (what Flux reads as Stalled). An
+/// outage (`DatabaseUnavailable`) or waiting on another object is in flight, not a failure: it must not halt
+/// the rollout. A reason this Landlord does not know counts as a failure.
 fn failure(mi: &ModuleInstallation) -> Option<&Condition> {
-    const WAITING: [&str; 5] = [
-        "Progressing",
-        "TenantNotReady",
-        "TenantNotFound",
-        "DependencyMissing",
-        "DryRun",
-    ];
-    ready_condition(mi).filter(|c| c.status == "False" && !WAITING.contains(&c.reason.as_str()))
+    let waiting = |reason: &str| {
+        Reason::ALL
+            .iter()
+            .find(|r| r.as_str() == reason)
+            .is_some_and(|r| r.kstatus() != Some(ConditionType::Stalled))
+    };
+    ready_condition(mi).filter(|c| c.status == "False" && !waiting(&c.reason))
 }
 
 /// The installation of `tenant` a rollout manages: `<tenant>-<module with _ as ->`.

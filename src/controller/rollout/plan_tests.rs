@@ -147,6 +147,22 @@ fn at_most_max_parallel_are_in_flight() {
 }
 
 #[test]
+fn an_outage_or_a_wait_is_in_flight_not_a_failure() {
+    let r = rollout(5, 0);
+    for reason in ["DatabaseUnavailable", "UninstallBlocked", "TenantNotReady", "Progressing"] {
+        let installations = vec![ours(&r, "t1", Some(("False", reason)))];
+        let plan = run(&r, &world(fleet(), installations));
+        assert_ne!(plan.state, State::Halted, "{reason}");
+        assert!(plan.failed.is_empty(), "{reason}");
+    }
+    for reason in ["ChecksumMismatch", "SomethingNew"] {
+        let installations = vec![ours(&r, "t1", Some(("False", reason)))];
+        let plan = run(&r, &world(fleet(), installations));
+        assert_eq!(plan.state, State::Halted, "{reason}");
+    }
+}
+
+#[test]
 fn a_failure_past_the_budget_halts_and_pause_changes_nothing() {
     let r = rollout(5, 0);
     let installations = vec![

@@ -46,10 +46,10 @@ pub fn controller(
     let managed = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
     let (store, changes) = cached(tenants, watcher::Config::default());
     let controller = Controller::for_stream(changes, store.clone());
-    let _ = ctx.tenants.set(store.clone());
+    ctx.tenants.set(Some(store.clone()));
     // Landlord's Secrets, cached for every reconcile that needs a tenant's password.
     let (secret_store, secrets) = cached(secrets, watcher::Config::default().labels(&managed));
-    let _ = ctx.secrets.set(secret_store);
+    ctx.secrets.set(Some(secret_store));
     controller
         // A hand-edited or deleted Secret is put right at once.
         .owns_stream(secrets)
