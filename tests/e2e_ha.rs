@@ -316,9 +316,12 @@ async fn losing_the_lease_stops_reconciling_and_logs_are_json_with_the_resource(
         .patch(&secret_name, &PatchParams::default(), &Patch::Merge(&edit))
         .await
         .unwrap();
-    let edited = wait_until(&secrets, &secret_name, "the uri follows the password", |s| {
-        support::kube::secret_value(s, "uri").contains(":chosen-after-a-handover-7@")
-    })
+    let edited = wait_until(
+        &secrets,
+        &secret_name,
+        "the uri follows the password",
+        |s| support::kube::secret_value(s, "uri").contains(":chosen-after-a-handover-7@"),
+    )
     .await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
@@ -333,6 +336,14 @@ async fn losing_the_lease_stops_reconciling_and_logs_are_json_with_the_resource(
             Err(err) => panic!("the password edited after the handover never worked: {err}"),
         }
     }
+    // An installation reads the Tenant's Secret from the cache: the edited password, not the one a
+    // stopped cache still holds.
+    apply_yaml(
+        &ns,
+        &support::kube::installation_yaml("acme-tasks", "tasks", ""),
+    );
+    let installations: Api<ModuleInstallation> = Api::namespaced(client.clone(), &ns);
+    support::kube::wait_ready(&installations, "acme-tasks").await;
 
     // Logs: one JSON object per line; reconcile lines name their resource; no password anywhere.
     let logs = operator.logs();

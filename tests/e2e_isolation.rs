@@ -490,3 +490,43 @@ async fn a_hand_edited_password_is_made_to_work() {
     wait_ready(&tenants, "acme").await;
     pg::drop_tenant(&format!("tenant_{slug}")).await;
 }
+
+#[tokio::test]
+async fn a_role_password_changed_in_postgresql_is_put_back_when_an_installation_is_refused() {
+    let Ready {
+        client,
+        ns,
+        slug,
+        secrets,
+        _operator,
+        ..
+    } = ready_tenant("e2e-iso-role-password").await;
+    // Let the reconcile that confirms Ready finish (it may visit the database); from then on every resync
+    // of the Tenant is decided from Landlord's records.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    // Someone with a superuser session changes the role's password; the Secret still has the old one, and
+    // the Tenant's resyncs, decided from Landlord's records, open no session that would notice.
+    superuser_exec(
+        "postgres",
+        &format!("ALTER ROLE tenant_{slug} PASSWORD 'set-behind-landlords-back'"),
+    )
+    .await;
+    let secret = secrets.get("acme-db").await.unwrap();
+    let uri = secret_value(&secret, "uri");
+    assert!(
+        sqlx::PgConnection::connect(&uri).await.is_err(),
+        "the Secret's password still opens the database: the role's password was not changed"
+    );
+    // The next installation is refused a login; the Tenant is visited at once and sets the role's password
+    // back to its Secret's, and the installation goes through (well before the Tenant's 5-minute resync).
+    apply_yaml(&ns, &installation_yaml("acme-tasks", "tasks", ""));
+    let installations: Api<ModuleInstallation> = Api::namespaced(client.clone(), &ns);
+    wait_ready(&installations, "acme-tasks").await;
+    sqlx::PgConnection::connect(&uri)
+        .await
+        .expect("the Secret's password opens the database again")
+        .close()
+        .await
+        .unwrap();
+    pg::drop_tenant(&format!("tenant_{slug}")).await;
+}

@@ -82,11 +82,13 @@ impl Context {
         }
     }
 
-    /// The Lease is lost and the controllers stopped: their caches no longer follow the cluster.
+    /// The Lease is lost and the controllers stopped: their caches no longer follow the cluster, their
+    /// queues take nothing.
     pub fn forget_caches(&self) {
         self.tenants.set(None);
         self.secrets.set(None);
         self.installations.set(None);
+        self.visits.wake_tenants_with(None);
     }
 
     /// A Tenant from the tenant controller's cache, else (before the cache is filled) from the API.

@@ -20,11 +20,33 @@ use crate::crd::{ModuleInstallation, Tenant};
 #[derive(Debug, Default)]
 pub struct Visits {
     due: Mutex<HashSet<String>>,
+    /// Wakes the running tenant controller (none between leaderships).
+    wake_tenants: Mutex<Option<UnboundedSender<ObjectRef<Tenant>>>>,
 }
 
 impl Visits {
     pub fn mark(&self, uid: &str) {
         self.lock().insert(uid.to_string());
+    }
+
+    /// The tenant controller of this leadership, woken by `visit_tenant_now`; `None` when it stops.
+    pub fn wake_tenants_with(&self, senders: Option<&Senders>) {
+        *self.wake_tenants.lock().unwrap_or_else(|e| e.into_inner()) =
+            senders.map(|s| s.tenants.clone());
+    }
+
+    /// A Tenant whose database must be looked at now, not at the next drift pass: its role refused the
+    /// password of its Secret (changed by hand in PostgreSQL), which only a visit puts right.
+    pub fn visit_tenant_now(&self, uid: &str, tenant: ObjectRef<Tenant>) {
+        self.mark(uid);
+        if let Some(wake) = self
+            .wake_tenants
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            let _ = wake.unbounded_send(tenant);
+        }
     }
 
     /// Whether a visit is due; the visit is taken (a failed one is retried by the error policy anyway).

@@ -83,6 +83,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             migrate_landlord_core(&ctx).await;
             check_landlord_database(&ctx).await;
             let (due, senders) = super::drift::triggers();
+            ctx.visits.wake_tenants_with(Some(&senders));
             let tenants = super::tenant::controller(ctx.clone(), due.tenants);
             let installations = super::installation::controller(ctx.clone(), due.installations);
             let rollouts = super::rollout::controller(ctx.clone());

@@ -89,6 +89,21 @@ impl Pipeline for ModuleInstallation {
     async fn reconcile(&self, ctx: &Context) -> (ModuleInstallationStatus, Result<Action, Error>) {
         let mut plan = None;
         let result = install(self, ctx, &mut plan).await;
+        if let Err(Stopped {
+            error: Error::Database(crate::db::Error::TenantLoginRefused { .. }),
+            ..
+        }) = &result
+        {
+            // The Tenant's own resync trusts its records and would not notice; its visit sets the password.
+            if let Ok(Some(tenant)) = ctx
+                .tenant(&self.namespace().unwrap_or_default(), &self.spec.tenant)
+                .await
+                && let Some(uid) = tenant.uid()
+            {
+                ctx.visits
+                    .visit_tenant_now(&uid, ObjectRef::from_obj(&tenant));
+            }
+        }
         let status = status::desired_status(self, plan.as_ref(), &result, &ctx.now());
         let action = match &result {
             Ok(applied) if applied.dry_run => Action::await_change(),

@@ -149,7 +149,12 @@ fn at_most_max_parallel_are_in_flight() {
 #[test]
 fn an_outage_or_a_wait_is_in_flight_not_a_failure() {
     let r = rollout(5, 0);
-    for reason in ["DatabaseUnavailable", "UninstallBlocked", "TenantNotReady", "Progressing"] {
+    for reason in [
+        "DatabaseUnavailable",
+        "UninstallBlocked",
+        "TenantNotReady",
+        "Progressing",
+    ] {
         let installations = vec![ours(&r, "t1", Some(("False", reason)))];
         let plan = run(&r, &world(fleet(), installations));
         assert_ne!(plan.state, State::Halted, "{reason}");
