@@ -49,7 +49,9 @@ pub struct StateLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RolloutLabels {
-    /// Few rollouts, each with many tenants: the rollout's name is a bounded label, a tenant's would not be.
+    /// Few rollouts, each with many tenants: the rollout is a bounded label, a tenant would not be. Not
+    /// `namespace`, which Prometheus gives the scraped pod's.
+    pub rollout_namespace: String,
     pub rollout: String,
     /// `ready`, `failed` or `pending`.
     pub state: &'static str,
@@ -244,10 +246,17 @@ impl Metrics {
         self.leader.set(i64::from(leader));
     }
 
-    pub fn rollout_progress(&self, rollout: &str, ready: u32, failed: u32, pending: u32) {
+    pub fn rollout_progress(
+        &self,
+        (namespace, rollout): (&str, &str),
+        ready: u32,
+        failed: u32,
+        pending: u32,
+    ) {
         for (state, count) in [("ready", ready), ("failed", failed), ("pending", pending)] {
             self.rollouts
                 .get_or_create(&RolloutLabels {
+                    rollout_namespace: namespace.to_string(),
                     rollout: rollout.to_string(),
                     state,
                 })
@@ -255,13 +264,19 @@ impl Metrics {
         }
     }
 
-    pub fn forget_rollout(&self, rollout: &str) {
+    pub fn forget_rollout(&self, (namespace, rollout): (&str, &str)) {
         for state in ["ready", "failed", "pending"] {
             self.rollouts.remove(&RolloutLabels {
+                rollout_namespace: namespace.to_string(),
                 rollout: rollout.to_string(),
                 state,
             });
         }
+    }
+
+    /// This replica no longer leads: the progress it knew is no longer kept up to date.
+    pub fn forget_rollouts(&self) {
+        self.rollouts.clear();
     }
 
     pub fn set_public_landlord_database(&self, public: bool) {

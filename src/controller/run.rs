@@ -103,6 +103,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 lost?;
                 metrics.set_leader(false);
                 ctx.forget_caches();
+                metrics.forget_rollouts();
                 warn!(identity = %ctx.config.identity, "lost the leader lease: reconciling stopped");
             }
         }

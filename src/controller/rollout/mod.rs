@@ -80,7 +80,7 @@ impl Pipeline for ModuleRollout {
         let status = status::desired_status(self, &outcome, &ctx.now());
         if let Ok((_, plan)) = &result {
             ctx.metrics.rollout_progress(
-                &self.name_any(),
+                (&self.namespace().unwrap_or_default(), &self.name_any()),
                 plan.ready,
                 plan.failed.len() as u32,
                 plan.tenants
@@ -106,7 +106,8 @@ impl Pipeline for ModuleRollout {
             .map(|mi| mi.name_any())
             .collect();
         if remaining.is_empty() {
-            ctx.metrics.forget_rollout(&self.name_any());
+            ctx.metrics
+                .forget_rollout((&self.namespace().unwrap_or_default(), &self.name_any()));
             return Ok(Action::await_change());
         }
         for name in &remaining {
