@@ -293,6 +293,43 @@ async fn reinstall_starts_fresh_outside_production() {
         pg::strings(&db, "SELECT count(*)::text FROM tasks").await,
         ["0"]
     );
+
+    // Whoever may write status clears status.reinstalled: the reinstall is done by Landlord's own record,
+    // so the next reconcile (made to happen by a spec change) deletes nothing.
+    sqlx::query("INSERT INTO tasks (title, created_by) VALUES ('kept', 'u1')")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    installs
+        .patch_status(
+            "acme-tasks",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"reinstalled": null}})),
+        )
+        .await
+        .unwrap();
+    let pinned = Patch::Merge(json!({"spec": {"version": "1.0.0"}}));
+    let generation = installs
+        .patch("acme-tasks", &PatchParams::default(), &pinned)
+        .await
+        .unwrap()
+        .metadata
+        .generation;
+    wait_until(
+        &installs,
+        "acme-tasks",
+        "reconciled at the new generation",
+        |mi| {
+            mi.status.as_ref().and_then(|s| s.observed_generation) == generation
+                && condition(mi, "Ready") == Some(("True".into(), "Reconciled".into()))
+        },
+    )
+    .await;
+    assert_eq!(
+        pg::strings(&db, "SELECT title FROM tasks").await,
+        ["kept"],
+        "a cleared status made the reinstall run again"
+    );
     conn.close().await.unwrap(); // a superuser session would keep the tenant's database from being dropped
     delete_all(&client, &ns, &["acme-tasks"]).await;
 }

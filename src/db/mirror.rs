@@ -256,25 +256,28 @@ pub async fn claim_module(
     })
 }
 
-/// Records an installation's release; only the installer's row changes, and only when it differs.
+/// Records an installation's release (and the reinstall it carried out, if it did one); only the installer's
+/// row changes, and only when it differs.
 pub async fn record_module(
     pool: &PgPool,
     slug: &str,
     module: &str,
-    version: Option<&str>,
-    status: &str,
+    (version, status): (Option<&str>, &str),
     uid: &str,
+    reinstalled: Option<&str>,
 ) -> Result<(), Error> {
     sqlx::query(
-        "UPDATE tenant_modules SET version = $3, status = $4, updated_at = now()
+        "UPDATE tenant_modules
+            SET version = $3, status = $4, reinstalled = COALESCE($6, reinstalled), updated_at = now()
           WHERE tenant_slug = $1 AND module = $2 AND resource_uid = $5
-            AND (version, status) IS DISTINCT FROM ($3, $4)",
+            AND (version, status, reinstalled) IS DISTINCT FROM ($3, $4, COALESCE($6, reinstalled))",
     )
     .bind(slug)
     .bind(module)
     .bind(version)
     .bind(status)
     .bind(uid)
+    .bind(reinstalled)
     .execute(pool)
     .await
     .map_err(|e| Error::sql("recording the module in the mirror", DATABASE, e))?;
@@ -309,12 +312,14 @@ pub struct InstalledModule {
     /// `Installing` or `Installed`.
     pub status: String,
     pub installer: Installer,
+    /// The last reinstall its installer carried out (the annotation's value).
+    pub reinstalled: Option<String>,
 }
 
 /// Every module recorded for `slug`, by name.
 pub async fn installed_modules(pool: &PgPool, slug: &str) -> Result<Vec<InstalledModule>, Error> {
     let rows = sqlx::query(
-        "SELECT module, version, status, resource_uid, name FROM tenant_modules
+        "SELECT module, version, status, resource_uid, name, reinstalled FROM tenant_modules
           WHERE tenant_slug = $1 ORDER BY module",
     )
     .bind(slug)
@@ -331,6 +336,7 @@ pub async fn installed_modules(pool: &PgPool, slug: &str) -> Result<Vec<Installe
                 uid: row.get("resource_uid"),
                 name: row.get("name"),
             },
+            reinstalled: row.get("reinstalled"),
         })
         .collect())
 }

@@ -71,9 +71,9 @@ pub async fn apply(
         ctx.databases.landlord_pool(),
         plan.valid.names.slug(),
         &plan.valid.module.name,
-        Some(&version),
-        "Installed",
+        (Some(&version), "Installed"),
         &uid,
+        plan.valid.reinstall.as_deref(),
     )
     .await
     .map_err(stop_at(ConditionType::Ready))?;

@@ -414,6 +414,7 @@ pub(super) mod tests {
                 uid: String::new(),
                 name: "acme-x".into(),
             },
+            reinstalled: None,
         };
         assert!(may_be_in_place(
             &mi,

@@ -217,6 +217,7 @@ mod tests {
                 uid: uid.into(),
                 name: format!("acme-{module}"),
             },
+            reinstalled: None,
         }
     }
 

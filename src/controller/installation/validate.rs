@@ -74,11 +74,8 @@ pub fn validate<'c>(
     let (module, release) = resolve(catalog, &mi.spec)?;
 
     let uid = mi.uid().unwrap_or_default();
-    let recorded = world
-        .installed
-        .iter()
-        .find(|m| m.module == module.name)
-        .map(|m| &m.installer);
+    let record = world.installed.iter().find(|m| m.module == module.name);
+    let recorded = record.map(|m| &m.installer);
     let claim = match recorded {
         None => InstallerClaim::Free,
         Some(installer) if installer.uid == uid => InstallerClaim::Ours,
@@ -120,7 +117,16 @@ pub fn validate<'c>(
     };
 
     let token = mi.annotations().get(REINSTALL_ANNOTATION).cloned();
-    let done = mi.status.as_ref().and_then(|s| s.reinstalled.clone());
+    // Which reinstall is done, from Landlord's record of this installation. Status is read only for a
+    // reinstall done before Landlord recorded them (no record yet), and can then only skip one, never
+    // cause one.
+    let done = match (&claim, record) {
+        (InstallerClaim::Ours, Some(record)) => record
+            .reinstalled
+            .clone()
+            .or_else(|| mi.status.as_ref().and_then(|s| s.reinstalled.clone())),
+        _ => None,
+    };
     Ok(ValidInstallation {
         names: tenant.names,
         password,
@@ -233,6 +239,7 @@ mod tests {
                 uid: uid.into(),
                 name: format!("acme-{module}"),
             },
+            reinstalled: None,
         }
     }
 
@@ -287,6 +294,39 @@ mod tests {
             reason(validate(&mi("tasks", "m1"), no_secret, &catalog)),
             Some(Reason::TenantNotReady)
         );
+    }
+
+    #[test]
+    fn a_reinstall_is_done_by_the_landlords_record_not_by_status() {
+        let catalog = catalog();
+        // (recorded reinstall, status.reinstalled, annotation) → the reinstall still to carry out.
+        let cases = [
+            (None, None, Some("1"), Some("1")),
+            (Some("1"), None, Some("1"), None), // status cleared: the record says it is done
+            (Some("1"), Some("2"), Some("2"), Some("2")), // status cannot claim a reinstall the record lacks
+            (None, Some("1"), Some("1"), None), // done before reinstalls were recorded: status only skips
+            (Some("1"), Some("1"), None, None),
+        ];
+        for (recorded, status, annotation, expected) in cases {
+            let mut installation = mi("tasks", "m1");
+            if let Some(token) = annotation {
+                installation.metadata.annotations =
+                    Some([(REINSTALL_ANNOTATION.to_string(), token.to_string())].into());
+            }
+            installation.status = Some(crate::crd::ModuleInstallationStatus {
+                reinstalled: status.map(Into::into),
+                ..Default::default()
+            });
+            let mut record = installed("tasks", "1.0.0", "m1");
+            record.reinstalled = recorded.map(Into::into);
+            let w = world(Some(slug("t1", "Ready")), vec![record]);
+            let valid = validate(&installation, w, &catalog).unwrap();
+            assert_eq!(
+                valid.reinstall.as_deref(),
+                expected,
+                "{recorded:?} {status:?} {annotation:?}"
+            );
+        }
     }
 
     #[test]

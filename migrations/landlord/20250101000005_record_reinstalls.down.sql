@@ -1,0 +1,1 @@
+ALTER TABLE tenant_modules DROP COLUMN reinstalled;
