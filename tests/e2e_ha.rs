@@ -369,3 +369,49 @@ async fn losing_the_lease_stops_reconciling_and_logs_are_json_with_the_resource(
     }
     pg::drop_tenant(&format!("tenant_{slug}")).await;
 }
+
+#[tokio::test]
+async fn a_landlord_database_that_cannot_be_migrated_is_a_counted_failure() {
+    let client = client().await;
+    let ns = namespace(&client, "e2e-core-fails").await;
+    // The core migrations and one more landlord migration that PostgreSQL refuses (as after rolling the image
+    // forward with a broken release): the leader holds the Lease and reconciles nothing until it applies.
+    let migrations = tempfile::tempdir().unwrap();
+    for scope in ["landlord", "tenant"] {
+        let to = migrations.path().join(scope);
+        std::fs::create_dir_all(&to).unwrap();
+        for file in std::fs::read_dir(support::repo_root().join("migrations").join(scope)).unwrap()
+        {
+            let file = file.unwrap();
+            std::fs::copy(file.path(), to.join(file.file_name())).unwrap();
+        }
+    }
+    let broken = migrations.path().join("landlord/20990101000000_broken");
+    std::fs::write(broken.with_extension("up.sql"), "SELEC 1;\n").unwrap();
+    std::fs::write(broken.with_extension("down.sql"), "SELECT 1;\n").unwrap();
+    let operator = Operator::start(
+        &ns,
+        &[(
+            "LANDLORD_MIGRATIONS_DIR",
+            migrations.path().to_str().unwrap(),
+        )],
+    );
+    let addr = operator.http_addr().await;
+    let expected = [
+        "landlord_leader 1",
+        r#"landlord_reconcile_failures_total{controller="landlord-database",reason="MigrationFailed"} "#,
+    ];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = http_get(&addr, "/metrics").await.1;
+        if expected.iter().all(|line| metrics.contains(line)) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the failing landlord migration is not counted:\n{metrics}\n{}",
+            operator.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}

@@ -21,6 +21,8 @@ use crate::db::{Databases, Limits, ModuleScope};
 use crate::metrics::Metrics;
 
 const LEASE_NAME: &str = "landlord";
+/// The `controller` label of the core landlord migrations each leadership runs before any reconcile.
+const LANDLORD_DATABASE: &str = "landlord-database";
 const CRDS: [&str; 3] = [
     "tenants.tenancy.landlord.dev",
     "moduleinstallations.tenancy.landlord.dev",
@@ -175,6 +177,7 @@ async fn migrate_landlord_core(ctx: &Context) {
     let track = ModuleScope::core(&ctx.catalog, Scope::Landlord);
     let mut delay = BACKOFF_BASE;
     loop {
+        let started = std::time::Instant::now();
         let result = async {
             let mut conn = ctx.databases.landlord().await?;
             let report = ctx
@@ -188,6 +191,8 @@ async fn migrate_landlord_core(ctx: &Context) {
         match result {
             Ok(report) => {
                 ctx.metrics
+                    .reconciled::<super::Error>(LANDLORD_DATABASE, started, Ok(()));
+                ctx.metrics
                     .migrations_applied("landlord", report.executed.len());
                 info!(
                     applied = report.executed.len(),
@@ -196,6 +201,11 @@ async fn migrate_landlord_core(ctx: &Context) {
                 return;
             }
             Err(err) => {
+                // Nothing reconciles until this succeeds, while this replica holds the Lease: counted as a
+                // failure (alert LandlordReconcileFailing), not only logged.
+                let err = super::Error::from(err);
+                ctx.metrics
+                    .reconciled(LANDLORD_DATABASE, started, Err(&err));
                 warn!(%err, ?delay, "could not migrate the landlord database, retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(BACKOFF_CAP);
