@@ -280,6 +280,7 @@ fn every_value_changes_what_it_names() {
             "resources.limits.memory=1Gi",
             "podDisruptionBudget.minAvailable=2",
             "metrics.service.port=9090",
+            "extraEnv.LANDLORD_CONCURRENCY=8",
         ],
     );
     // A release not named landlord: every object is <release>-landlord, in the release namespace.
@@ -296,6 +297,7 @@ fn every_value_changes_what_it_names() {
     let env = env_of(&objects, "shop-landlord");
     assert_eq!(env["LANDLORD_ENVIRONMENT"]["value"], "production");
     assert_eq!(env["RUST_LOG"]["value"], "debug");
+    assert_eq!(env["LANDLORD_CONCURRENCY"]["value"], "8");
     let admin = &env["LANDLORD_ADMIN_DATABASE_URL"]["valueFrom"]["secretKeyRef"];
     assert_eq!(
         (&admin["name"], &admin["key"]),
@@ -351,6 +353,7 @@ fn values_outside_the_schema_are_refused() {
         ("environment=staging", "/environment"),
         ("replicas=3", "'replicas' not allowed"),
         ("metrics.serviceMonitor.enable=true", "'enable' not allowed"),
+        ("extraEnv.KUBECONFIG=/tmp/k", "KUBECONFIG"),
     ] {
         let err = try_helm_template("landlord", NAMESPACE, &[set])
             .expect_err(&format!("{set} must not render"));
