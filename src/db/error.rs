@@ -257,9 +257,13 @@ fn is_transient_sqlstate(code: &str) -> bool {
     code.starts_with("40")
         || code.starts_with("08")
         || code.starts_with("53")
-        || code.starts_with("57")
+        // A server shutting down or restarting; not a statement cancelled (57014: its statement timeout or a
+        // DBA), which would run just as long again: looked at again slowly, like other failures.
+        || (code.starts_with("57") && code != QUERY_CANCELED)
         || code == "55P03"
 }
+
+const QUERY_CANCELED: &str = "57014";
 
 pub(crate) fn sqlstate(error: &sqlx::Error) -> Option<String> {
     error
@@ -307,6 +311,8 @@ mod tests {
     fn transient_failures_are_retryable_and_others_not() {
         assert!(failure("40P01").is_retryable());
         assert!(failure("55P03").is_retryable());
+        assert!(failure("57P01").is_retryable());
         assert!(!failure("42P01").is_retryable());
+        assert!(!failure("57014").is_retryable());
     }
 }
