@@ -215,4 +215,51 @@ async fn a_template_in_use_and_an_unfinished_clone_still_end_in_a_tenant_databas
         foreign_objects(crashed.database(), crashed.names.role().as_str()).await,
         Vec::<String>::new()
     );
+
+    // A crash between CREATE DATABASE and its mark leaves the clone under its building name, never as an
+    // unmarked tenant database: dropped, and the tenant cloned.
+    let names = TenantNames::new(&unique_slug("tplunnamed")).unwrap();
+    let unnamed = TestTenant {
+        owner: owner(names.slug()),
+        names,
+        password: Password::generate().unwrap(),
+    };
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(unnamed.database().as_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let building = format!("landlord_clone_{hex}");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE \"{building}\" OWNER landlord_admin TEMPLATE \"{template}\" ALLOW_CONNECTIONS false"
+    )))
+    .execute(&mut superuser)
+    .await
+    .unwrap();
+    assert!(pg::database_exists(&building).await);
+    let (provisioned, conn) = db::ensure_tenant(
+        &databases,
+        &TenantRequest {
+            tenant: &unnamed.names,
+            owner: &unnamed.owner,
+            password: &unnamed.password,
+            extensions: &[],
+            templates: Some(&templates),
+        },
+    )
+    .await
+    .expect("cloned despite the leftover");
+    conn.close().await.unwrap();
+    assert_eq!(provisioned.database, Ensured::Created);
+    assert!(
+        !pg::database_exists(&building).await,
+        "the leftover clone stays"
+    );
+    assert_eq!(
+        foreign_objects(unnamed.database(), unnamed.names.role().as_str()).await,
+        Vec::<String>::new()
+    );
+    assert!(
+        !pg::ledger_rows(unnamed.database(), "tenant")
+            .await
+            .is_empty()
+    );
 }

@@ -242,6 +242,14 @@ pub(crate) async fn clonable(
     }
 }
 
+/// Where the clone of `database` is made before it takes its name: `landlord_clone_` and a digest of the name
+/// (a tenant's name may be as long as PostgreSQL allows).
+fn clone_name(database: &Ident) -> Result<Ident, Error> {
+    let digest = Sha256::digest(database.as_str().as_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    Ident::new(&format!("landlord_clone_{hex}"))
+}
+
 /// `tenant_<slug>` cloned from the template, every object handed to the tenant's role, owned by it,
 /// PUBLIC's access revoked, Landlord's copy of its ledger written. False when there is no template to
 /// clone (it could not be built, or another session is in it, which PostgreSQL refuses): the caller
@@ -260,12 +268,22 @@ pub(crate) async fn clone_database(
         }
     };
     let database = tenant.database();
+    let building = clone_name(database)?;
     let mut admin = databases.admin().await?;
     let created = async {
+        // Made under a name of its own and renamed once marked: a crash between CREATE and COMMENT leaves
+        // `landlord_clone_…` (dropped here next time), never an unmarked `tenant_<slug>` that would be
+        // refused as not Landlord's.
+        exec(
+            &mut admin,
+            format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", building.quoted()),
+        )
+        .await
+        .map_err(fail("dropping a clone a crash left unnamed", &admin))?;
         // Connections off until PUBLIC's CONNECT is gone: the tenant's role never gets a moment inside.
         let create = format!(
             "CREATE DATABASE {} TEMPLATE {} ALLOW_CONNECTIONS false",
-            database.quoted(),
+            building.quoted(),
             template.name.quoted()
         );
         match exec(&mut admin, create).await {
@@ -284,14 +302,30 @@ pub(crate) async fn clone_database(
         }
         let mark = quote_literal(&clone_mark(owner))?;
         for statement in [
-            format!("COMMENT ON DATABASE {} IS {mark}", database.quoted()),
-            format!("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC", database.quoted()),
-            format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", database.quoted()),
+            format!("COMMENT ON DATABASE {} IS {mark}", building.quoted()),
+            format!("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC", building.quoted()),
         ] {
             exec(&mut admin, statement)
                 .await
                 .map_err(fail("preparing the clone", &admin))?;
         }
+        let rename = format!(
+            "ALTER DATABASE {} RENAME TO {}",
+            building.quoted(),
+            database.quoted()
+        );
+        if let Err(e) = exec(&mut admin, rename).await {
+            // `tenant_<slug>` appeared meanwhile: the next reconcile judges it; this clone goes.
+            let drop = format!("DROP DATABASE IF EXISTS {}", building.quoted());
+            exec(&mut admin, drop).await.ok();
+            return Err(Error::sql(format!("naming the clone {database}"), admin.database(), e));
+        }
+        exec(
+            &mut admin,
+            format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", database.quoted()),
+        )
+        .await
+        .map_err(fail("preparing the clone", &admin))?;
         Ok(true)
     }
     .await;
