@@ -51,57 +51,6 @@ const REASONS: &[(&str, &str, &str)] = &[
     ("SomethingNew", "Degraded", ""),
 ];
 
-/// Every reason of the operator (`landlord::crd::Reason`). The match has no wildcard arm: a reason added to
-/// the operator does not compile here until it is listed, and `every_operator_reason_is_in_reasons` then
-/// wants it in `REASONS` with its health.
-fn operator_reasons() -> Vec<Reason> {
-    let all = vec![
-        Reason::InvalidSpec,
-        Reason::SlugConflict,
-        Reason::TenantNotFound,
-        Reason::TenantNotReady,
-        Reason::ModuleNotFound,
-        Reason::VersionNotFound,
-        Reason::DependencyMissing,
-        Reason::MigrationFailed,
-        Reason::ChecksumMismatch,
-        Reason::DatabaseUnavailable,
-        Reason::IrreversibleMigration,
-        Reason::UninstallBlocked,
-        Reason::DestructiveActionBlocked,
-        Reason::Paused,
-        Reason::Reconciled,
-        Reason::AdoptionRefused,
-        Reason::Progressing,
-        Reason::DryRun,
-        Reason::FailureBudgetExceeded,
-    ];
-    for reason in &all {
-        match reason {
-            Reason::InvalidSpec
-            | Reason::SlugConflict
-            | Reason::TenantNotFound
-            | Reason::TenantNotReady
-            | Reason::ModuleNotFound
-            | Reason::VersionNotFound
-            | Reason::DependencyMissing
-            | Reason::MigrationFailed
-            | Reason::ChecksumMismatch
-            | Reason::DatabaseUnavailable
-            | Reason::IrreversibleMigration
-            | Reason::UninstallBlocked
-            | Reason::DestructiveActionBlocked
-            | Reason::Paused
-            | Reason::Reconciled
-            | Reason::AdoptionRefused
-            | Reason::Progressing
-            | Reason::DryRun
-            | Reason::FailureBudgetExceeded => {}
-        }
-    }
-    all
-}
-
 fn script(kind: &str) -> PathBuf {
     repo_root().join(format!("deploy/argocd/tenancy.landlord.dev_{kind}.lua"))
 }
@@ -287,10 +236,7 @@ fn status_without_ready_condition_is_progressing() {
 /// The conditions the operator writes for a Ready that is not True with `reason`: Ready plus Reconciling or
 /// Stalled, from `merge_conditions`; for a reason the operator does not know, Ready alone.
 fn not_ready_conditions(status: Option<bool>, reason: &str, message: &str) -> Vec<Value> {
-    let Some(known) = operator_reasons()
-        .into_iter()
-        .find(|r| r.as_str() == reason)
-    else {
+    let Some(known) = Reason::ALL.iter().copied().find(|r| r.as_str() == reason) else {
         return vec![json!({
             "type": "Ready", "status": if status == Some(false) { "False" } else { "Unknown" },
             "reason": reason, "message": message, "observedGeneration": 1,
@@ -346,7 +292,7 @@ fn every_ready_reason_maps_to_its_health() {
 #[test]
 fn every_operator_reason_is_in_reasons() {
     let listed: Vec<&str> = REASONS.iter().map(|(reason, _, _)| *reason).collect();
-    for reason in operator_reasons() {
+    for reason in Reason::ALL.iter().copied() {
         assert!(
             listed.contains(&reason.as_str()),
             "Ready reason {reason} is not in REASONS: add it with the health it must map to (and to README.md)"

@@ -1,9 +1,8 @@
 //! `docs/operations.md` keeps up with the code, and the documentation's links lead somewhere. Pure file checks, no
 //! database or cluster:
 //!
-//! - every condition reason (the `Reason::X => "X"` arms of `fn as_str` in `src/crd/condition.rs`, parsed so that
-//!   no list of all reasons is needed in the code) has a row in the reason table, and that row's GitOps column
-//!   says what `Reason::kstatus` (parsed from the same file) makes of it: `Reconciling`, `Stalled` or neither;
+//! - every condition reason (`Reason::ALL`, kept complete by a test beside it) has a row in the reason table, and
+//!   that row's GitOps column says what `Reason::kstatus` makes of it: `Reconciling`, `Stalled` or neither;
 //! - every `LANDLORD_*` variable `src/config.rs` and `src/telemetry.rs` read is named;
 //! - every metric the operator exports (the `# TYPE` lines of a `Metrics` that has recorded something of each
 //!   kind, named as `tests/monitoring.rs` names them: a counter by its `_total` sample, the rest by family; every
@@ -15,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use landlord::crd::Reason;
+use landlord::crd::{ConditionType, Reason};
 use landlord::metrics::{Metrics, ReasonLabel};
 
 fn root() -> PathBuf {
@@ -77,110 +76,8 @@ fn cells(line: &str) -> Option<Vec<String>> {
 
 // ------------------------------------------------------------------------------------------ condition reasons
 
-/// Every reason string, from the `Reason::X => "X"` arms of `src/crd/condition.rs`.
-fn reasons_in_code(source: &str) -> Vec<String> {
-    source
-        .lines()
-        .map(str::trim)
-        .filter(|line| line.starts_with("Reason::") && line.contains("=> \""))
-        .filter_map(|line| line.split('"').nth(1))
-        .map(str::to_string)
-        .collect()
-}
-
-/// What `Reason::kstatus` maps each reason to: `Reconciling`, `Stalled` or `none`, from its match arms.
-fn kstatus_in_code(source: &str) -> BTreeMap<String, &'static str> {
-    let start = source
-        .find("fn kstatus")
-        .expect("src/crd/condition.rs has fn kstatus");
-    let body = &source[start..];
-    let open = body.find("match self {").expect("kstatus matches self") + "match self {".len();
-    let body = &body[open..];
-    let mut depth = 1;
-    let end = body
-        .char_indices()
-        .find(|(_, c)| {
-            match c {
-                '{' => depth += 1,
-                '}' => depth -= 1,
-                _ => {}
-            }
-            depth == 0
-        })
-        .map(|(at, _)| at)
-        .expect("the match of kstatus ends");
-    // `A | B => Some(ConditionType::Reconciling), C => None, …`: the text between two `=>` is the previous arm's
-    // result, a comma, then the next arm's patterns.
-    let pieces: Vec<&str> = body[..end].split("=>").collect();
-    let mut groups = BTreeMap::new();
-    let mut patterns = pieces[0];
-    for piece in &pieces[1..] {
-        let (result, next) = piece.split_once(',').unwrap_or((piece, ""));
-        let group = if result.contains("Reconciling") {
-            "Reconciling"
-        } else if result.contains("Stalled") {
-            "Stalled"
-        } else {
-            assert!(
-                result.contains("None"),
-                "kstatus arm with an unknown result: {result}"
-            );
-            "none"
-        };
-        for name in patterns.split('|') {
-            let name = name.trim().trim_start_matches("Reason::");
-            if !name.is_empty() {
-                groups.insert(name.to_string(), group);
-            }
-        }
-        patterns = next;
-    }
-    groups
-}
-
-#[test]
-fn the_source_parsers_find_what_the_types_say() {
-    let source = read(&root().join("src/crd/condition.rs"));
-    let reasons = reasons_in_code(&source);
-    for reason in [
-        Reason::InvalidSpec,
-        Reason::Reconciled,
-        Reason::AdoptionRefused,
-        Reason::FailureBudgetExceeded,
-    ] {
-        assert!(
-            reasons.iter().any(|r| r == reason.as_str()),
-            "{reason} not parsed from src/crd/condition.rs: {reasons:?}"
-        );
-    }
-    let groups = kstatus_in_code(&source);
-    assert_eq!(
-        groups.keys().collect::<BTreeSet<_>>(),
-        reasons.iter().collect::<BTreeSet<_>>(),
-        "kstatus arms and as_str arms name different reasons"
-    );
-    for (reason, expected) in [
-        (Reason::Progressing, "Reconciling"),
-        (Reason::DatabaseUnavailable, "Reconciling"),
-        (Reason::ChecksumMismatch, "Stalled"),
-        (Reason::DryRun, "none"),
-    ] {
-        let from_type = match reason.kstatus().map(|t| t.as_str()) {
-            Some("Reconciling") => "Reconciling",
-            Some("Stalled") => "Stalled",
-            None => "none",
-            Some(other) => panic!("unexpected kstatus condition {other}"),
-        };
-        assert_eq!(from_type, expected, "{reason}");
-        assert_eq!(groups[reason.as_str()], expected, "{reason} parsed");
-    }
-}
-
 #[test]
 fn every_reason_has_a_row_in_the_reason_table_with_its_gitops_reading() {
-    let source = read(&root().join("src/crd/condition.rs"));
-    let reasons = reasons_in_code(&source);
-    let groups = kstatus_in_code(&source);
     let doc = operations();
     let table = section(&doc, "## Condition reasons");
     let mut rows = table.lines().filter_map(cells);
@@ -203,8 +100,8 @@ fn every_reason_has_a_row_in_the_reason_table_with_its_gitops_reading() {
         .collect();
 
     let mut problems = Vec::new();
-    for reason in &reasons {
-        let Some(row) = documented.get(reason) else {
+    for reason in Reason::ALL {
+        let Some(row) = documented.get(reason.as_str()) else {
             problems.push(format!("{reason}: no row in the reason table"));
             continue;
         };
@@ -218,15 +115,14 @@ fn every_reason_has_a_row_in_the_reason_table_with_its_gitops_reading() {
         }
         let cell = &row[gitops];
         let says = (cell.contains("Reconciling"), cell.contains("Stalled"));
-        let expected = match groups.get(reason).copied() {
-            Some("Reconciling") => (true, false),
-            Some("Stalled") => (false, true),
-            _ => (false, false),
-        };
+        let kstatus = reason.kstatus();
+        let expected = (
+            kstatus == Some(ConditionType::Reconciling),
+            kstatus == Some(ConditionType::Stalled),
+        );
         if says != expected {
             problems.push(format!(
-                "{reason}: GitOps column {cell:?}, but kstatus() gives {:?}",
-                groups.get(reason)
+                "{reason}: GitOps column {cell:?}, but kstatus() gives {kstatus:?}"
             ));
         }
         for (i, cell) in row.iter().enumerate().skip(1) {
@@ -236,7 +132,7 @@ fn every_reason_has_a_row_in_the_reason_table_with_its_gitops_reading() {
         }
     }
     for name in documented.keys() {
-        if !reasons.contains(name) {
+        if !Reason::ALL.iter().any(|reason| reason.as_str() == name) {
             problems.push(format!(
                 "{name}: a row in the reason table, but no such Reason"
             ));

@@ -330,6 +330,14 @@ mod tests {
         assert_eq!(second[0].last_transition_time, at(200));
     }
 
+    /// `ALL`, as (position by the exhaustive match, discriminant) pairs: every variant 0..=last, once, in
+    /// declaration order.
+    fn listed_once_in_order(all: impl Iterator<Item = (usize, usize)>, last: usize) {
+        let (positions, declared): (Vec<usize>, Vec<usize>) = all.unzip();
+        assert_eq!(positions, (0..=last).collect::<Vec<_>>());
+        assert_eq!(declared, positions);
+    }
+
     #[test]
     fn all_reasons_are_listed_once_in_declaration_order() {
         // A new variant breaks this match: give it position LAST + 1, raise LAST, append it to `Reason::ALL`.
@@ -355,10 +363,10 @@ mod tests {
             Reason::DryRun => 17,
             Reason::FailureBudgetExceeded => 18,
         };
-        let positions: Vec<usize> = Reason::ALL.iter().map(|r| position(*r)).collect();
-        let declared: Vec<usize> = Reason::ALL.iter().map(|r| *r as usize).collect();
-        assert_eq!(positions, (0..=LAST).collect::<Vec<_>>());
-        assert_eq!(declared, positions);
+        listed_once_in_order(
+            Reason::ALL.iter().map(|r| (position(*r), *r as usize)),
+            LAST,
+        );
     }
 
     #[test]
@@ -375,10 +383,12 @@ mod tests {
             ConditionType::Reconciling => 6,
             ConditionType::Stalled => 7,
         };
-        let positions: Vec<usize> = ConditionType::ALL.iter().map(|t| position(*t)).collect();
-        let declared: Vec<usize> = ConditionType::ALL.iter().map(|t| *t as usize).collect();
-        assert_eq!(positions, (0..=LAST).collect::<Vec<_>>());
-        assert_eq!(declared, positions);
+        listed_once_in_order(
+            ConditionType::ALL
+                .iter()
+                .map(|t| (position(*t), *t as usize)),
+            LAST,
+        );
     }
 
     #[test]
