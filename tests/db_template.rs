@@ -12,20 +12,29 @@ use sqlx::Connection;
 use support::db::{TestTenant, core_catalog, databases, landlord_schema, owner};
 use support::{pg, unique_slug};
 
-async fn provision(databases: &db::Databases, templates: &Templates, prefix: &str) -> TestTenant {
+fn new_tenant(prefix: &str) -> TestTenant {
     let names = TenantNames::new(&unique_slug(prefix)).unwrap();
-    let tenant = TestTenant {
+    TestTenant {
         owner: owner(names.slug()),
         names,
         password: Password::generate().unwrap(),
-    };
+    }
+}
+
+/// Provisions `tenant` with the template on offer; its database must be created.
+async fn provision_as(
+    databases: &db::Databases,
+    templates: &Templates,
+    tenant: &TestTenant,
+    extensions: &[&str],
+) {
     let (provisioned, conn) = db::ensure_tenant(
         databases,
         &TenantRequest {
             tenant: &tenant.names,
             owner: &tenant.owner,
             password: &tenant.password,
-            extensions: &Ident::all(&["ltree"]).unwrap(),
+            extensions: &Ident::all(extensions).unwrap(),
             templates: Some(templates),
         },
     )
@@ -33,6 +42,11 @@ async fn provision(databases: &db::Databases, templates: &Templates, prefix: &st
     .expect("provision from the template");
     conn.close().await.unwrap();
     assert_eq!(provisioned.database, Ensured::Created);
+}
+
+async fn provision(databases: &db::Databases, templates: &Templates, prefix: &str) -> TestTenant {
+    let tenant = new_tenant(prefix);
+    provision_as(databases, templates, &tenant, &["ltree"]).await;
     tenant
 }
 
@@ -175,12 +189,7 @@ async fn a_template_in_use_and_an_unfinished_clone_still_end_in_a_tenant_databas
     );
 
     // A clone a crash left unfinished (the admin role's, marked as such) is made again.
-    let names = TenantNames::new(&unique_slug("tplcrash")).unwrap();
-    let crashed = TestTenant {
-        owner: owner(names.slug()),
-        names,
-        password: Password::generate().unwrap(),
-    };
+    let crashed = new_tenant("tplcrash");
     for leftover in [
         format!(
             "CREATE DATABASE \"{}\" OWNER landlord_admin",
@@ -197,20 +206,7 @@ async fn a_template_in_use_and_an_unfinished_clone_still_end_in_a_tenant_databas
             .await
             .unwrap();
     }
-    let (provisioned, conn) = db::ensure_tenant(
-        &databases,
-        &TenantRequest {
-            tenant: &crashed.names,
-            owner: &crashed.owner,
-            password: &crashed.password,
-            extensions: &[],
-            templates: Some(&templates),
-        },
-    )
-    .await
-    .expect("the unfinished clone is made again");
-    conn.close().await.unwrap();
-    assert_eq!(provisioned.database, Ensured::Created);
+    provision_as(&databases, &templates, &crashed, &[]).await;
     assert_eq!(
         foreign_objects(crashed.database(), crashed.names.role().as_str()).await,
         Vec::<String>::new()
@@ -218,12 +214,7 @@ async fn a_template_in_use_and_an_unfinished_clone_still_end_in_a_tenant_databas
 
     // A crash between CREATE DATABASE and its mark leaves the clone under its building name, never as an
     // unmarked tenant database: dropped, and the tenant cloned.
-    let names = TenantNames::new(&unique_slug("tplunnamed")).unwrap();
-    let unnamed = TestTenant {
-        owner: owner(names.slug()),
-        names,
-        password: Password::generate().unwrap(),
-    };
+    let unnamed = new_tenant("tplunnamed");
     use sha2::Digest;
     let digest = sha2::Sha256::digest(unnamed.database().as_bytes());
     let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
@@ -235,20 +226,7 @@ async fn a_template_in_use_and_an_unfinished_clone_still_end_in_a_tenant_databas
     .await
     .unwrap();
     assert!(pg::database_exists(&building).await);
-    let (provisioned, conn) = db::ensure_tenant(
-        &databases,
-        &TenantRequest {
-            tenant: &unnamed.names,
-            owner: &unnamed.owner,
-            password: &unnamed.password,
-            extensions: &[],
-            templates: Some(&templates),
-        },
-    )
-    .await
-    .expect("cloned despite the leftover");
-    conn.close().await.unwrap();
-    assert_eq!(provisioned.database, Ensured::Created);
+    provision_as(&databases, &templates, &unnamed, &[]).await;
     assert!(
         !pg::database_exists(&building).await,
         "the leftover clone stays"

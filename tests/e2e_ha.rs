@@ -6,8 +6,6 @@ mod support;
 
 use std::time::Duration;
 
-use sqlx::Connection;
-
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use kube::api::ListParams;
@@ -323,19 +321,11 @@ async fn losing_the_lease_stops_reconciling_and_logs_are_json_with_the_resource(
         |s| support::kube::secret_value(s, "uri").contains(":chosen-after-a-handover-7@"),
     )
     .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        match sqlx::PgConnection::connect(&support::kube::secret_value(&edited, "uri")).await {
-            Ok(conn) => {
-                conn.close().await.unwrap();
-                break;
-            }
-            Err(_) if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
-            Err(err) => panic!("the password edited after the handover never worked: {err}"),
-        }
-    }
+    pg::until_login_works(
+        &support::kube::secret_value(&edited, "uri"),
+        "the password edited after the handover",
+    )
+    .await;
     // An installation reads the Tenant's Secret from the cache: the edited password, not the one a
     // stopped cache still holds.
     apply_yaml(

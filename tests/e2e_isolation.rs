@@ -473,20 +473,7 @@ async fn a_hand_edited_password_is_made_to_work() {
         secret_value(s, "uri").contains(":chosen-by-a-person-42@")
     })
     .await;
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        match sqlx::PgConnection::connect(&secret_value(&secret, "uri")).await {
-            Ok(conn) => {
-                conn.close().await.unwrap();
-                break;
-            }
-            Err(err) if tokio::time::Instant::now() < deadline => {
-                let _ = err;
-                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-            }
-            Err(err) => panic!("the edited password never worked: {err}"),
-        }
-    }
+    pg::until_login_works(&secret_value(&secret, "uri"), "the edited password").await;
     wait_ready(&tenants, "acme").await;
     pg::drop_tenant(&format!("tenant_{slug}")).await;
 }

@@ -72,11 +72,10 @@ impl Templates {
             digest.update(m.version.to_be_bytes());
             digest.update(m.checksum);
         }
-        let hex: String = digest.finalize()[..6]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        Ident::new(&format!("{TEMPLATE_PREFIX}{hex}"))
+        Ident::new(&format!(
+            "{TEMPLATE_PREFIX}{}",
+            hex(&digest.finalize()[..6])
+        ))
     }
 
     /// The template, built now if this server has none for the current core schema (templates of older
@@ -246,8 +245,11 @@ pub(crate) async fn clonable(
 /// (a tenant's name may be as long as PostgreSQL allows).
 fn clone_name(database: &Ident) -> Result<Ident, Error> {
     let digest = Sha256::digest(database.as_str().as_bytes());
-    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-    Ident::new(&format!("landlord_clone_{hex}"))
+    Ident::new(&format!("landlord_clone_{}", hex(&digest[..8])))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `tenant_<slug>` cloned from the template, every object handed to the tenant's role, owned by it,

@@ -25,6 +25,24 @@ pub async fn connect(database: &str) -> PgConnection {
         .expect("connect as superuser")
 }
 
+/// Waits until `uri` (a tenant's credentials) logs in, for at most a minute: the operator sets a role's
+/// password a moment after its Secret changes.
+pub async fn until_login_works(uri: &str, what: &str) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        match PgConnection::connect(uri).await {
+            Ok(conn) => {
+                conn.close().await.expect("close");
+                return;
+            }
+            Err(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            }
+            Err(err) => panic!("{what} never worked: {err}"),
+        }
+    }
+}
+
 pub async fn database_exists(name: &str) -> bool {
     found("SELECT 1 FROM pg_database WHERE datname = $1", name).await
 }
