@@ -5,8 +5,13 @@
 //!   generated 60-table one.
 //! - P2: one module onto N Ready tenants (one ModuleInstallation each) → all Ready.
 //! - P3: a restart with N tenants × 3 modules in place: tenant-database sessions, transactions and row
-//!   writes it causes (PostgreSQL's own counters), status writes (resourceVersions), the operator's RSS.
+//!   writes it causes (PostgreSQL's own counters, autovacuum paused), status writes (resourceVersions), the
+//!   operator's RSS.
 //! - P4: P1 and P2 per tenant at every size.
+//!
+//! Beside each P1 and P2 figure: the CPU that PostgreSQL, kube-apiserver, etcd, the operator and the clients
+//! (kubectl, psql) spent on it, from `/proc`, and the lowest ratio that CPU allows on this machine's cores;
+//! beside P1, how long PostgreSQL takes for `CREATE DATABASE` alone, a part of the floor nobody can skip.
 //!
 //!   scripts/bench                                    (fresh environment; sizes 10, 100, 1000)
 //!   LANDLORD_BENCH_SIZES=10,100 scripts/bench
@@ -52,12 +57,17 @@ fn main() {
     runtime.block_on(run(&sizes));
 }
 
-/// One measured phase: operator and floor wall times for `tenants` tenants.
+/// One measured phase: operator and floor wall times for `tenants` tenants, and the CPU each part of the
+/// machine spent on them.
 struct Figure {
     label: String,
     tenants: usize,
     operator: Duration,
     floor: Duration,
+    operator_cpu: Cpu,
+    floor_cpu: Cpu,
+    /// For the tenant figures: how long PostgreSQL takes to create as many empty databases.
+    create_database: Option<Timed>,
 }
 
 impl Figure {
@@ -72,6 +82,129 @@ impl Figure {
             self.operator.as_secs_f64() / self.floor.as_secs_f64()
         )
     }
+
+    /// Where the CPU went, per tenant, and the ratio the machine's cores allow at best: the operator's run
+    /// cannot end sooner than its CPU spread over every core.
+    fn cpu_line(&self, cores: usize) -> String {
+        let per = |s: f64| s * 1000.0 / self.tenants as f64;
+        let (op, fl) = (&self.operator_cpu, &self.floor_cpu);
+        let bound = op.total() / cores.max(1) as f64 / self.floor.as_secs_f64();
+        format!(
+            "     cpu ms/tenant: postgres {:.1} (floor {:.1}), kube-apiserver {:.1}, etcd {:.1}, operator {:.1}, \
+             clients {:.1} (floor {:.1}); total {:.1} (floor {:.1}); on {cores} cores the ratio is at least {bound:.2}x",
+            per(op.postgres),
+            per(fl.postgres),
+            per(op.apiserver),
+            per(op.etcd),
+            per(op.operator),
+            per(op.clients),
+            per(fl.clients),
+            per(op.total()),
+            per(fl.total()),
+        ) + &self.create_database.map_or(String::new(), |(wall, cpu)| {
+            format!(
+                "\n     PostgreSQL's part: CREATE DATABASE alone takes {:.1} ms/tenant ({:.0}% of the floor), cpu {:.1} ms/tenant",
+                per(wall.as_secs_f64()),
+                100.0 * wall.as_secs_f64() / self.floor.as_secs_f64(),
+                per(cpu.postgres),
+            )
+        })
+    }
+}
+
+/// CPU seconds (user + system) spent so far by each part of the machine, from `/proc`: PostgreSQL (the
+/// postmaster, its live backends and those it reaped), kube-apiserver, etcd, the operator, and this
+/// process with its reaped children (psql, kubectl).
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    postgres: f64,
+    apiserver: f64,
+    etcd: f64,
+    operator: f64,
+    clients: f64,
+}
+
+impl Cpu {
+    fn read(operator: Option<u32>) -> Cpu {
+        let dev = std::path::PathBuf::from(std::env::var("LANDLORD_DEV_DIR").unwrap_or_default());
+        let pid_in = |file: &str| -> Option<u32> {
+            std::fs::read_to_string(dev.join(file))
+                .ok()?
+                .lines()
+                .next()?
+                .trim()
+                .parse()
+                .ok()
+        };
+        let postmaster = pid_in("pg/data/postmaster.pid");
+        let backends: f64 = postmaster.map_or(0.0, |pm| {
+            std::fs::read_dir("/proc")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter_map(proc_stat)
+                .filter(|stat| stat.parent == pm)
+                .map(|stat| stat.own)
+                .sum()
+        });
+        let whole = |pid: Option<u32>| pid.and_then(proc_stat).map_or(0.0, |s| s.own + s.children);
+        let me = proc_stat(std::process::id()).map_or(0.0, |s| s.own + s.children);
+        Cpu {
+            postgres: whole(postmaster) + backends,
+            apiserver: whole(pid_in("kube/pid")),
+            etcd: whole(pid_in("etcd/pid")),
+            operator: whole(operator),
+            clients: me,
+        }
+    }
+
+    fn since(self, before: Cpu) -> Cpu {
+        Cpu {
+            postgres: self.postgres - before.postgres,
+            apiserver: self.apiserver - before.apiserver,
+            etcd: self.etcd - before.etcd,
+            operator: self.operator - before.operator,
+            clients: self.clients - before.clients,
+        }
+    }
+
+    fn total(&self) -> f64 {
+        self.postgres + self.apiserver + self.etcd + self.operator + self.clients
+    }
+}
+
+struct ProcStat {
+    parent: u32,
+    /// utime + stime, seconds.
+    own: f64,
+    /// cutime + cstime: children waited for, seconds.
+    children: f64,
+}
+
+fn proc_stat(pid: u32) -> Option<ProcStat> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    let hz = clock_ticks();
+    Some(ProcStat {
+        parent: fields.get(1)?.parse().ok()?,
+        own: (ticks(11)? + ticks(12)?) / hz,
+        children: (ticks(13)? + ticks(14)?) / hz,
+    })
+}
+
+fn clock_ticks() -> f64 {
+    static HZ: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *HZ.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 async fn run(sizes: &[usize]) {
@@ -128,6 +261,7 @@ async fn run(sizes: &[usize]) {
     );
     for figure in &figures {
         println!("{}", figure.line());
+        println!("{}", figure.cpu_line(cores));
     }
     if let Some(resync) = resync {
         println!("{resync}");
@@ -145,13 +279,14 @@ async fn fleet(
         &repo_root().join("migrations"),
     )
     .expect("catalog");
-    let (floor_tenants, floor_module) = floor(&catalog, n, &repo_root().join("migrations")).await;
+    let floor = floor(&catalog, n).await;
 
     let ns = namespace(client, "bench-fleet").await;
     let env = operator_env(&repo_root().join("migrations"), true);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut operator = Operator::start(&ns, &env);
     let slugs = slugs("fleet", n);
+    let cpu = Cpu::read(Some(operator.pid()));
     let start = Instant::now();
     apply_tenants(&ns, &slugs);
     let tenants: Api<Tenant> = Api::namespaced(client.clone(), &ns);
@@ -160,8 +295,12 @@ async fn fleet(
         label: "P1 shipped core, template".into(),
         tenants: n,
         operator: start.elapsed(),
-        floor: floor_tenants,
+        operator_cpu: Cpu::read(Some(operator.pid())).since(cpu),
+        floor: floor.tenants.0,
+        floor_cpu: floor.tenants.1,
+        create_database: Some(floor.create_database),
     };
+    let cpu = Cpu::read(Some(operator.pid()));
     let start = Instant::now();
     apply_installations(&ns, n, MODULE);
     let installs: Api<ModuleInstallation> = Api::namespaced(client.clone(), &ns);
@@ -170,7 +309,10 @@ async fn fleet(
         label: format!("P2 module {MODULE}"),
         tenants: n,
         operator: start.elapsed(),
-        floor: floor_module,
+        operator_cpu: Cpu::read(Some(operator.pid())).since(cpu),
+        floor: floor.module.0,
+        floor_cpu: floor.module.1,
+        create_database: None,
     };
     println!("{}", breakdown(&operator, n).await);
     let p3 = if measure_resync {
@@ -190,6 +332,9 @@ async fn fleet(
 
 /// P3: a restart with everything in place, until every object has been reconciled from the records.
 async fn restart(client: &Client, ns: &str, env: &[(&str, &str)], n: usize) -> String {
+    // Autovacuum visits the new databases on its own schedule; its transactions and rows would read as the
+    // operator's. Paused for the window (the setting is reloaded, not restarted).
+    autovacuum(false).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = Counters::read().await;
     let versions = resource_versions(client, ns).await;
@@ -219,6 +364,7 @@ async fn restart(client: &Client, ns: &str, env: &[(&str, &str)], n: usize) -> S
     // PostgreSQL's statistics of a session arrive when it ends; and late reconciles would show here.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after = Counters::read().await;
+    autovacuum(true).await;
     let changed = resource_versions(client, ns)
         .await
         .iter()
@@ -305,12 +451,13 @@ async fn tenants_only(
     label: &str,
 ) -> Figure {
     let catalog = Catalog::load(&repo_root().join("modules"), migrations).expect("catalog");
-    let (floor_tenants, _) = floor(&catalog, n, migrations).await;
+    let floor = floor(&catalog, n).await;
     let ns = namespace(client, "bench-p1").await;
     let env = operator_env(migrations, template);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut operator = Operator::start(&ns, &env);
     let slugs = slugs("p1", n);
+    let cpu = Cpu::read(Some(operator.pid()));
     let start = Instant::now();
     apply_tenants(&ns, &slugs);
     wait_all_ready(&Api::<Tenant>::namespaced(client.clone(), &ns), n).await;
@@ -318,7 +465,10 @@ async fn tenants_only(
         label: label.into(),
         tenants: n,
         operator: start.elapsed(),
-        floor: floor_tenants,
+        operator_cpu: Cpu::read(Some(operator.pid())).since(cpu),
+        floor: floor.tenants.0,
+        floor_cpu: floor.tenants.1,
+        create_database: Some(floor.create_database),
     };
     operator.stop();
     drop_all(&slugs).await;
@@ -341,7 +491,7 @@ fn operator_env(migrations: &Path, template: bool) -> Vec<(&'static str, String)
 
 /// The floor: role, database, REVOKE and the core tenant schema for `n` tenants in one psql session, then
 /// the module's tenant schema into each; the databases are dropped before the operator's turn.
-async fn floor(catalog: &Catalog, n: usize, _migrations: &Path) -> (Duration, Duration) {
+async fn floor(catalog: &Catalog, n: usize) -> Floor {
     let joined = |scripts: Vec<&str>| scripts.join("\n");
     let core = joined(
         catalog
@@ -380,7 +530,18 @@ async fn floor(catalog: &Catalog, n: usize, _migrations: &Path) -> (Duration, Du
     }
     let module = psql(&script);
     drop_all(&slugs).await;
-    (tenants, module)
+    // PostgreSQL's own part, which neither the floor nor the operator can skip: the empty databases.
+    let script: String = slugs
+        .iter()
+        .map(|slug| format!("CREATE DATABASE \"tenant_{slug}\";\n"))
+        .collect();
+    let create_database = psql(&script);
+    drop_all(&slugs).await;
+    Floor {
+        tenants,
+        module,
+        create_database,
+    }
 }
 
 /// The shipped core migrations plus one that creates 60 tables with 120 indexes.
@@ -448,30 +609,38 @@ fn apply(ns: &str, yaml: &str) {
     assert!(ok, "kubectl apply: {err}");
 }
 
+/// Follows a watch (not repeated lists, whose cost on the API server would be charged to the operator's run)
+/// until `expected` objects say Ready.
 async fn wait_all_ready<K>(api: &Api<K>, expected: usize)
 where
-    K: kube::Resource
+    K: kube::Resource<DynamicType = ()>
         + support::kube::Conditions
         + Clone
         + serde::de::DeserializeOwned
-        + std::fmt::Debug,
+        + std::fmt::Debug
+        + Send
+        + 'static,
 {
-    let deadline = Instant::now() + Duration::from_secs(1800);
-    loop {
-        let items = api.list(&ListParams::default()).await.expect("list").items;
-        let ready = items
-            .iter()
-            .filter(|o| condition(*o, "Ready") == Some(("True".into(), "Reconciled".into())))
-            .count();
-        if ready == expected {
-            return;
+    use futures::TryStreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let mut ready = std::collections::BTreeSet::new();
+    let changes = watcher(api.clone(), watcher::Config::default()).applied_objects();
+    let mut changes = std::pin::pin!(changes);
+    let wait = async {
+        while let Some(object) = changes.try_next().await.expect("watch") {
+            if condition(&object, "Ready") == Some(("True".into(), "Reconciled".into())) {
+                ready.insert(object.name_any());
+            } else {
+                ready.remove(&object.name_any());
+            }
+            if ready.len() == expected {
+                return;
+            }
         }
-        assert!(
-            Instant::now() < deadline,
-            "only {ready}/{expected} Ready after 30 minutes"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    };
+    tokio::time::timeout(Duration::from_secs(1800), wait)
+        .await
+        .unwrap_or_else(|_| panic!("only {}/{expected} Ready after 30 minutes", ready.len()));
 }
 
 /// Every Tenant's and installation's resourceVersion: a status write changes it.
@@ -502,6 +671,20 @@ async fn resource_versions(client: &Client, ns: &str) -> BTreeMap<String, String
         );
     }
     versions
+}
+
+async fn autovacuum(on: bool) {
+    let mut conn = pg::connect("postgres").await;
+    let setting = if on { "on" } else { "off" };
+    for statement in [
+        format!("ALTER SYSTEM SET autovacuum = {setting}"),
+        "SELECT pg_catalog.pg_reload_conf()".to_string(),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+            .execute(&mut conn)
+            .await
+            .expect("set autovacuum");
+    }
 }
 
 /// PostgreSQL's own counters, summed over the tenant databases and for the landlord database.
@@ -557,8 +740,22 @@ async fn drop_all(slugs: &[String]) {
     }
 }
 
-/// Runs `script` in one psql session as the superuser; returns the wall time.
-fn psql(script: &str) -> Duration {
+/// A wall time and the CPU spent in it.
+type Timed = (Duration, Cpu);
+
+/// The floor's phases for `n` tenants.
+struct Floor {
+    /// Role, database, REVOKE, core tenant schema.
+    tenants: Timed,
+    /// The module's tenant schema into each.
+    module: Timed,
+    /// `CREATE DATABASE` alone, as many times.
+    create_database: Timed,
+}
+
+/// Runs `script` in one psql session as the superuser; returns the wall time and CPU.
+fn psql(script: &str) -> Timed {
+    let cpu = Cpu::read(None);
     let start = Instant::now();
     let mut child = Command::new("psql")
         .args(["-X", "-q", "-d", TestEnv::get().superuser_url()])
@@ -574,5 +771,5 @@ fn psql(script: &str) -> Duration {
         .expect("write script");
     let status = child.wait().expect("wait for psql");
     assert!(status.success(), "psql failed");
-    start.elapsed()
+    (start.elapsed(), Cpu::read(None).since(cpu))
 }
