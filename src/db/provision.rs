@@ -67,12 +67,11 @@ pub async fn ensure_tenant(
     let mut admin = databases.admin().await?;
     let role = ensure_tenant_role(&mut admin, names, request.owner, request.password).await?;
     // One slot at a time: holding the admin connection while waiting for another one could deadlock
-    // reconciles that each hold one of the last slots.
+    // reconciles that each hold one of the last slots. The clone goes on in this session.
     if let Some(templates) = request.templates
         && template::clonable(&mut admin, names, request.owner).await?
     {
-        admin.close().await?;
-        if template::clone_database(databases, templates, names, request.owner).await? {
+        if template::clone_database(databases, templates, admin, names, request.owner).await? {
             return log_in(databases, request, role, Ensured::Created, true).await;
         }
         admin = databases.admin().await?;

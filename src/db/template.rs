@@ -90,6 +90,12 @@ impl Templates {
         Ok(template)
     }
 
+    /// The template if it is built already, without waiting: a caller holding a connection must not wait
+    /// for a build that needs connections of its own.
+    fn ready(&self) -> Option<Template> {
+        self.built.try_lock().ok()?.clone()
+    }
+
     async fn forget(&self) {
         *self.built.lock().await = None;
     }
@@ -255,23 +261,31 @@ fn hex(bytes: &[u8]) -> String {
 /// `tenant_<slug>` cloned from the template, every object handed to the tenant's role, owned by it,
 /// PUBLIC's access revoked, Landlord's copy of its ledger written. False when there is no template to
 /// clone (it could not be built, or another session is in it, which PostgreSQL refuses): the caller
-/// creates the database the ordinary way. Opens one connection at a time.
+/// creates the database the ordinary way. `admin` (the caller's session in the maintenance database) is
+/// used when the template is built already, and closed before a build, so that one connection at a time
+/// is open.
 pub(crate) async fn clone_database(
     databases: &Databases,
     templates: &Templates,
+    admin: DbConnection,
     tenant: &TenantNames,
     owner: &TenantOwner,
 ) -> Result<bool, Error> {
-    let template = match templates.get(databases).await {
-        Ok(template) => template,
-        Err(err) => {
-            tracing::warn!(%err, "no tenant template: migrating from scratch");
-            return Ok(false);
+    let (template, mut admin) = match templates.ready() {
+        Some(template) => (template, admin),
+        None => {
+            admin.close().await.ok();
+            match templates.get(databases).await {
+                Ok(template) => (template, databases.admin().await?),
+                Err(err) => {
+                    tracing::warn!(%err, "no tenant template: migrating from scratch");
+                    return Ok(false);
+                }
+            }
         }
     };
     let database = tenant.database();
     let building = clone_name(database)?;
-    let mut admin = databases.admin().await?;
     let created = async {
         // Made under a name of its own and renamed once marked: a crash between CREATE and COMMENT leaves
         // `landlord_clone_…` (dropped here next time), never an unmarked `tenant_<slug>` that would be

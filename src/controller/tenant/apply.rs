@@ -87,13 +87,19 @@ pub async fn apply(
     }
 
     let track = ModuleScope::core(&ctx.catalog, Scope::Tenant);
-    let report = ctx
-        .migrator
-        .apply(&mut conn, &track, plan.core_target)
-        .await;
+    // A clone's ledger, and Landlord's copy of it, are the template's: every core migration of this
+    // catalog, written moments ago by Landlord. A later reconcile migrates it like any other database.
+    let executed = if provisioned.cloned {
+        Ok(Vec::new())
+    } else {
+        ctx.migrator
+            .apply(&mut conn, &track, plan.core_target)
+            .await
+            .map(|report| report.executed)
+    };
     conn.close().await.ok();
-    let report = match report {
-        Ok(report) => report,
+    let executed = match executed {
+        Ok(executed) => executed,
         Err(err) => {
             // Installations read readiness from here: it must not say Ready any longer.
             let _ = mirror::set_tenant_status(pool, valid.names.slug(), &valid.owner.uid, "Failed")
@@ -101,14 +107,9 @@ pub async fn apply(
             return Err(stop_at(ConditionType::Migrated)(err));
         }
     };
-    ctx.metrics
-        .migrations_applied("tenant", report.executed.len());
-    if !report.executed.is_empty() {
-        let names: Vec<String> = report
-            .executed
-            .iter()
-            .map(|e| e.step.name.clone())
-            .collect();
+    ctx.metrics.migrations_applied("tenant", executed.len());
+    if !executed.is_empty() {
+        let names: Vec<String> = executed.iter().map(|e| e.step.name.clone()).collect();
         let note = format!("Applied core tenant migrations: {}.", names.join(", "));
         ctx.event(tenant, false, "Migrated", "Migrate", note).await;
     }
