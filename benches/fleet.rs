@@ -149,13 +149,12 @@ impl Cpu {
                 .sum()
         });
         let whole = |pid: Option<u32>| pid.and_then(proc_stat).map_or(0.0, |s| s.own + s.children);
-        let me = proc_stat(std::process::id()).map_or(0.0, |s| s.own + s.children);
         Cpu {
             postgres: whole(postmaster) + backends,
             apiserver: whole(pid_in("kube/pid")),
             etcd: whole(pid_in("etcd/pid")),
             operator: whole(operator),
-            clients: me,
+            clients: whole(Some(std::process::id())),
         }
     }
 
