@@ -50,22 +50,23 @@ async fn provision(databases: &db::Databases, templates: &Templates, prefix: &st
     tenant
 }
 
-/// Objects of the database not owned by `role` (schemas, relations, functions, types), and grants naming
-/// the template's role.
+/// Objects of the database (schemas, relations, functions, types) whose owner's rights `role` does not hold
+/// there, and grants naming the template's role. A clone's core objects belong to `pg_database_owner`, whose
+/// one member in a database is its owner: `pg_has_role` answers for the database it is asked in.
 async fn foreign_objects(database: &str, role: &str) -> Vec<String> {
     let mut conn = pg::connect(database).await;
     sqlx::query_scalar(
-        "SELECT kind || ' ' || name || ' of ' || owner FROM (
-           SELECT 'schema' AS kind, nspname::text AS name, pg_get_userbyid(nspowner)::text AS owner
+        "SELECT kind || ' ' || name || ' of ' || pg_get_userbyid(owner) FROM (
+           SELECT 'schema' AS kind, nspname::text AS name, nspowner AS owner
              FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' AND nspname NOT IN ('information_schema', 'public')
            UNION ALL
-           SELECT 'relation', relname::text, pg_get_userbyid(relowner)::text FROM pg_class
+           SELECT 'relation', relname::text, relowner FROM pg_class
             WHERE relnamespace NOT IN (SELECT oid FROM pg_namespace WHERE nspname LIKE 'pg\\_%' OR nspname = 'information_schema')
            UNION ALL
-           SELECT 'function', proname::text, pg_get_userbyid(proowner)::text FROM pg_proc
+           SELECT 'function', proname::text, proowner FROM pg_proc
             WHERE pronamespace NOT IN (SELECT oid FROM pg_namespace WHERE nspname LIKE 'pg\\_%' OR nspname = 'information_schema')
               AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = pg_proc.oid AND d.deptype = 'e')
-         ) o WHERE owner <> $1
+         ) o WHERE NOT pg_has_role($1, owner, 'USAGE')
          UNION ALL
          SELECT 'grant on schema ' || nspname FROM pg_namespace WHERE nspacl::text LIKE '%landlord_template%'
          UNION ALL
@@ -76,6 +77,15 @@ async fn foreign_objects(database: &str, role: &str) -> Vec<String> {
     .fetch_all(&mut conn)
     .await
     .unwrap()
+}
+
+/// The owners of the database's tables (public and ledger schemas).
+async fn table_owners(database: &str) -> Vec<String> {
+    pg::strings(
+        database,
+        "SELECT DISTINCT tableowner::text FROM pg_tables WHERE schemaname IN ('public', 'landlord_migrations')",
+    )
+    .await
 }
 
 async fn copy_versions(slug: &str) -> Vec<i64> {
@@ -104,8 +114,10 @@ async fn a_clone_is_the_tenants_alone_and_its_ledger_is_recorded() {
         "the template was built"
     );
 
-    // Every object of the core schema is there, the tenant's, with no grant left to the template's role.
+    // Every object of the core schema is there, the tenant's (through `pg_database_owner`: nobody entered
+    // the clone to hand it over), with no grant left to the template's role.
     assert_eq!(foreign_objects(database, role).await, Vec::<String>::new());
+    assert_eq!(table_owners(database).await, ["pg_database_owner"]);
     let tables = pg::tables(database).await;
     assert!(tables.contains(&"permissions".to_string()), "{tables:?}");
     let core: Vec<i64> = catalog
@@ -154,6 +166,14 @@ async fn a_clone_is_the_tenants_alone_and_its_ledger_is_recorded() {
             Vec::<String>::new()
         );
     }
+    // ... and no tenant holds an owner's rights in another's clone.
+    let other = foreign_objects(clones[0].database(), role).await;
+    assert!(
+        other
+            .iter()
+            .any(|o| o.starts_with("relation permissions of pg_database_owner")),
+        "{other:?}"
+    );
 }
 
 #[tokio::test]

@@ -1,13 +1,13 @@
 //! Template provisioning: one database per version of the core tenant schema, migrated once, from which
 //! every new tenant database is cloned (`CREATE DATABASE … TEMPLATE`) instead of migrated.
 //!
-//! The template holds nothing of any tenant. Its objects belong to `landlord_template`, a NOLOGIN role of
-//! Landlord's own; the template itself belongs to the admin role, and nobody else may connect to it. A clone
-//! is created with connections off, PUBLIC's CONNECT revoked, and only then opened — by the admin role, the
-//! one privileged session the isolation model allows, in a database the tenant has never been able to
-//! enter — to hand every object to the tenant's role (`REASSIGN OWNED`, `DROP OWNED` for the grants). Then
-//! the database is given to the tenant's role and Landlord records the clone's ledger as its own copy,
-//! before the tenant could have touched it.
+//! The template holds nothing of any tenant. Its migrations run as `landlord_template`, a NOLOGIN role of
+//! Landlord's own, and every object is then handed to `pg_database_owner`: the predefined role whose one
+//! member, in each database, is that database's owner. A clone therefore needs no session inside it. It is
+//! created with connections off and PUBLIC's CONNECT revoked; Landlord records the clone's ledger as its own
+//! copy; then, in one transaction, the database is given to the tenant's role — which thereby holds every
+//! right of an owner over the core schema, in this database alone — marked, and opened. The tenant's role
+//! is the first login ever to enter it.
 
 use sha2::{Digest, Sha256};
 use sqlx::{Connection, PgConnection};
@@ -23,8 +23,10 @@ use super::owner::TenantOwner;
 use super::plan::ModuleScope;
 use crate::catalog::{CORE_MODULE, MigrationSet, Scope};
 
-/// Owner of every object in a template, handed to the tenant's role in each clone.
+/// Runs the template's migrations; what it creates is handed to `pg_database_owner`.
 const TEMPLATE_ROLE: &str = "landlord_template";
+/// How a template is laid out, part of its name: a template of an older layout is rebuilt, not cloned.
+const TEMPLATE_LAYOUT: &[u8] = b"objects owned by pg_database_owner";
 const TEMPLATE_ROLE_MARK: &str = "landlord template owner";
 const TEMPLATE_PREFIX: &str = "landlord_template_";
 /// Serialises template builds between operator processes (session lock on the admin connection).
@@ -64,10 +66,11 @@ impl Templates {
         }
     }
 
-    /// `landlord_template_<12 hex digits>`: the digest of every core migration's version and checksum, so a
-    /// changed core schema gets a template of its own.
+    /// `landlord_template_<12 hex digits>`: the digest of the layout and of every core migration's version
+    /// and checksum, so a changed core schema (or layout) gets a template of its own.
     pub fn name(&self) -> Result<Ident, Error> {
         let mut digest = Sha256::new();
+        digest.update(TEMPLATE_LAYOUT);
         for m in &self.core.migrations {
             digest.update(m.version.to_be_bytes());
             digest.update(m.checksum);
@@ -133,13 +136,7 @@ impl Templates {
                         .map_err(fail("preparing the template", &admin))?;
                 }
                 self.migrate(databases, &name).await?;
-                // No privilege of the template's role may remain on a shared object: each clone's DROP
-                // OWNED would revoke it again, all of them updating the template's catalog row at once.
                 let finished = [
-                    format!(
-                        "REVOKE CREATE ON DATABASE {} FROM {TEMPLATE_ROLE}",
-                        name.quoted()
-                    ),
                     format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", name.quoted()),
                     format!(
                         "COMMENT ON DATABASE {} IS {}",
@@ -167,7 +164,10 @@ impl Templates {
         })
     }
 
-    /// The core tenant migrations in the template, run by the admin role as `landlord_template`.
+    /// The core tenant migrations in the template, run by the admin role as `landlord_template`, then every
+    /// object handed to `pg_database_owner` and every grant to `landlord_template` (the schema's, the
+    /// database's) revoked, so that a clone holds nothing of Landlord's roles. The admin role may do that
+    /// here because it owns the template, which makes it the template's one `pg_database_owner`.
     async fn migrate(&self, databases: &Databases, name: &Ident) -> Result<(), Error> {
         let mut conn = databases.admin_in(name).await?;
         let public = format!("GRANT USAGE, CREATE ON SCHEMA public TO {TEMPLATE_ROLE}");
@@ -191,7 +191,12 @@ impl Templates {
                     sqlx::Error::RowNotFound,
                 ));
             }
-            Ok(())
+            let handed = format!(
+                "RESET ROLE; REASSIGN OWNED BY {TEMPLATE_ROLE} TO pg_database_owner; DROP OWNED BY {TEMPLATE_ROLE}"
+            );
+            exec(&mut conn, handed)
+                .await
+                .map_err(fail("handing the template's objects to pg_database_owner", &conn))
         }
         .await;
         conn.close().await.ok();
@@ -258,12 +263,12 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// `tenant_<slug>` cloned from the template, every object handed to the tenant's role, owned by it,
-/// PUBLIC's access revoked, Landlord's copy of its ledger written. False when there is no template to
-/// clone (it could not be built, or another session is in it, which PostgreSQL refuses): the caller
-/// creates the database the ordinary way. `admin` (the caller's session in the maintenance database) is
-/// used when the template is built already, and closed before a build, so that one connection at a time
-/// is open.
+/// `tenant_<slug>` cloned from the template, owned by the tenant's role (and so is every core object, through
+/// `pg_database_owner`), PUBLIC's access revoked, Landlord's copy of its ledger written. No session ever
+/// enters the clone before the tenant's role can. False when there is no template to clone (it could not
+/// be built, or another session is in it, which PostgreSQL refuses): the caller creates the database the
+/// ordinary way. `admin` (the caller's session in the maintenance database) is used when the template is
+/// built already, and closed before a build, so that one connection at a time is open.
 pub(crate) async fn clone_database(
     databases: &Databases,
     templates: &Templates,
@@ -284,104 +289,94 @@ pub(crate) async fn clone_database(
             }
         }
     };
+    let cloned = clone_as(&mut admin, databases, templates, &template, tenant, owner).await;
+    admin.close().await.ok();
+    cloned
+}
+
+async fn clone_as(
+    admin: &mut DbConnection,
+    databases: &Databases,
+    templates: &Templates,
+    template: &Template,
+    tenant: &TenantNames,
+    owner: &TenantOwner,
+) -> Result<bool, Error> {
     let database = tenant.database();
     let building = clone_name(database)?;
-    let created = async {
-        // Made under a name of its own and renamed once marked: a crash between CREATE and COMMENT leaves
-        // `landlord_clone_…` (dropped here next time), never an unmarked `tenant_<slug>` that would be
-        // refused as not Landlord's.
-        exec(
-            &mut admin,
-            format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", building.quoted()),
-        )
-        .await
-        .map_err(fail("dropping a clone a crash left unnamed", &admin))?;
-        // Connections off until PUBLIC's CONNECT is gone: the tenant's role never gets a moment inside.
-        let create = format!(
-            "CREATE DATABASE {} TEMPLATE {} ALLOW_CONNECTIONS false",
-            building.quoted(),
-            template.name.quoted()
-        );
-        match exec(&mut admin, create).await {
-            Ok(()) => {}
-            Err(e) if sqlstate(&e).as_deref() == Some("55006") => {
-                tracing::warn!(template = %template.name, "the tenant template is in use by another session: migrating from scratch");
-                return Ok(false);
-            }
-            // Dropped behind our back: built again for the next tenant.
-            Err(e) if sqlstate(&e).as_deref() == Some("3D000") => {
-                tracing::warn!(template = %template.name, "the tenant template is gone: migrating from scratch");
-                templates.forget().await;
-                return Ok(false);
-            }
-            Err(e) => return Err(Error::sql(format!("cloning {database}"), admin.database(), e)),
+    // Made under a name of its own and renamed once marked: a crash between CREATE and COMMENT leaves
+    // `landlord_clone_…` (dropped here next time), never an unmarked `tenant_<slug>` that would be refused
+    // as not Landlord's.
+    exec(
+        admin,
+        format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", building.quoted()),
+    )
+    .await
+    .map_err(fail("dropping a clone a crash left unnamed", admin))?;
+    // Connections off until it is the tenant's: nobody gets a moment inside before.
+    let create = format!(
+        "CREATE DATABASE {} TEMPLATE {} ALLOW_CONNECTIONS false",
+        building.quoted(),
+        template.name.quoted()
+    );
+    match exec(admin, create).await {
+        Ok(()) => {}
+        Err(e) if sqlstate(&e).as_deref() == Some("55006") => {
+            tracing::warn!(template = %template.name, "the tenant template is in use by another session: migrating from scratch");
+            return Ok(false);
         }
-        let mark = quote_literal(&clone_mark(owner))?;
-        for statement in [
-            format!("COMMENT ON DATABASE {} IS {mark}", building.quoted()),
-            format!("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC", building.quoted()),
-        ] {
-            exec(&mut admin, statement)
-                .await
-                .map_err(fail("preparing the clone", &admin))?;
+        // Dropped behind our back: built again for the next tenant.
+        Err(e) if sqlstate(&e).as_deref() == Some("3D000") => {
+            tracing::warn!(template = %template.name, "the tenant template is gone: migrating from scratch");
+            templates.forget().await;
+            return Ok(false);
         }
-        let rename = format!(
-            "ALTER DATABASE {} RENAME TO {}",
-            building.quoted(),
-            database.quoted()
-        );
-        if let Err(e) = exec(&mut admin, rename).await {
-            // `tenant_<slug>` appeared meanwhile: the next reconcile judges it; this clone goes.
-            let drop = format!("DROP DATABASE IF EXISTS {}", building.quoted());
-            exec(&mut admin, drop).await.ok();
-            return Err(Error::sql(format!("naming the clone {database}"), admin.database(), e));
+        Err(e) => {
+            return Err(Error::sql(
+                format!("cloning {database}"),
+                admin.database(),
+                e,
+            ));
         }
-        exec(
-            &mut admin,
-            format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", database.quoted()),
-        )
-        .await
-        .map_err(fail("preparing the clone", &admin))?;
-        Ok(true)
     }
-    .await;
-    admin.close().await.ok();
-    if !created? {
-        return Ok(false);
+    // One transaction each (statements of one simple query): marked, closed to PUBLIC and named at once;
+    // later owned, marked as the tenant's and opened at once.
+    let named = format!(
+        "COMMENT ON DATABASE {building} IS {mark}; \
+         REVOKE CONNECT, TEMPORARY ON DATABASE {building} FROM PUBLIC; \
+         ALTER DATABASE {building} RENAME TO {database}",
+        building = building.quoted(),
+        mark = quote_literal(&clone_mark(owner))?,
+        database = database.quoted(),
+    );
+    if let Err(e) = exec(admin, named).await {
+        // `tenant_<slug>` appeared meanwhile: the next reconcile judges it; this clone goes.
+        let drop = format!("DROP DATABASE IF EXISTS {}", building.quoted());
+        exec(admin, drop).await.ok();
+        return Err(Error::sql(
+            format!("naming the clone {database}"),
+            admin.database(),
+            e,
+        ));
     }
-    // The one privileged session inside: the clone holds the template's objects and nothing else.
-    let mut inside = databases.admin_in(database).await?;
-    let handed = async {
-        let role = tenant.role().quoted();
-        exec(
-            &mut inside,
-            format!("REASSIGN OWNED BY {TEMPLATE_ROLE} TO {role}; DROP OWNED BY {TEMPLATE_ROLE}"),
-        )
+    // Landlord's copy before the tenant's ownership: the copy is the template's ledger, not whatever the
+    // tenant might write once it can connect.
+    databases
+        .ledger_copy(tenant)
+        .replace(&template.copy_entries())
+        .await?;
+    let given = format!(
+        "ALTER DATABASE {database} OWNER TO {role}; \
+         COMMENT ON DATABASE {database} IS {mark}; \
+         ALTER DATABASE {database} ALLOW_CONNECTIONS true",
+        database = database.quoted(),
+        role = tenant.role().quoted(),
+        mark = quote_literal(&owner.mark())?,
+    );
+    exec(admin, given)
         .await
-        .map_err(fail(
-            "handing the clone's objects to the tenant's role",
-            &inside,
-        ))?;
-        // Landlord's copy before the tenant's ownership: the copy is the template's ledger, not whatever
-        // the tenant might write once it can connect.
-        databases
-            .ledger_copy(tenant)
-            .replace(&template.copy_entries())
-            .await?;
-        let mark = quote_literal(&owner.mark())?;
-        for statement in [
-            format!("ALTER DATABASE {} OWNER TO {role}", database.quoted()),
-            format!("COMMENT ON DATABASE {} IS {mark}", database.quoted()),
-        ] {
-            exec(&mut inside, statement)
-                .await
-                .map_err(fail("giving the clone to the tenant's role", &inside))?;
-        }
-        Ok::<_, Error>(())
-    }
-    .await;
-    inside.close().await.ok();
-    handed.map(|()| true)
+        .map_err(fail("giving the clone to the tenant's role", admin))?;
+    Ok(true)
 }
 
 /// What a clone in progress says of itself: a database owned by the admin role with this comment is an
