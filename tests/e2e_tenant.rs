@@ -194,11 +194,33 @@ async fn a_second_tenant_claiming_a_slug_gets_slug_conflict_and_touches_nothing(
         Some(("True".into(), "Reconciled".into()))
     );
 
+    // A refused claimant waits for no change of its own: once the holder is deleted it is woken, and the
+    // slug, with a database of its own, is its (a refusal is never retried on a timer, so only the wake can
+    // make it Ready).
+    apply_yaml(
+        &ns,
+        &tenant_yaml("third", &slug, "  deletionPolicy: Delete\n"),
+    );
+    wait_condition(&tenants, "third", "Ready", "False", "SlugConflict").await;
     tenants
         .delete("first", &DeleteParams::default())
         .await
         .unwrap();
     wait_gone(&tenants, "first").await;
+    wait_ready(&tenants, "third").await;
+    let owner = pg::strings(
+        "landlord",
+        "SELECT namespace || '/' || name FROM tenants WHERE status = 'Ready'",
+    )
+    .await;
+    assert!(owner.contains(&format!("{ns}/third")), "{owner:?}");
+    assert!(pg::database_exists(&format!("tenant_{slug}")).await);
+
+    tenants
+        .delete("third", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&tenants, "third").await;
     assert!(!pg::database_exists(&format!("tenant_{slug}")).await);
 }
 

@@ -39,6 +39,12 @@ impl Visits {
     /// password of its Secret (changed by hand in PostgreSQL), which only a visit puts right.
     pub fn visit_tenant_now(&self, uid: &str, tenant: ObjectRef<Tenant>) {
         self.mark(uid);
+        self.wake_tenant(tenant);
+    }
+
+    /// Reconciles `tenant` now (no visit of its database unless one is due): something outside its
+    /// resource, which no watch reports, changed its answer.
+    pub fn wake_tenant(&self, tenant: ObjectRef<Tenant>) {
         if let Some(wake) = self
             .wake_tenants
             .lock()

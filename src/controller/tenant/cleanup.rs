@@ -3,10 +3,13 @@
 //! Tenant of the same namespace and name; Delete drops what Landlord made for this Tenant, refused in
 //! production. A Tenant that never owned its slug removes nothing at all.
 
+use std::sync::Arc;
+
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
 use serde_json::json;
 use tracing::info;
 
@@ -46,8 +49,31 @@ pub async fn cleanup(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     }
     let world = gather(tenant, ctx).await?;
     let deletion = plan(tenant, world, ctx.config.is_production())?;
+    let released = match &deletion {
+        Deletion::NothingOurs => None,
+        Deletion::Retain { valid, .. } | Deletion::Drop { valid, .. } => {
+            Some(valid.names.slug().to_string())
+        }
+    };
     apply(tenant, deletion, ctx).await?;
+    // Tenants refused the slug while this one held it are refused until they change, and nothing in
+    // Kubernetes changes them: they are told now.
+    if let (Some(slug), Some(cache)) = (released, ctx.tenants.get()) {
+        for claimant in claimants(&cache.state(), &slug, tenant) {
+            ctx.visits.wake_tenant(claimant);
+        }
+    }
     Ok(Action::await_change())
+}
+
+/// The other live Tenants that name `slug`.
+fn claimants(tenants: &[Arc<Tenant>], slug: &str, releasing: &Tenant) -> Vec<ObjectRef<Tenant>> {
+    tenants
+        .iter()
+        .filter(|t| t.metadata.deletion_timestamp.is_none() && t.uid() != releasing.uid())
+        .filter(|t| validate_spec(t).is_ok_and(|valid| valid.names.slug() == slug))
+        .map(|t| ObjectRef::from_obj(&**t))
+        .collect()
 }
 
 async fn gather(tenant: &Tenant, ctx: &Context) -> Result<World, Error> {
@@ -219,5 +245,36 @@ mod tests {
             plan(&tenant(DeletionPolicy::Retain), world("u1", &[]), true),
             Ok(Deletion::Retain { .. })
         ));
+    }
+
+    #[test]
+    fn a_released_slug_wakes_the_other_live_tenants_that_name_it() {
+        let named = |name: &str, ns: &str, uid: &str, slug: &str| {
+            let mut t = Tenant::new(
+                name,
+                TenantSpec {
+                    slug: Some(slug.into()),
+                    ..Default::default()
+                },
+            );
+            t.metadata.namespace = Some(ns.into());
+            t.metadata.uid = Some(uid.into());
+            Arc::new(t)
+        };
+        let releasing = named("acme", "ns", "u1", "acme");
+        let mut leaving = (*named("gone", "ns3", "u4", "acme")).clone();
+        leaving.metadata.deletion_timestamp = Some(Default::default());
+        let tenants = [
+            releasing.clone(),
+            named("acme", "other", "u2", "acme"),
+            named("beta", "ns", "u3", "beta"),
+            Arc::new(leaving),
+            named("Bad Slug", "ns", "u5", "Not A Slug!"),
+        ];
+        let woken: Vec<String> = claimants(&tenants, "acme", &releasing)
+            .iter()
+            .map(|r| format!("{}/{}", r.namespace.as_deref().unwrap_or_default(), r.name))
+            .collect();
+        assert_eq!(woken, ["other/acme"]);
     }
 }
