@@ -190,6 +190,7 @@ mod tests {
     use super::*;
     use crate::crd::{Reason, TenantSpec};
     use crate::db::TenantOwner;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     fn tenant(policy: DeletionPolicy) -> Tenant {
         let mut tenant = Tenant::new(
@@ -263,7 +264,7 @@ mod tests {
         };
         let releasing = named("acme", "ns", "u1", "acme");
         let mut leaving = (*named("gone", "ns3", "u4", "acme")).clone();
-        leaving.metadata.deletion_timestamp = Some(Default::default());
+        leaving.metadata.deletion_timestamp = Some(Time(jiff::Timestamp::UNIX_EPOCH));
         let tenants = [
             releasing.clone(),
             named("acme", "other", "u2", "acme"),
