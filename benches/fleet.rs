@@ -68,6 +68,8 @@ struct Figure {
     floor_cpu: Cpu,
     /// For the tenant figures: how long PostgreSQL takes to create as many empty databases.
     create_database: Option<Timed>,
+    /// With the template: how long PostgreSQL takes to clone it as many times.
+    clone: Option<Timed>,
 }
 
 impl Figure {
@@ -104,6 +106,13 @@ impl Figure {
         ) + &self.create_database.map_or(String::new(), |(wall, cpu)| {
             format!(
                 "\n     PostgreSQL's part: CREATE DATABASE alone takes {:.1} ms/tenant ({:.0}% of the floor), cpu {:.1} ms/tenant",
+                per(wall.as_secs_f64()),
+                100.0 * wall.as_secs_f64() / self.floor.as_secs_f64(),
+                per(cpu.postgres),
+            )
+        }) + &self.clone.map_or(String::new(), |(wall, cpu)| {
+            format!(
+                "\n     PostgreSQL's part: cloning the operator's template alone takes {:.1} ms/tenant ({:.0}% of the floor), cpu {:.1} ms/tenant",
                 per(wall.as_secs_f64()),
                 100.0 * wall.as_secs_f64() / self.floor.as_secs_f64(),
                 per(cpu.postgres),
@@ -290,7 +299,7 @@ async fn fleet(
     apply_tenants(&ns, &slugs);
     let tenants: Api<Tenant> = Api::namespaced(client.clone(), &ns);
     wait_all_ready(&tenants, n).await;
-    let p1 = Figure {
+    let mut p1 = Figure {
         label: "P1 shipped core, template".into(),
         tenants: n,
         operator: start.elapsed(),
@@ -298,6 +307,7 @@ async fn fleet(
         floor: floor.tenants.0,
         floor_cpu: floor.tenants.1,
         create_database: Some(floor.create_database),
+        clone: None,
     };
     let cpu = Cpu::read(Some(operator.pid()));
     let start = Instant::now();
@@ -312,6 +322,7 @@ async fn fleet(
         floor: floor.module.0,
         floor_cpu: floor.module.1,
         create_database: None,
+        clone: None,
     };
     println!("{}", breakdown(&operator, n).await);
     let p3 = if measure_resync {
@@ -325,6 +336,7 @@ async fn fleet(
         None
     };
     operator.stop();
+    p1.clone = Some(clone_template(n).await);
     drop_all(&slugs).await;
     (p1, p2, p3)
 }
@@ -460,7 +472,7 @@ async fn tenants_only(
     let start = Instant::now();
     apply_tenants(&ns, &slugs);
     wait_all_ready(&Api::<Tenant>::namespaced(client.clone(), &ns), n).await;
-    let figure = Figure {
+    let mut figure = Figure {
         label: label.into(),
         tenants: n,
         operator: start.elapsed(),
@@ -468,10 +480,39 @@ async fn tenants_only(
         floor: floor.tenants.0,
         floor_cpu: floor.tenants.1,
         create_database: Some(floor.create_database),
+        clone: None,
     };
     operator.stop();
+    if template {
+        figure.clone = Some(clone_template(n).await);
+    }
     drop_all(&slugs).await;
     figure
+}
+
+/// PostgreSQL's part of a clone, which no way of cloning can skip: `CREATE DATABASE … TEMPLATE` of the
+/// operator's template `n` times in one psql session (then dropped).
+async fn clone_template(n: usize) -> Timed {
+    let templates = pg::strings(
+        "postgres",
+        "SELECT datname::text FROM pg_database WHERE datname LIKE 'landlord\\_template\\_%'",
+    )
+    .await;
+    let [template] = templates.as_slice() else {
+        panic!("one template expected, found {templates:?}");
+    };
+    let names: Vec<String> = (0..n).map(|i| format!("bench_clone_{i}")).collect();
+    let script: String = names
+        .iter()
+        .map(|name| format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\";\n"))
+        .collect();
+    let cloned = psql(&script);
+    let script: String = names
+        .iter()
+        .map(|name| format!("DROP DATABASE \"{name}\";\n"))
+        .collect();
+    psql(&script);
+    cloned
 }
 
 fn operator_env(migrations: &Path, template: bool) -> Vec<(&'static str, String)> {
