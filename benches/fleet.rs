@@ -232,19 +232,7 @@ async fn run(sizes: &[usize]) {
 
     // A fresh PostgreSQL's first databases cost several times the later ones (166 ms per CREATE DATABASE in
     // one run's first floor, 31–42 ms later): some are made and dropped before anything is timed.
-    let warm: Vec<String> = (0..20).map(|i| format!("bench_warm_{i}")).collect();
-    psql(
-        &warm
-            .iter()
-            .map(|d| format!("CREATE DATABASE \"{d}\";\n"))
-            .collect::<String>(),
-    );
-    psql(
-        &warm
-            .iter()
-            .map(|d| format!("DROP DATABASE \"{d}\";\n"))
-            .collect::<String>(),
-    );
+    created_and_dropped("bench_warm", 20, "");
 
     let mut figures = Vec::new();
     let mut resync = None;
@@ -512,12 +500,11 @@ async fn tenants_only(
         floor_cpu: floor.tenants.1,
         create_database: Some(floor.create_database),
         clone: None,
-        template_built: None,
+        template_built: template.then_some(built),
     };
     operator.stop();
     if template {
         figure.clone = Some(clone_template(n).await);
-        figure.template_built = Some(built);
     }
     drop_all(&slugs).await;
     figure
@@ -534,18 +521,23 @@ async fn clone_template(n: usize) -> Timed {
     let [template] = templates.as_slice() else {
         panic!("one template expected, found {templates:?}");
     };
-    let names: Vec<String> = (0..n).map(|i| format!("bench_clone_{i}")).collect();
+    created_and_dropped("bench_clone", n, &format!(" TEMPLATE \"{template}\""))
+}
+
+/// `CREATE DATABASE <prefix>_<i><options>` `n` times in one psql session, timed, then the databases dropped.
+fn created_and_dropped(prefix: &str, n: usize, options: &str) -> Timed {
+    let names: Vec<String> = (0..n).map(|i| format!("{prefix}_{i}")).collect();
     let script: String = names
         .iter()
-        .map(|name| format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\";\n"))
+        .map(|name| format!("CREATE DATABASE \"{name}\"{options};\n"))
         .collect();
-    let cloned = psql(&script);
+    let created = psql(&script);
     let script: String = names
         .iter()
         .map(|name| format!("DROP DATABASE \"{name}\";\n"))
         .collect();
     psql(&script);
-    cloned
+    created
 }
 
 fn operator_env(migrations: &Path, template: bool) -> Vec<(&'static str, String)> {
