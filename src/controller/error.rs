@@ -26,6 +26,14 @@ pub enum Error {
     #[error("{0}")]
     AdoptionRefused(String),
     #[error(
+        "Database {database} was made by Landlord for this Tenant but is no longer on the server, which answers \
+         (dropped or lost outside Landlord); Landlord does not make it again empty behind your back. Restore it \
+         under that name, owned by role {database}, to have it adopted, or set annotation {annotation} to a new \
+         value to create it anew, empty (its modules are then installed again).",
+        annotation = crate::crd::RECREATE_DATABASE_ANNOTATION
+    )]
+    DatabaseMissing { database: String },
+    #[error(
         "Tenant {tenant} does not exist in namespace {namespace}; create it or fix spec.tenant."
     )]
     TenantNotFound { tenant: String, namespace: String },
@@ -53,6 +61,7 @@ impl Error {
             Error::InvalidSpec(_) => Reason::InvalidSpec,
             Error::SlugConflict { .. } => Reason::SlugConflict,
             Error::AdoptionRefused(_) => Reason::AdoptionRefused,
+            Error::DatabaseMissing { .. } => Reason::DatabaseMissing,
             Error::TenantNotFound { .. } => Reason::TenantNotFound,
             Error::TenantNotReady { .. } => Reason::TenantNotReady,
             Error::ModuleNotFound(_) => Reason::ModuleNotFound,
@@ -90,7 +99,7 @@ impl Error {
     pub fn is_fixed_elsewhere(&self) -> bool {
         use db::Error::*;
         match self {
-            Error::AdoptionRefused(_) => true,
+            Error::AdoptionRefused(_) | Error::DatabaseMissing { .. } => true,
             Error::Database(e) => matches!(
                 e,
                 MigrationFailed(_)
@@ -98,6 +107,7 @@ impl Error {
                     | UnknownAppliedMigration { .. }
                     | LedgerMismatch { .. }
                     | AdoptionRefused { .. }
+                    | DatabaseMissing { .. }
                     | ExtensionUntrusted { .. }
             ),
             _ => false,
@@ -128,6 +138,7 @@ fn database_reason(error: &db::Error) -> Reason {
         | MigrationInterrupted { .. }
         | TenantLoginRefused { .. } => Reason::DatabaseUnavailable,
         AdoptionRefused { .. } => Reason::AdoptionRefused,
+        DatabaseMissing { .. } => Reason::DatabaseMissing,
         LockTimeout { .. } | LockNotAvailable { .. } => Reason::Progressing,
         UnknownTarget { .. } => Reason::VersionNotFound,
         ChecksumMismatch { .. } | UnknownAppliedMigration { .. } | LedgerMismatch { .. } => {

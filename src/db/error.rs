@@ -40,6 +40,11 @@ pub enum Error {
         source: sqlx::Error,
     },
 
+    #[error(
+        "database {database} is not on the server, which answers: it was dropped or lost outside Landlord"
+    )]
+    DatabaseMissing { database: String },
+
     // Provisioning.
     #[error(
         "{object} {name} already exists and {found}: Landlord leaves it untouched. Remove or rename it, \
@@ -221,6 +226,7 @@ impl Error {
             | InvalidLiteral(_)
             | InvalidUrl { .. }
             | AdoptionRefused { .. }
+            | DatabaseMissing { .. }
             | ExtensionUntrusted { .. }
             | LedgerMismatch { .. }
             | UnknownTarget { .. }

@@ -45,6 +45,9 @@ pub struct TenantRequest<'a> {
     pub extensions: &'a [Ident],
     /// Clone a new database from Landlord's template of the core tenant schema (None: create it empty).
     pub templates: Option<&'a Templates>,
+    /// Whether an absent database may be made. False once Landlord's records say it was made: then it was
+    /// lost outside Landlord, and a blank one in its place would take the applications' writes unnoticed.
+    pub may_create_database: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +68,16 @@ pub async fn ensure_tenant(
 ) -> Result<(Provisioned, DbConnection), Error> {
     let names = request.tenant;
     let mut admin = databases.admin().await?;
+    if !request.may_create_database
+        && database_owner(&mut admin, names.database())
+            .await?
+            .is_none()
+    {
+        admin.close().await.ok();
+        return Err(Error::DatabaseMissing {
+            database: names.database().to_string(),
+        });
+    }
     let role = ensure_tenant_role(&mut admin, names, request.owner, request.password).await?;
     // One slot at a time: holding the admin connection while waiting for another one could deadlock
     // reconciles that each hold one of the last slots. The clone goes on in this session.

@@ -90,11 +90,16 @@ impl Pipeline for ModuleInstallation {
         let mut plan = None;
         let result = install(self, ctx, &mut plan).await;
         if let Err(Stopped {
-            error: Error::Database(crate::db::Error::TenantLoginRefused { .. }),
+            error:
+                Error::Database(
+                    crate::db::Error::TenantLoginRefused { .. }
+                    | crate::db::Error::DatabaseMissing { .. },
+                ),
             ..
         }) = &result
         {
-            // The Tenant's own resync trusts its records and would not notice; its visit sets the password.
+            // The Tenant's own resync trusts its records and would not notice; its visit sets the password,
+            // or finds the database gone and holds its installations (TenantNotReady) until it is back.
             if let Ok(Some(tenant)) = ctx
                 .tenant(&self.namespace().unwrap_or_default(), &self.spec.tenant)
                 .await
