@@ -68,20 +68,12 @@ pub async fn ensure_tenant(
 ) -> Result<(Provisioned, DbConnection), Error> {
     let names = request.tenant;
     let mut admin = databases.admin().await?;
-    if !request.may_create_database
-        && database_owner(&mut admin, names.database())
-            .await?
-            .is_none()
-    {
-        admin.close().await.ok();
-        return Err(Error::DatabaseMissing {
-            database: names.database().to_string(),
-        });
-    }
     let role = ensure_tenant_role(&mut admin, names, request.owner, request.password).await?;
     // One slot at a time: holding the admin connection while waiting for another one could deadlock
     // reconciles that each hold one of the last slots. The clone goes on in this session.
+    // Only a database that may be made is cloned; one that may not is judged where it would be created.
     if let Some(templates) = request.templates
+        && request.may_create_database
         && template::clonable(&mut admin, names, request.owner).await?
     {
         if template::clone_database(databases, templates, admin, names, request.owner).await? {
@@ -89,7 +81,13 @@ pub async fn ensure_tenant(
         }
         admin = databases.admin().await?;
     }
-    let database = ensure_tenant_database(&mut admin, names, request.owner).await?;
+    let database = ensure_tenant_database(
+        &mut admin,
+        names,
+        request.owner,
+        request.may_create_database,
+    )
+    .await?;
     if database == Ensured::Created {
         databases.ledger_copy(names).forget_all().await?;
     }
@@ -264,11 +262,14 @@ async fn set_password(
 
 /// `tenant_<slug>` owned by the tenant's role, with CONNECT and TEMPORARY revoked from PUBLIC so that
 /// no other tenant's credentials open it. An existing database is adopted only if that role (already
-/// checked for the owner's mark by `ensure_tenant_role`) owns it: nobody else can create one it owns.
+/// checked for the owner's mark by `ensure_tenant_role`) owns it: nobody else can create one it owns. An
+/// absent one is created only if `may_create` (else `DatabaseMissing`), decided on the same look that
+/// found it absent, so a database dropped while a reconcile runs is never made again in its place.
 pub async fn ensure_tenant_database(
     admin: &mut DbConnection,
     tenant: &TenantNames,
     owner: &TenantOwner,
+    may_create: bool,
 ) -> Result<Ensured, Error> {
     let database = tenant.database();
     let mut ensured = Ensured::Existed;
@@ -277,6 +278,11 @@ pub async fn ensure_tenant_database(
             return Err(refused("database", database, Found::OwnedByRole(db_owner)));
         }
         Some(_) => {}
+        None if !may_create => {
+            return Err(Error::DatabaseMissing {
+                database: database.to_string(),
+            });
+        }
         None => {
             // CREATE DATABASE cannot run in a transaction; the simple protocol sends it alone.
             let create = format!(
@@ -287,7 +293,8 @@ pub async fn ensure_tenant_database(
             match exec(admin, create).await {
                 Ok(()) => ensured = Ensured::Created,
                 Err(e) if is_duplicate(&e) => {
-                    return Box::pin(ensure_tenant_database(admin, tenant, owner)).await;
+                    return Box::pin(ensure_tenant_database(admin, tenant, owner, may_create))
+                        .await;
                 }
                 Err(e) => {
                     return Err(Error::sql(
