@@ -94,6 +94,13 @@ impl Error {
         )
     }
 
+    /// Whether a person should hear of it in a Warning Event: not waiting on another object, and not a
+    /// plan refused because another process moved the ledger first (it is made again at once; installations
+    /// of a module sharing one landlord scope race for it in every rollout wave).
+    pub fn is_worth_a_warning(&self) -> bool {
+        !self.is_waiting() && !matches!(self, Error::Database(db::Error::PlanOutdated { .. }))
+    }
+
     /// A failure a person fixes outside the resource (the data a migration trips on, a squatted role, a
     /// rewritten ledger): nothing in Kubernetes would wake the reconcile, so it is retried, slowly.
     pub fn is_fixed_elsewhere(&self) -> bool {
@@ -139,7 +146,7 @@ fn database_reason(error: &db::Error) -> Reason {
         | TenantLoginRefused { .. } => Reason::DatabaseUnavailable,
         AdoptionRefused { .. } => Reason::AdoptionRefused,
         DatabaseMissing { .. } => Reason::DatabaseMissing,
-        LockTimeout { .. } | LockNotAvailable { .. } => Reason::Progressing,
+        LockTimeout { .. } | LockNotAvailable { .. } | PlanOutdated { .. } => Reason::Progressing,
         UnknownTarget { .. } => Reason::VersionNotFound,
         ChecksumMismatch { .. } | UnknownAppliedMigration { .. } | LedgerMismatch { .. } => {
             Reason::ChecksumMismatch

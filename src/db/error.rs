@@ -96,6 +96,15 @@ pub enum Error {
         tables: Vec<String>,
         waited_ms: u64,
     },
+    #[error(
+        "the ledger of module {module} ({scope} scope) in database {database} changed since the plan was made \
+         (another process migrated it); nothing ran, and the plan is made again"
+    )]
+    PlanOutdated {
+        module: String,
+        scope: Scope,
+        database: String,
+    },
     #[error("module {module} has no {scope} migration with version {version}")]
     UnknownTarget {
         module: String,
@@ -216,6 +225,7 @@ impl Error {
         match self {
             Randomness(_) | Connect { .. } | ConnectTimeout { .. } | Sql { .. } => true,
             MigrationInterrupted { .. } | LockTimeout { .. } | LockNotAvailable { .. } => true,
+            PlanOutdated { .. } => true,
             // The Tenant's next reconcile sets the role's password to the one in its Secret.
             TenantLoginRefused { .. } => true,
             // The server may get the extension's package installed without the spec changing.
