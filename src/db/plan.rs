@@ -8,7 +8,6 @@ use crate::catalog::{CORE_MODULE, Catalog, Migration, MigrationSet, Module, Scop
 
 use super::Error;
 use super::ledger::LedgerEntry;
-use super::secret::hex;
 
 /// The migrations of one module (or the core) in one scope: one track in a database's ledger.
 #[derive(Clone, Copy, Debug)]
@@ -210,8 +209,8 @@ pub(crate) fn drift_error(track: &ModuleScope<'_>, drift: Drift, database: &str)
             module: track.module.to_string(),
             scope: track.scope,
             file,
-            applied: hex(&applied),
-            catalog: hex(&catalog),
+            applied: hex::encode(&applied),
+            catalog: hex::encode(catalog),
         },
         Drift::NotInCatalog {
             version,

@@ -197,7 +197,7 @@ async fn create_role(
     password: &Password,
 ) -> Result<Option<Ensured>, Error> {
     let role = tenant.role();
-    let verifier = quote_literal(&password.scram_verifier()?)?;
+    let verifier = quote_literal(&password.scram_verifier())?;
     let mark = mark_role(role, owner)?;
     let database = admin.database().to_string();
     let fail = |e| Error::sql(format!("creating role {role}"), &database, e);
@@ -249,7 +249,7 @@ async fn set_password(
     role: &Ident,
     password: &Password,
 ) -> Result<(), Error> {
-    let verifier = quote_literal(&password.scram_verifier()?)?;
+    let verifier = quote_literal(&password.scram_verifier())?;
     let alter = format!("ALTER ROLE {} PASSWORD {verifier}", role.quoted());
     exec(admin, alter).await.map_err(|e| {
         Error::sql(
