@@ -36,7 +36,10 @@ pub const ROLLOUT_LABEL: &str = "tenancy.landlord.dev/rollout";
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
-    )
+    ),
+    // The name is the value of the rollout label on every installation it makes: at most 63 characters.
+    validation = Rule::new("size(self.metadata.name) <= 63")
+        .message("metadata.name must be at most 63 characters: it labels every installation of the rollout")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ModuleRolloutSpec {

@@ -22,7 +22,10 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Reason", type_ = "string", priority = "1", json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("has(self.spec.slug) || self.metadata.name.matches('^[a-z][a-z0-9-]{0,55}$')")
-        .message("metadata.name does not give a valid slug (lowercase letters, digits and '-', starting with a letter, at most 56 characters); set spec.slug")
+        .message("metadata.name does not give a valid slug (lowercase letters, digits and '-', starting with a letter, at most 56 characters); set spec.slug"),
+    // The name is the value of the tenant label on its Secret: a label value holds at most 63 characters.
+    validation = Rule::new("size(self.metadata.name) <= 63")
+        .message("metadata.name must be at most 63 characters: it labels the tenant's credentials Secret")
 )]
 #[x_kube(validation = Rule::new("has(self.slug) == has(oldSelf.slug)").message("spec.slug cannot be added or removed after creation"))]
 #[serde(rename_all = "camelCase")]

@@ -122,6 +122,7 @@ mod tests {
         World {
             slug: None,
             secret,
+            extensions: None,
             fresh_password: Password::new("fresh").unwrap(),
         }
     }
