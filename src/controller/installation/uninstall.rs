@@ -63,18 +63,14 @@ fn plan<'c>(
     // Whatever the policy, a module others depend on stays until they are gone: removing it would turn
     // their Ready into DependencyMissing.
     let installed = world.installed.iter().map(|m| m.module.as_str());
-    let dependents: Vec<String> = catalog
+    let dependents: Vec<mirror::InstalledModule> = catalog
         .dependents(&mi.spec.module, installed)
         .into_iter()
         .filter_map(|name| world.installed.iter().find(|m| m.module == name))
-        .map(|m| format!("{} (ModuleInstallation {})", m.module, m.installer.name))
+        .cloned()
         .collect();
     if !dependents.is_empty() {
-        return Err(Error::UninstallBlocked(format!(
-            "Module {} cannot be uninstalled while installed modules depend on it: {}. Delete those first.",
-            mi.spec.module,
-            dependents.join(", ")
-        )));
+        return Err(blocked(&mi.spec.module, &dependents));
     }
     let names = tenant.names;
     if mi.spec.uninstall_policy == UninstallPolicy::Retain {
@@ -125,6 +121,9 @@ async fn apply(
             }
         }
         Uninstall::Retain { names } => {
+            if !mark_uninstalling(ctx, &names, module, &uid).await? {
+                return Ok(());
+            }
             mirror::forget_module(pool, names.slug(), module, &uid).await?;
             let note = format!("Kept the tables of module {module} (uninstallPolicy Retain).");
             ctx.event(mi, false, "Retained", "Uninstall", note).await;
@@ -135,6 +134,11 @@ async fn apply(
             module,
             scopes,
         } => {
+            // Marked first: from here on no dependent installs on it, and a failed rollback stays
+            // Uninstalling (the deletion is retried, never undone).
+            if !mark_uninstalling(ctx, &names, &module.name, &uid).await? {
+                return Ok(());
+            }
             for scope in scopes {
                 rollback(ctx, &names, &password, module, scope).await?;
             }
@@ -147,6 +151,39 @@ async fn apply(
         }
     }
     Ok(())
+}
+
+/// The race-free form of plan's dependents check: true once the record says `Uninstalling`; false when
+/// this installation is not the module's installer after all (its record is forgotten, nothing touched).
+async fn mark_uninstalling(
+    ctx: &Context,
+    names: &TenantNames,
+    module: &str,
+    uid: &str,
+) -> Result<bool, Error> {
+    let pool = ctx.databases.landlord_pool();
+    let dependents = ctx
+        .catalog
+        .dependents(module, ctx.catalog.modules.keys().map(String::as_str));
+    match mirror::mark_uninstalling(pool, names.slug(), module, uid, &dependents).await? {
+        mirror::Uninstalling::Marked => Ok(true),
+        mirror::Uninstalling::NotRecorded => {
+            mirror::forget_installation(pool, uid).await?;
+            Ok(false)
+        }
+        mirror::Uninstalling::Blocked(dependents) => Err(blocked(module, &dependents)),
+    }
+}
+
+fn blocked(module: &str, dependents: &[mirror::InstalledModule]) -> Error {
+    let listed: Vec<String> = dependents
+        .iter()
+        .map(|m| format!("{} (ModuleInstallation {})", m.module, m.installer.name))
+        .collect();
+    Error::UninstallBlocked(format!(
+        "Module {module} cannot be uninstalled while installed modules depend on it: {}. Delete those first.",
+        listed.join(", ")
+    ))
 }
 
 async fn rollback(
