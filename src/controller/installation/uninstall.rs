@@ -83,8 +83,14 @@ fn plan<'c>(
                 .into(),
         ));
     }
+    // Its down migrations are gone with it: keeping the tables instead must be the user's choice.
     let Some(module) = catalog.module(&mi.spec.module) else {
-        return Ok(Uninstall::Retain { names });
+        return Err(Error::ModuleNotFound(format!(
+            "Module {} is no longer in the catalog, so its down migrations cannot run for uninstallPolicy \
+             Rollback. Put the module back in the catalog, or set uninstallPolicy: Retain to keep its tables \
+             and let the deletion finish.",
+            mi.spec.module
+        )));
     };
     let password = world.password.ok_or_else(|| Error::TenantNotReady {
         tenant: mi.spec.tenant.clone(),
@@ -302,6 +308,37 @@ mod tests {
         let mut no_tenant = world("t1", vec![installed("tasks", "m1")]);
         no_tenant.tenant = None;
         assert!(matches!(plan(no_tenant), Ok(Uninstall::NothingOurs)));
+    }
+
+    #[test]
+    fn a_rollback_of_a_module_gone_from_the_catalog_is_refused_not_retained() {
+        let mut catalog = catalog();
+        catalog.modules.remove("tasks");
+        let rollback = mi("tasks", "m1", UninstallPolicy::Rollback);
+        let err = plan(
+            &rollback,
+            world("t1", vec![installed("tasks", "m1")]),
+            &catalog,
+            false,
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::ModuleNotFound(_)), "{err:?}");
+        let message = err.to_string();
+        assert!(
+            message.contains("back in the catalog") && message.contains("uninstallPolicy: Retain"),
+            "{message}"
+        );
+        // Retain needs no migrations: it goes on.
+        let retain = mi("tasks", "m1", UninstallPolicy::Retain);
+        assert!(matches!(
+            plan(
+                &retain,
+                world("t1", vec![installed("tasks", "m1")]),
+                &catalog,
+                false
+            ),
+            Ok(Uninstall::Retain { .. })
+        ));
     }
 
     #[test]
