@@ -130,9 +130,10 @@ impl Default for RolloutStrategy {
 pub struct FailedTenant {
     /// Name of the Tenant.
     pub tenant: String,
-    /// The reason of its installation's `Ready` condition.
+    /// The reason of its installation's `Ready` condition, or why the rollout could not create or update
+    /// that installation (`InvalidSpec`: a name or an object the API refuses; `Progressing`: tried again).
     pub reason: String,
-    /// The message of its installation's `Ready` condition.
+    /// The message of its installation's `Ready` condition, or of the rollout's failed write.
     pub message: String,
 }
 

@@ -49,8 +49,8 @@ pub struct TenantSpec {
 
     /// PostgreSQL extensions to create in the tenant database, e.g. `ltree`, `btree_gin`, at most 32. They are
     /// created as the tenant's own role, so only extensions the server marks trusted can be used; one that is
-    /// untrusted or not installed on the server is refused with reason `InvalidSpec`. Removing a name from the
-    /// list does not drop the extension. Default: none.
+    /// untrusted or not installed on the server is refused with reason `InvalidSpec` before the role and
+    /// database are created. Removing a name from the list does not drop the extension. Default: none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(
         length(max = 32),
