@@ -86,8 +86,9 @@ pub(crate) fn header_problems(sql: &str) -> Vec<String> {
 
 /// `500ms`, `30s`, `5min`, `2h`: positive, at most 24 hours.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let duration = humantime::parse_duration(text)
-        .map_err(|e| format!("`{text}` is not a duration such as 500ms, 30s, 5min or 2h: {e}"))?;
+    let duration = humantime::parse_duration(text).map_err(|e| {
+        format!("`{text}` is not a number with a unit, such as 500ms, 30s, 5min or 2h ({e})")
+    })?;
     if duration.is_zero() || duration > MAX {
         return Err(format!("`{text}` must be more than 0 and at most 24h"));
     }
