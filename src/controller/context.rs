@@ -14,7 +14,7 @@ use super::Error;
 use super::cache::Current;
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::crd::{ModuleInstallation, Tenant};
+use crate::crd::{ConditionType, ModuleInstallation, Tenant, find_condition};
 use crate::db::{Databases, Migrator, Templates};
 use crate::metrics::{Metrics, ReasonLabel};
 
@@ -162,7 +162,7 @@ impl Context {
             conditions: Option<&Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>,
         ) -> String {
             conditions
-                .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+                .and_then(|c| find_condition(c, ConditionType::Ready))
                 .map(|c| c.reason.clone())
                 .unwrap_or_else(|| "Pending".into())
         }

@@ -156,6 +156,18 @@ impl ConditionType {
     }
 }
 
+/// The condition of `type_` among `conditions`, if there is one.
+pub fn find_condition(conditions: &[Condition], type_: ConditionType) -> Option<&Condition> {
+    conditions.iter().find(|c| c.type_ == type_.as_str())
+}
+
+/// `Ready` is True and speaks of `generation` (the spec as it is now, not an older one).
+pub fn is_ready_at(conditions: &[Condition], generation: Option<i64>) -> bool {
+    find_condition(conditions, ConditionType::Ready).is_some_and(|c| {
+        c.status == "True" && c.observed_generation.is_some() && c.observed_generation == generation
+    })
+}
+
 /// What a reconcile wants a condition to say; times and generations are added by `merge_conditions`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DesiredCondition {

@@ -7,7 +7,9 @@ mod reference;
 mod rollout;
 mod tenant;
 
-pub use condition::{ConditionType, DesiredCondition, Reason, merge_conditions};
+pub use condition::{
+    ConditionType, DesiredCondition, Reason, find_condition, is_ready_at, merge_conditions,
+};
 pub use installation::{
     AppliedCounts, Direction, InstallScope, ModuleInstallation, ModuleInstallationSpec,
     ModuleInstallationStatus, PlanStep, REINSTALL_ANNOTATION, UninstallPolicy,

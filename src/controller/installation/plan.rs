@@ -7,7 +7,7 @@ use super::super::conditions::{Stopped, stop_at};
 use super::gather::{Ledgers, Records, condition_of};
 use super::validate::{InstallerClaim, ValidInstallation};
 use crate::catalog::Scope;
-use crate::crd::{ModuleInstallation, PlanStep};
+use crate::crd::{ModuleInstallation, PlanStep, is_ready_at};
 use crate::db::mirror::InstalledModule;
 use crate::db::{self, Direction, ModuleScope, records};
 
@@ -92,11 +92,7 @@ pub fn may_be_in_place(
     let status = mi.status.as_ref();
     let ready = status.is_some_and(|s| {
         s.installed_version.as_deref() == Some(release.as_str())
-            && s.conditions.iter().any(|c| {
-                c.type_ == "Ready"
-                    && c.status == "True"
-                    && c.observed_generation == mi.metadata.generation
-            })
+            && is_ready_at(&s.conditions, mi.metadata.generation)
     });
     let recorded = recorded.is_some_and(|r| {
         r.status == "Installed"

@@ -24,7 +24,10 @@ use super::context::error_policy;
 use super::pipeline::{Pipeline, reconcile};
 use super::tenant::scoped;
 use super::{Context, Error, ROLLOUT_CONTROLLER};
-use crate::crd::{ModuleInstallation, ModuleRollout, ModuleRolloutStatus, ROLLOUT_LABEL, Tenant};
+use crate::crd::{
+    ConditionType, ModuleInstallation, ModuleRollout, ModuleRolloutStatus, ROLLOUT_LABEL, Tenant,
+    find_condition,
+};
 
 const RESYNC: Duration = Duration::from_secs(300);
 const RETRY_REFUSED: Duration = Duration::from_secs(30);
@@ -134,7 +137,7 @@ impl ModuleRollout {
         let before = self
             .status
             .as_ref()
-            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+            .and_then(|s| find_condition(&s.conditions, ConditionType::Ready))
             .map(|c| c.reason.clone());
         match plan.state {
             State::Halted if before.as_deref() != Some("FailureBudgetExceeded") => {

@@ -15,7 +15,7 @@ use super::gather::World;
 use super::validate::ValidRollout;
 use crate::crd::{
     ConditionType, FailedTenant, ModuleInstallation, ModuleInstallationSpec, ModuleRollout,
-    ROLLOUT_LABEL, Reason, label_value_problem, object_name_problem,
+    ROLLOUT_LABEL, Reason, find_condition, label_value_problem, object_name_problem,
 };
 
 /// At most this many failed tenants are listed in status.
@@ -59,10 +59,8 @@ pub fn is_ready(mi: &ModuleInstallation) -> bool {
 }
 
 fn ready_condition(mi: &ModuleInstallation) -> Option<&Condition> {
-    mi.status.as_ref()?.conditions.iter().find(|c| {
-        c.type_ == "Ready"
-            && c.observed_generation.is_some()
-            && c.observed_generation == mi.metadata.generation
+    find_condition(&mi.status.as_ref()?.conditions, ConditionType::Ready).filter(|c| {
+        c.observed_generation.is_some() && c.observed_generation == mi.metadata.generation
     })
 }
 

@@ -7,7 +7,7 @@ use super::super::credentials;
 use super::gather::World;
 use super::validate::ValidTenant;
 use crate::catalog::Catalog;
-use crate::crd::{RECREATE_DATABASE_ANNOTATION, Tenant};
+use crate::crd::{RECREATE_DATABASE_ANNOTATION, Tenant, is_ready_at};
 use crate::db::mirror::SlugRecord;
 use crate::db::{Databases, Password};
 
@@ -101,12 +101,7 @@ pub fn may_be_in_place(
     plan: &TenantPlan,
 ) -> bool {
     let ready = tenant.status.as_ref().is_some_and(|s| {
-        s.core_version == plan.core_target
-            && s.conditions.iter().any(|c| {
-                c.type_ == "Ready"
-                    && c.status == "True"
-                    && c.observed_generation == tenant.metadata.generation
-            })
+        s.core_version == plan.core_target && is_ready_at(&s.conditions, tenant.metadata.generation)
     });
     let verified = slug.is_some_and(|r| {
         r.is_ready_for(&valid.owner.uid)
