@@ -5,8 +5,6 @@
 
 mod support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use landlord::db::{
@@ -14,11 +12,15 @@ use landlord::db::{
     TenantNames, TenantRequest,
 };
 use sqlx::{Connection, PgConnection};
+use support::attack::{LoginLoop, sessions_of};
 use support::db::{TestTenant, databases, landlord_schema, migration, owner, set};
 use support::{TestEnv, pg, unique, unique_slug};
 
 /// Tests that build templates run one at a time: a build drops every other template of the server.
 static TEMPLATE_BUILDS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// Tests that hold every comment write run alone (write); the others share (read). Taken after
+/// `TEMPLATE_BUILDS`.
+static ALONE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 /// A template of its own (a one-migration "core schema" unique to this call), so that it is not built yet;
 /// dropped with `drop_template`.
@@ -121,6 +123,7 @@ async fn take_advisory_lock(conn: &mut PgConnection, key: i64) {
 async fn the_template_build_lock_is_out_of_a_tenants_reach_and_a_holder_costs_a_bounded_retryable_error()
  {
     let _serial = TEMPLATE_BUILDS.lock().await;
+    let _shared = ALONE.read().await;
     let databases = databases();
     landlord_schema(&databases).await;
     let attacker = TestTenant::provision(&databases, "squatter", &[]).await;
@@ -198,136 +201,122 @@ async fn the_template_build_lock_is_out_of_a_tenants_reach_and_a_holder_costs_a_
     drop_template(&templates).await;
 }
 
-/// Logs in with `attacker`'s credentials to each of `targets`, on a few tasks, as fast as it can, until
-/// stopped; every session it gets is kept.
-struct LoginLoop {
-    stop: Arc<AtomicBool>,
-    attempts: Arc<AtomicU64>,
-    tasks: Vec<tokio::task::JoinHandle<Vec<String>>>,
-}
-
-impl LoginLoop {
-    fn start(attacker: &TestTenant, targets: &[String]) -> LoginLoop {
-        let stop = Arc::new(AtomicBool::new(false));
-        let attempts = Arc::new(AtomicU64::new(0));
-        let tasks = (0..3)
-            .map(|_| {
-                let (stop, attempts) = (stop.clone(), attempts.clone());
-                let targets = targets.to_vec();
-                let options = |database: &str| {
-                    pg::options(database)
-                        .username(attacker.names.role().as_str())
-                        .password(attacker.password.expose())
-                };
-                let options: Vec<_> = targets.iter().map(|t| options(t)).collect();
-                tokio::spawn(async move {
-                    let mut entered = Vec::new();
-                    let mut kept = Vec::new();
-                    while !stop.load(Ordering::Relaxed) {
-                        for (target, options) in targets.iter().zip(&options) {
-                            if let Ok(conn) = PgConnection::connect_with(options).await {
-                                entered.push(target.clone());
-                                kept.push(conn);
-                            }
-                            attempts.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    entered
-                })
-            })
-            .collect();
-        LoginLoop {
-            stop,
-            attempts,
-            tasks,
-        }
-    }
-
-    /// Waits until the loop has made `more` further attempts.
-    async fn attempts_more(&self, more: u64) {
-        let target = self.attempts.load(Ordering::Relaxed) + more;
-        while self.attempts.load(Ordering::Relaxed) < target {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-
-    async fn stop(self) -> Vec<String> {
-        self.stop.store(true, Ordering::Relaxed);
-        let mut entered = Vec::new();
-        for task in self.tasks {
-            entered.extend(task.await.unwrap());
-        }
-        entered
-    }
-}
-
-/// Sessions of `role` in `database`, as the server sees them.
-async fn sessions_of(role: &str, database: &str) -> i64 {
+/// Holds every comment write (`LOCK TABLE pg_shdescription IN EXCLUSIVE MODE`, as the superuser): the
+/// database's mark, the statement Landlord runs right after `CREATE DATABASE`, then waits, and the moment
+/// between a database's creation and its end of provisioning lasts until the test has seen the loop try.
+async fn hold_comments() -> PgConnection {
     let mut su = pg::connect("postgres").await;
-    let count = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_stat_activity WHERE usename = $1 AND datname = $2",
+    sqlx::raw_sql("BEGIN; LOCK TABLE pg_catalog.pg_shdescription IN EXCLUSIVE MODE")
+        .execute(&mut su)
+        .await
+        .unwrap();
+    su
+}
+
+/// Whether a session waits for the comment lock the test holds.
+async fn a_comment_waits() -> bool {
+    let mut su = pg::connect("postgres").await;
+    let waiting: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks
+                         WHERE NOT granted AND relation = 'pg_catalog.pg_shdescription'::regclass)",
     )
-    .bind(role)
-    .bind(database)
     .fetch_one(&mut su)
     .await
     .unwrap();
     su.close().await.unwrap();
-    count
+    waiting
 }
 
-/// Rounds of: a login loop of `attacker` on the new tenant's database (and the template's), running
-/// before the database is made and after; it must never get in.
-async fn race_login_loops(databases: &Databases, attacker: &TestTenant, template: bool) {
-    for round in 0..6 {
-        let templates = template.then(fresh_templates);
-        let tenant = new_tenant("raced");
-        let mut targets = vec![tenant.database().to_string()];
-        if let Some(templates) = &templates {
-            targets.push(templates.name().unwrap().to_string());
+/// A login loop of `attacker` on a new tenant's database, from before it is made until after, while the
+/// moment after its creation is stretched: it must never get in. Returns whether it was cloned.
+async fn raced(
+    databases: &Databases,
+    attacker: &TestTenant,
+    templates: Option<&Templates>,
+    what: &str,
+) -> bool {
+    let tenant = new_tenant("raced");
+    // The role first, so that the one comment written while the test holds them is the database's.
+    let mut admin = databases.admin().await.unwrap();
+    db::ensure_tenant_role(&mut admin, &tenant.names, &tenant.owner, &tenant.password)
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    let login = LoginLoop::start(attacker, &[tenant.database().to_string()]);
+    login.attempts_more(10).await;
+    let mut held = Some(hold_comments().await);
+    let provisioning = provision(databases, &tenant, templates);
+    tokio::pin!(provisioning);
+    let provisioned = loop {
+        tokio::select! {
+            provisioned = &mut provisioning => break provisioned.expect("provisioned"),
+            () = async {
+                while !a_comment_waits().await {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                login.attempts_more(20).await;
+            }, if held.is_some() => {
+                let mut su = held.take().unwrap();
+                sqlx::raw_sql("COMMIT").execute(&mut su).await.unwrap();
+                su.close().await.unwrap();
+            }
         }
-        let login = LoginLoop::start(attacker, &targets);
-        login.attempts_more(10).await;
-        let provisioned = provision(databases, &tenant, templates.as_ref())
-            .await
-            .expect("provisioned");
-        assert_eq!(provisioned.cloned, template);
-        login.attempts_more(10).await;
-        let role = attacker.names.role().as_str();
-        let mut inside = 0;
-        for target in &targets {
-            inside += sessions_of(role, target).await;
-        }
-        let entered = login.stop().await;
-        if let Some(templates) = &templates {
-            drop_template(templates).await;
-        }
-        assert_eq!(
-            (entered, inside),
-            (Vec::<String>::new(), 0),
-            "round {round} (template {template}): another tenant's credentials got in"
-        );
-    }
+    };
+    assert!(held.is_none(), "{what}: provisioning never wrote a comment");
+    login.attempts_more(10).await;
+    let inside = sessions_of(attacker.names.role().as_str(), tenant.database()).await;
+    let entered = login.stop().await;
+    assert_eq!(
+        (entered, inside),
+        (Vec::<String>::new(), 0),
+        "{what}: another tenant's credentials got in"
+    );
+    provisioned.cloned
 }
 
 #[tokio::test]
 async fn a_login_loop_of_another_tenant_never_enters_a_new_database_without_the_template() {
+    let _alone = ALONE.write().await;
     let databases = databases();
     let attacker = TestTenant::provision(&databases, "looper", &[]).await;
-    race_login_loops(&databases, &attacker, false).await;
+    assert!(!raced(&databases, &attacker, None, "template off").await);
 }
 
 #[tokio::test]
-async fn a_login_loop_of_another_tenant_never_enters_a_new_database_or_the_template_being_built() {
+async fn a_login_loop_of_another_tenant_never_enters_the_template_being_built_nor_a_database_made_without_it()
+ {
     let _serial = TEMPLATE_BUILDS.lock().await;
+    let _alone = ALONE.write().await;
     let databases = databases();
     let attacker = TestTenant::provision(&databases, "looptpl", &[]).await;
-    race_login_loops(&databases, &attacker, true).await;
+    // The template's build, with the loop on it and on the first clone.
+    let templates = fresh_templates();
+    let template = templates.name().unwrap();
+    let tenant = new_tenant("raced");
+    let targets = [tenant.database().to_string(), template.to_string()];
+    let login = LoginLoop::start(&attacker, &targets);
+    login.attempts_more(10).await;
+    let provisioned = provision(&databases, &tenant, Some(&templates)).await;
+    login.attempts_more(10).await;
+    assert_eq!(login.stop().await, Vec::<String>::new());
+    assert!(provisioned.expect("cloned").cloned);
+    // A session in the template (a DBA's) makes PostgreSQL refuse to clone: the database is made the
+    // ordinary way, as closed as a clone.
+    superuser_exec(
+        "postgres",
+        format!("ALTER DATABASE \"{template}\" ALLOW_CONNECTIONS true"),
+    )
+    .await;
+    let inside = pg::connect(template.as_str()).await;
+    assert!(!raced(&databases, &attacker, Some(&templates), "template in use").await);
+    inside.close().await.unwrap();
+    drop_template(&templates).await;
 }
 
 #[tokio::test]
 async fn an_idle_session_in_template1_blocks_no_database_landlord_creates() {
     let _serial = TEMPLATE_BUILDS.lock().await;
+    let _shared = ALONE.read().await;
     let databases = databases();
     let attacker = TestTenant::provision(&databases, "idler", &[]).await;
     // Any login may open template1 (PostgreSQL's default), and CREATE DATABASE copies it by default.
@@ -366,6 +355,7 @@ async fn an_idle_session_in_template1_blocks_no_database_landlord_creates() {
 
 #[tokio::test]
 async fn a_database_a_crash_left_closed_is_finished_and_foreign_sessions_are_ended() {
+    let _shared = ALONE.read().await;
     let databases = databases();
     landlord_schema(&databases).await;
     let attacker = TestTenant::provision(&databases, "lingerer", &[]).await;
