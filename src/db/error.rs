@@ -172,7 +172,7 @@ pub enum Error {
 
 /// `10 s`, `0.5 s`: how long a wait lasted, for a person to read.
 fn seconds(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{} s", ms / 1000)
     } else {
         format!("{:.1} s", ms as f64 / 1000.0)

@@ -11,6 +11,7 @@ use super::{exec, is_duplicate, refused};
 use crate::db::Error;
 use crate::db::connect::DbConnection;
 use crate::db::ident::{Ident, TenantNames, quote_literal};
+use crate::db::ledger_copy::LedgerCopy;
 use crate::db::owner::{Found, TenantOwner};
 use crate::db::provision::Ensured;
 
@@ -25,15 +26,18 @@ pub async fn ensure_tenant_database(
     tenant: &TenantNames,
     owner: &TenantOwner,
 ) -> Result<Ensured, Error> {
-    Ok(ensure_database(admin, tenant, owner).await?.0)
+    Ok(ensure_database(admin, tenant, owner, None).await?.0)
 }
 
 /// `ensure_tenant_database`, and whether connections were opened just now (a database created now, or one
-/// a crash left closed): then no migration has run in it yet.
+/// a crash left closed): then no migration has run in it yet. `copy`, Landlord's copy of the tenant's
+/// ledger, is forgotten before a database is created: a crash after the CREATE cannot leave an earlier
+/// database's history attached to the new one.
 pub(super) async fn ensure_database(
     admin: &mut DbConnection,
     tenant: &TenantNames,
     owner: &TenantOwner,
+    copy: Option<&LedgerCopy>,
 ) -> Result<(Ensured, bool), Error> {
     let database = tenant.database();
     match database_state(admin, database).await? {
@@ -57,6 +61,9 @@ pub(super) async fn ensure_database(
             Ok((Ensured::Existed, true))
         }
         None => {
+            if let Some(copy) = copy {
+                copy.forget_all().await?;
+            }
             // CREATE DATABASE cannot run in a transaction; the simple protocol sends it alone.
             let create = format!(
                 "CREATE DATABASE {} OWNER {} TEMPLATE template0 ALLOW_CONNECTIONS false",
@@ -66,7 +73,7 @@ pub(super) async fn ensure_database(
             match exec(admin, create).await {
                 Ok(()) => {}
                 Err(e) if is_duplicate(&e) => {
-                    return Box::pin(ensure_database(admin, tenant, owner)).await;
+                    return Box::pin(ensure_database(admin, tenant, owner, copy)).await;
                 }
                 Err(e) => {
                     let action = format!("creating database {database}");

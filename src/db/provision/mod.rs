@@ -80,10 +80,9 @@ pub async fn ensure_tenant(
         }
         admin = databases.admin().await?;
     }
-    let (database, opened) = database::ensure_database(&mut admin, names, request.owner).await?;
-    if database == Ensured::Created {
-        databases.ledger_copy(names).forget_all().await?;
-    }
+    let copy = databases.ledger_copy(names);
+    let (database, opened) =
+        database::ensure_database(&mut admin, names, request.owner, Some(&copy)).await?;
     if opened {
         // Nobody else could enter it while it was closed; should anyone be there all the same, they are
         // gone before the first migration.
