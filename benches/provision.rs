@@ -170,6 +170,7 @@ async fn run_landlord_db(
                 password: &password,
                 extensions: &[],
                 templates: None,
+                may_create_database: true,
             },
         )
         .await?;

@@ -43,6 +43,8 @@ const REASONS: &[(&str, &str, &str)] = &[
     ("IrreversibleMigration", "Degraded", "Failed"),
     ("DestructiveActionBlocked", "Degraded", "Failed"),
     ("AdoptionRefused", "Degraded", "Failed"),
+    // A database Landlord made is gone: restored or re-created by a person only.
+    ("DatabaseMissing", "Degraded", "Failed"),
     // A rollout halted past spec.strategy.maxFailures: its failed installations need a person.
     ("FailureBudgetExceeded", "Degraded", "Failed"),
     ("Reconciled", "Degraded", "InProgress"),

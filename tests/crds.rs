@@ -291,6 +291,18 @@ async fn kubectl_get_shows_the_printer_columns() {
         .await
         .unwrap();
 
+    // Slug is the effective one, which the operator writes to status (also when defaulted from the name).
+    let (ok, out, err) = kubectl(&["get", "tn", "-n", &ns]);
+    assert!(ok, "{err}");
+    assert!(!out.contains("acme_slug"), "read from the spec: {out}");
+    tenants
+        .patch_status(
+            "acme",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"slug": "acme_slug"}})),
+        )
+        .await
+        .unwrap();
     let (ok, out, err) = kubectl(&["get", "tn", "-n", &ns]);
     assert!(ok, "{err}");
     let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();

@@ -4,7 +4,7 @@
 mod support;
 
 use landlord::catalog::{MigrationSet, Scope};
-use landlord::db::{Direction, Drift, Error, Migrator, ModuleScope};
+use landlord::db::{Allowed, Direction, Drift, Error, Migrator, ModuleScope};
 use support::db::{TestTenant, core_catalog, databases, migration, set};
 use support::pg;
 
@@ -423,4 +423,70 @@ fn two_tables() -> MigrationSet {
             Some("DROP TABLE two"),
         ),
     ])
+}
+
+/// The plan is what runs: a plan made earlier (a dry run's) runs step for step, and one made before the
+/// ledger moved is refused under the lock with nothing run.
+#[tokio::test]
+async fn a_given_plan_runs_exactly_or_not_at_all() {
+    let databases = databases();
+    let tenant = TestTenant::provision(&databases, "execute", &[]).await;
+    let cards = varied_module();
+    let track = ModuleScope::new("cards", Scope::Tenant, &cards);
+    let mut conn = databases
+        .tenant(&tenant.names, &tenant.password)
+        .await
+        .unwrap();
+    let migrator = Migrator::new();
+    let published = migrator.plan(&mut conn, &track, Some(2)).await.unwrap();
+    let report = migrator
+        .execute(&mut conn, &track, &published, Allowed::Both, None)
+        .await
+        .unwrap();
+    let executed: Vec<_> = report.executed.iter().map(|e| e.step.clone()).collect();
+    assert_eq!(executed, published.steps);
+    assert_eq!(report.plan, published);
+
+    // Planned at version 2; another process moves the ledger to 3 before it runs.
+    let stale = migrator.plan(&mut conn, &track, None).await.unwrap();
+    assert_eq!(stale.steps.len(), 2);
+    let mut other = databases
+        .tenant(&tenant.names, &tenant.password)
+        .await
+        .unwrap();
+    migrator.apply(&mut other, &track, Some(3)).await.unwrap();
+    other.close().await.unwrap();
+    let before = pg::all_tables(tenant.database()).await;
+    let err = migrator
+        .execute(&mut conn, &track, &stale, Allowed::Both, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::PlanOutdated { .. }), "{err}");
+    assert!(err.is_retryable());
+    assert_eq!(
+        pg::all_tables(tenant.database()).await,
+        before,
+        "nothing ran"
+    );
+    let status = migrator.status(&mut conn, &track).await.unwrap();
+    assert_eq!(status.current, Some(3));
+
+    // Production's rule refuses a plan that goes down, before anything runs.
+    let down = migrator.plan(&mut conn, &track, Some(1)).await.unwrap();
+    let err = migrator
+        .execute(
+            &mut conn,
+            &track,
+            &down,
+            Allowed::in_environment(true),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::WrongDirection { .. }), "{err}");
+    assert_eq!(
+        migrator.status(&mut conn, &track).await.unwrap().current,
+        Some(3)
+    );
+    conn.close().await.unwrap();
 }

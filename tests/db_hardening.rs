@@ -63,6 +63,7 @@ async fn provision(
             password: &tenant.password,
             extensions: &[] as &[Ident],
             templates,
+            may_create_database: true,
         },
     )
     .await?;

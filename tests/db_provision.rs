@@ -41,6 +41,7 @@ async fn ensure(
             password,
             extensions,
             templates: None,
+            may_create_database: true,
         },
     )
     .await?;

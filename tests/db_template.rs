@@ -36,6 +36,7 @@ async fn provision_as(
             password: &tenant.password,
             extensions: &Ident::all(extensions).unwrap(),
             templates: Some(templates),
+            may_create_database: true,
         },
     )
     .await

@@ -8,7 +8,7 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use landlord::crd::{Direction, ModuleInstallation, Tenant};
 use serde_json::json;
 use support::kube::{
-    acme_yaml, apply_yaml, client, condition, installation_yaml, namespace, wait_condition,
+    acme_yaml, apply_yaml, client, condition, events, installation_yaml, namespace, wait_condition,
     wait_gone, wait_ready, wait_until,
 };
 use support::operator::Operator;
@@ -312,6 +312,19 @@ async fn dry_run_publishes_the_plan_and_applies_nothing() {
         .unwrap();
     wait_version(&installs, "acme-tasks", "1.0.0").await;
     assert!(pg::tables(&db).await.contains(&"tasks".to_string()));
+    // What ran is what the dry run published, step for step: the engine runs the plan it is given.
+    let published: Vec<String> = steps
+        .iter()
+        .map(|(_, migration, direction)| {
+            format!("{migration} {}", format!("{direction:?}").to_lowercase())
+        })
+        .collect();
+    let ran = format!(
+        "Normal Migrated: Ran {} in the tenant scope of module tasks.",
+        published.join(", ")
+    );
+    let found = events(&client, &ns, "acme-tasks").await;
+    assert!(found.contains(&ran), "{ran:?} not in {found:#?}");
     installs
         .delete("acme-tasks", &DeleteParams::default())
         .await

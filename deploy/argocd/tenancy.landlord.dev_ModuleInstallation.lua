@@ -48,7 +48,7 @@ elseif waiting[ready.reason] then
 elseif suspended[ready.reason] then
   hs.status = "Suspended"
 else
-  -- InvalidSpec, SlugConflict, AdoptionRefused, ModuleNotFound, VersionNotFound, MigrationFailed,
+  -- InvalidSpec, SlugConflict, AdoptionRefused, DatabaseMissing, ModuleNotFound, VersionNotFound, MigrationFailed,
   -- ChecksumMismatch, IrreversibleMigration, DestructiveActionBlocked, a rollout's FailureBudgetExceeded,
   -- and any reason added later: a person has to act.
   hs.status = "Degraded"

@@ -86,18 +86,8 @@ pub(crate) fn header_problems(sql: &str) -> Vec<String> {
 
 /// `500ms`, `30s`, `5min`, `2h`: positive, at most 24 hours.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
-    let (number, unit) = text.split_at(digits);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a number with a unit (ms, s, min, h)"))?;
-    let duration = match unit {
-        "ms" => Duration::from_millis(number),
-        "s" => Duration::from_secs(number),
-        "min" => Duration::from_secs(number.saturating_mul(60)),
-        "h" => Duration::from_secs(number.saturating_mul(3600)),
-        _ => return Err(format!("`{text}` has no unit; use ms, s, min or h")),
-    };
+    let duration = humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration such as 500ms, 30s, 5min or 2h: {e}"))?;
     if duration.is_zero() || duration > MAX {
         return Err(format!("`{text}` must be more than 0 and at most 24h"));
     }
@@ -254,7 +244,8 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("5min"), Ok(Duration::from_secs(300)));
-        for bad in ["", "5", "s", "5 s", "-5s", "25h", "0ms", "1d"] {
+        assert_eq!(parse_duration("1h 30min"), Ok(Duration::from_secs(5400)));
+        for bad in ["", "5", "s", "-5s", "25h", "0ms", "2d", "soon"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
     }

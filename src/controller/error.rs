@@ -26,6 +26,14 @@ pub enum Error {
     #[error("{0}")]
     AdoptionRefused(String),
     #[error(
+        "Database {database} was made by Landlord for this Tenant but is no longer on the server, which answers \
+         (dropped or lost outside Landlord); Landlord does not make it again empty behind your back. Restore it \
+         under that name, owned by role {database}, to have it adopted, or set annotation {annotation} to a new \
+         value to create it anew, empty (its modules are then installed again).",
+        annotation = crate::crd::RECREATE_DATABASE_ANNOTATION
+    )]
+    DatabaseMissing { database: String },
+    #[error(
         "Tenant {tenant} does not exist in namespace {namespace}; create it or fix spec.tenant."
     )]
     TenantNotFound { tenant: String, namespace: String },
@@ -53,6 +61,7 @@ impl Error {
             Error::InvalidSpec(_) => Reason::InvalidSpec,
             Error::SlugConflict { .. } => Reason::SlugConflict,
             Error::AdoptionRefused(_) => Reason::AdoptionRefused,
+            Error::DatabaseMissing { .. } => Reason::DatabaseMissing,
             Error::TenantNotFound { .. } => Reason::TenantNotFound,
             Error::TenantNotReady { .. } => Reason::TenantNotReady,
             Error::ModuleNotFound(_) => Reason::ModuleNotFound,
@@ -85,12 +94,19 @@ impl Error {
         )
     }
 
+    /// Whether a person should hear of it in a Warning Event: not waiting on another object, and not a
+    /// plan refused because another process moved the ledger first (it is made again at once; installations
+    /// of a module sharing one landlord scope race for it in every rollout wave).
+    pub fn is_worth_a_warning(&self) -> bool {
+        !self.is_waiting() && !matches!(self, Error::Database(db::Error::PlanOutdated { .. }))
+    }
+
     /// A failure a person fixes outside the resource (the data a migration trips on, a squatted role, a
     /// rewritten ledger): nothing in Kubernetes would wake the reconcile, so it is retried, slowly.
     pub fn is_fixed_elsewhere(&self) -> bool {
         use db::Error::*;
         match self {
-            Error::AdoptionRefused(_) => true,
+            Error::AdoptionRefused(_) | Error::DatabaseMissing { .. } => true,
             Error::Database(e) => matches!(
                 e,
                 MigrationFailed(_)
@@ -98,6 +114,7 @@ impl Error {
                     | UnknownAppliedMigration { .. }
                     | LedgerMismatch { .. }
                     | AdoptionRefused { .. }
+                    | DatabaseMissing { .. }
                     | ExtensionUntrusted { .. }
             ),
             _ => false,
@@ -128,8 +145,12 @@ fn database_reason(error: &db::Error) -> Reason {
         | MigrationInterrupted { .. }
         | TenantLoginRefused { .. } => Reason::DatabaseUnavailable,
         AdoptionRefused { .. } => Reason::AdoptionRefused,
-        // Another session holds what Landlord waited for, boundedly: still under way, retried with backoff.
-        LockTimeout { .. } | LockNotAvailable { .. } | LockBusy { .. } => Reason::Progressing,
+        DatabaseMissing { .. } => Reason::DatabaseMissing,
+        // Another session holds what Landlord waited for, boundedly (or moved the ledger first): still
+        // under way, retried with backoff.
+        LockTimeout { .. } | LockNotAvailable { .. } | LockBusy { .. } | PlanOutdated { .. } => {
+            Reason::Progressing
+        }
         UnknownTarget { .. } => Reason::VersionNotFound,
         ChecksumMismatch { .. } | UnknownAppliedMigration { .. } | LedgerMismatch { .. } => {
             Reason::ChecksumMismatch

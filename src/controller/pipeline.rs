@@ -86,8 +86,8 @@ pub async fn reconcile<K: Pipeline>(object: Arc<K>, ctx: Arc<Context>) -> Result
     .await
 }
 
-/// One status write (skipped when nothing changed), a Warning Event for a failure that is not mere
-/// waiting, and the result handed on unchanged.
+/// One status write (skipped when nothing changed), a Warning Event for a failure worth one, and the result
+/// handed on unchanged.
 async fn conclude<K: Pipeline>(
     object: &K,
     ctx: &Context,
@@ -111,7 +111,7 @@ async fn conclude<K: Pipeline>(
         other => other?,
     };
     if let Err(err) = &result
-        && !err.is_waiting()
+        && err.is_worth_a_warning()
     {
         ctx.event(object, true, err.reason().as_str(), action, err.to_string())
             .await;

@@ -38,6 +38,8 @@ pub enum Reason {
     Paused,
     Reconciled,
     AdoptionRefused,
+    /// Landlord's records say the tenant database was made, the server answers, and it is not there.
+    DatabaseMissing,
     /// Work is under way or waits on an earlier step.
     Progressing,
     /// A dry run published its plan and applied nothing.
@@ -65,6 +67,7 @@ impl Reason {
         Reason::Paused,
         Reason::Reconciled,
         Reason::AdoptionRefused,
+        Reason::DatabaseMissing,
         Reason::Progressing,
         Reason::DryRun,
         Reason::FailureBudgetExceeded,
@@ -88,6 +91,7 @@ impl Reason {
             Reason::Paused => "Paused",
             Reason::Reconciled => "Reconciled",
             Reason::AdoptionRefused => "AdoptionRefused",
+            Reason::DatabaseMissing => "DatabaseMissing",
             Reason::Progressing => "Progressing",
             Reason::DryRun => "DryRun",
             Reason::FailureBudgetExceeded => "FailureBudgetExceeded",
@@ -106,6 +110,7 @@ impl Reason {
             InvalidSpec
             | SlugConflict
             | AdoptionRefused
+            | DatabaseMissing
             | ModuleNotFound
             | VersionNotFound
             | MigrationFailed
@@ -341,7 +346,7 @@ mod tests {
     #[test]
     fn all_reasons_are_listed_once_in_declaration_order() {
         // A new variant breaks this match: give it position LAST + 1, raise LAST, append it to `Reason::ALL`.
-        const LAST: usize = 18;
+        const LAST: usize = 19;
         let position = |reason: Reason| match reason {
             Reason::InvalidSpec => 0,
             Reason::SlugConflict => 1,
@@ -359,9 +364,10 @@ mod tests {
             Reason::Paused => 13,
             Reason::Reconciled => 14,
             Reason::AdoptionRefused => 15,
-            Reason::Progressing => 16,
-            Reason::DryRun => 17,
-            Reason::FailureBudgetExceeded => 18,
+            Reason::DatabaseMissing => 16,
+            Reason::Progressing => 17,
+            Reason::DryRun => 18,
+            Reason::FailureBudgetExceeded => 19,
         };
         listed_once_in_order(
             Reason::ALL.iter().map(|r| (position(*r), *r as usize)),

@@ -16,7 +16,7 @@ pub use rollout::{
     FailedTenant, ModuleRollout, ModuleRolloutSpec, ModuleRolloutStatus, ROLLOUT_LABEL,
     RolloutStrategy,
 };
-pub use tenant::{DeletionPolicy, Tenant, TenantSpec, TenantStatus};
+pub use tenant::{DeletionPolicy, RECREATE_DATABASE_ANNOTATION, Tenant, TenantSpec, TenantStatus};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSON,

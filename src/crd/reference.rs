@@ -601,6 +601,12 @@ fn reason_meaning(reason: Reason) -> &'static str {
             "A role, database or Secret of the tenant's name exists that Landlord did not make for this Tenant; \
              it is left untouched."
         }
+        Reason::DatabaseMissing => {
+            "Landlord made the tenant database, the server answers, and the database is not there (dropped or \
+             lost outside Landlord). It is never made again empty on its own: restore it, or ask for a new one \
+             with the annotation `tenancy.landlord.dev/recreate-database`. Deleting the Tenant or an installation \
+             of it completes."
+        }
         Reason::Progressing => "Work is under way or waits on an earlier step.",
         Reason::DryRun => {
             "`spec.dryRun` is set: the plan is in `status.plan`, nothing was applied."

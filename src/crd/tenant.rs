@@ -3,6 +3,10 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// Asks for a new, empty tenant database when the one Landlord made is missing (`DatabaseMissing`); carried
+/// out once per value, as the landlord database records.
+pub const RECREATE_DATABASE_ANNOTATION: &str = "tenancy.landlord.dev/recreate-database";
+
 /// A tenant of the platform: its own PostgreSQL database `tenant_<slug>`, its own role, and the core schema.
 // Several printcolumns repeat `type_`: clippy mistakes them for duplicated attributes.
 #[allow(clippy::duplicated_attributes)]
@@ -16,7 +20,7 @@ use serde::{Deserialize, Serialize};
     shortname = "tn",
     category = "landlord",
     doc = "A tenant with its own PostgreSQL database tenant_<slug>, role and core schema.",
-    printcolumn(name = "Slug", type_ = "string", json_path = ".spec.slug"),
+    printcolumn(name = "Slug", type_ = "string", json_path = ".status.slug"),
     printcolumn(name = "Database", type_ = "string", json_path = ".status.database"),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
     printcolumn(name = "Reason", type_ = "string", priority = "1", json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
@@ -84,6 +88,9 @@ pub struct TenantStatus {
     /// The `metadata.generation` this status was computed for; 0 until the operator has looked at the Tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// The slug in effect: `spec.slug`, or the one defaulted from `metadata.name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slug: Option<String>,
     /// The tenant's database, `tenant_<slug>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -174,16 +175,45 @@ impl Databases {
             .password(password.expose())
             .database(tenant.database().as_str())
             .options([("search_path", "public")]);
-        let mut conn = self.open(options).await.map_err(|e| match e {
-            Error::Connect { database, source }
-                if sqlstate(&source).as_deref() == Some(INVALID_PASSWORD) =>
-            {
-                Error::TenantLoginRefused { database }
+        let mut conn = match self.open(options).await {
+            Ok(conn) => conn,
+            Err(Error::Connect { database, source }) => {
+                return Err(match sqlstate(&source).as_deref() {
+                    Some(INVALID_PASSWORD) => Error::TenantLoginRefused { database },
+                    // The server answered that there is no such database: confirmed from the catalog
+                    // before anyone is told it is gone (no slot is held here, so opening one is safe).
+                    Some(INVALID_CATALOG_NAME)
+                        if !self.database_exists(tenant.database()).await? =>
+                    {
+                        Error::DatabaseMissing { database }
+                    }
+                    _ => Error::Connect { database, source },
+                });
             }
-            other => other,
-        })?;
+            Err(other) => return Err(other),
+        };
         conn.ledger_copy = Some(LedgerCopy::new(self.landlord_pool.clone(), tenant.slug()));
         Ok(conn)
+    }
+
+    /// Whether `database` is in the server's catalog, read from the maintenance database as the admin role.
+    pub async fn database_exists(&self, database: &Ident) -> Result<bool, Error> {
+        let mut admin = self.admin().await?;
+        let exists = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1)",
+        )
+        .bind(database.as_str())
+        .fetch_one(&mut *admin)
+        .await
+        .map_err(|e| {
+            Error::sql(
+                format!("looking up database {database}"),
+                admin.database(),
+                e,
+            )
+        });
+        admin.close().await.ok();
+        exists
     }
 
     /// Landlord's copy of `tenant`'s ledger, outside any connection (a database created anew forgets it).
@@ -242,6 +272,8 @@ impl Databases {
 
 /// SQLSTATE of a refused password (`invalid_password`).
 const INVALID_PASSWORD: &str = "28P01";
+/// SQLSTATE of a connection to a database that does not exist (`invalid_catalog_name`).
+const INVALID_CATALOG_NAME: &str = "3D000";
 
 /// A dedicated connection holding one slot of the global limit until dropped or closed. Migration locks
 /// are session-level, so they live here: closing or dropping the connection ends the session and with it
@@ -321,16 +353,15 @@ impl TenantCredentials {
     }
 }
 
+/// Everything but RFC 3986's unreserved characters is escaped in the URI's userinfo and path.
+const URI_ESCAPED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(text, URI_ESCAPED).to_string()
 }
 
 #[cfg(test)]

@@ -4,8 +4,9 @@
 //! Per call: take the advisory lock of (module, scope) on the dedicated connection, read the ledger (and, in
 //! a tenant database, compare it with Landlord's copy), plan (refusing drift and irreversible steps before
 //! anything runs), run each step in its own transaction together with its ledger row, release the lock.
-//! Planning happens under the lock, so two engines racing on one database apply each migration exactly once;
-//! the controller's own plan is what it expects, this one is what runs.
+//! Either the plan is made under the lock (`migrate`, `apply`, `rollback`), or a plan made earlier is run
+//! exactly (`execute`), under the lock and only if the ledger is still what it was made from; either way two
+//! engines racing on one database apply each migration exactly once, and what a dry run published is what runs.
 
 use std::time::{Duration, Instant};
 
@@ -53,6 +54,34 @@ pub struct Report {
 pub enum Allowed {
     Both,
     Only(Direction),
+}
+
+impl Allowed {
+    /// What the environment allows: production runs upward migrations only. The one place that rule lives:
+    /// the controller refuses a plan with it before anything runs, the engine again under its lock.
+    pub fn in_environment(production: bool) -> Allowed {
+        if production {
+            Allowed::Only(Direction::Up)
+        } else {
+            Allowed::Both
+        }
+    }
+
+    /// The first of `steps` this does not allow.
+    pub fn refused<'s>(&self, steps: &'s [Step]) -> Option<&'s Step> {
+        match self {
+            Allowed::Both => None,
+            Allowed::Only(direction) => steps.iter().find(|s| s.direction != *direction),
+        }
+    }
+}
+
+/// What a locked call runs: the plan made under the lock to reach a target, or a plan made earlier, run
+/// only if the ledger is still what it was made from.
+#[derive(Clone, Copy, Debug)]
+enum Intent<'p> {
+    Reach(Option<i64>),
+    Run(&'p Plan),
 }
 
 #[derive(Clone, Debug)]
@@ -138,7 +167,8 @@ impl Migrator {
         track: &ModuleScope<'_>,
         target: Option<i64>,
     ) -> Result<Report, Error> {
-        self.locked(conn, track, target, Allowed::Both, None).await
+        self.locked(conn, track, Intent::Reach(target), Allowed::Both, None)
+            .await
     }
 
     /// `migrate` in the directions `allowed`. With `shared_by` (the landlord scope, on behalf of that
@@ -151,7 +181,24 @@ impl Migrator {
         allowed: Allowed,
         shared_by: Option<&str>,
     ) -> Result<Report, Error> {
-        self.locked(conn, track, target, allowed, shared_by).await
+        self.locked(conn, track, Intent::Reach(target), allowed, shared_by)
+            .await
+    }
+
+    /// Runs `plan` exactly (made earlier, e.g. published as a dry run), under the lock, and only if the
+    /// ledger still says what the plan was made from: otherwise `PlanOutdated` and nothing runs. With
+    /// `shared_by` (the landlord scope, on behalf of that tenant), steps down run only if no other tenant has
+    /// the module recorded; what goes up toward the plan's target still runs.
+    pub async fn execute(
+        &self,
+        conn: &mut DbConnection,
+        track: &ModuleScope<'_>,
+        plan: &Plan,
+        allowed: Allowed,
+        shared_by: Option<&str>,
+    ) -> Result<Report, Error> {
+        self.locked(conn, track, Intent::Run(plan), allowed, shared_by)
+            .await
     }
 
     /// Applies pending migrations up to `target`; refuses if reaching it needs a rollback.
@@ -161,8 +208,14 @@ impl Migrator {
         track: &ModuleScope<'_>,
         target: Option<i64>,
     ) -> Result<Report, Error> {
-        self.locked(conn, track, target, Allowed::Only(Direction::Up), None)
-            .await
+        self.locked(
+            conn,
+            track,
+            Intent::Reach(target),
+            Allowed::Only(Direction::Up),
+            None,
+        )
+        .await
     }
 
     /// Rolls back down to `target` (None: everything); refuses if reaching it needs an upgrade.
@@ -172,20 +225,26 @@ impl Migrator {
         track: &ModuleScope<'_>,
         target: Option<i64>,
     ) -> Result<Report, Error> {
-        self.locked(conn, track, target, Allowed::Only(Direction::Down), None)
-            .await
+        self.locked(
+            conn,
+            track,
+            Intent::Reach(target),
+            Allowed::Only(Direction::Down),
+            None,
+        )
+        .await
     }
 
     async fn locked(
         &self,
         conn: &mut DbConnection,
         track: &ModuleScope<'_>,
-        target: Option<i64>,
+        intent: Intent<'_>,
         allowed: Allowed,
         shared_by: Option<&str>,
     ) -> Result<Report, Error> {
         self.lock(conn, track).await?;
-        let result = run(conn, track, target, allowed, shared_by, self.timeouts).await;
+        let result = run(conn, track, intent, allowed, shared_by, self.timeouts).await;
         // Released on every path; should the unlock itself fail, closing the connection releases it.
         let released = unlock(conn).await;
         let report = result?;
@@ -253,7 +312,7 @@ async fn unlock(conn: &mut DbConnection) -> Result<(), Error> {
 async fn run(
     conn: &mut DbConnection,
     track: &ModuleScope<'_>,
-    target: Option<i64>,
+    intent: Intent<'_>,
     allowed: Allowed,
     shared_by: Option<&str>,
     timeouts: Timeouts,
@@ -265,10 +324,18 @@ async fn run(
     if let Some(copy) = &copy {
         ledger_copy::check_under_lock(conn, copy, track, &applied).await?;
     }
-    let plan = plan::plan(track, &applied, target, &database)?;
-    if let Allowed::Only(direction) = allowed
-        && let Some(step) = plan.steps.iter().find(|s| s.direction != direction)
-    {
+    let plan = match intent {
+        Intent::Reach(target) => plan::plan(track, &applied, target, &database)?,
+        Intent::Run(given) if given.stands_on(&applied) => given.clone(),
+        Intent::Run(_) => {
+            return Err(Error::PlanOutdated {
+                module: track.module.to_string(),
+                scope: track.scope,
+                database,
+            });
+        }
+    };
+    if let (Allowed::Only(direction), Some(step)) = (allowed, allowed.refused(&plan.steps)) {
         return Err(Error::WrongDirection {
             operation: match direction {
                 Direction::Up => "apply",
@@ -280,20 +347,25 @@ async fn run(
             direction: step.direction,
         });
     }
+    let mut steps = plan.steps.clone();
+    let mut kept_for = Vec::new();
     if let Some(slug) = shared_by
         && plan.steps.iter().any(|s| s.direction == Direction::Down)
     {
         let others = mirror::other_tenants_with_module(conn, track.module, slug).await?;
         if !others.is_empty() {
-            return Ok(Report {
-                plan,
-                executed: Vec::new(),
-                kept_for: others,
-            });
+            // The shared scope stays for the other tenants: only what goes up toward the target runs.
+            let upward = plan::plan(track, &applied, plan.target, &database)?;
+            steps = if upward.steps.iter().all(|s| s.direction == Direction::Up) {
+                upward.steps
+            } else {
+                Vec::new()
+            };
+            kept_for = others;
         }
     }
-    let mut executed = Vec::with_capacity(plan.steps.len());
-    for step in &plan.steps {
+    let mut executed = Vec::with_capacity(steps.len());
+    for step in steps {
         if let (Some(copy), Some(migration)) = (&copy, track.migrations.get(step.version)) {
             copy.begin(
                 track.module,
@@ -303,7 +375,7 @@ async fn run(
             )
             .await?;
         }
-        let execution_ms = step::run_step(conn, &database, track, step, timeouts).await?;
+        let execution_ms = step::run_step(conn, &database, track, &step, timeouts).await?;
         if let Some(copy) = &copy {
             copy.finish(track.module, step.version, step.direction)
                 .await?;
@@ -313,15 +385,12 @@ async fn run(
             migration = %step.name, direction = %step.direction, execution_ms,
             "migration done"
         );
-        executed.push(Executed {
-            step: step.clone(),
-            execution_ms,
-        });
+        executed.push(Executed { step, execution_ms });
     }
     Ok(Report {
         plan,
         executed,
-        kept_for: Vec::new(),
+        kept_for,
     })
 }
 
@@ -329,6 +398,22 @@ async fn run(
 mod tests {
     use super::*;
     use crate::catalog::{MigrationSet, Scope};
+
+    #[test]
+    fn production_allows_only_steps_up() {
+        let step = |version, direction| Step {
+            version,
+            name: format!("{version}_m"),
+            direction,
+        };
+        let steps = [step(2, Direction::Up), step(1, Direction::Down)];
+        assert_eq!(Allowed::in_environment(false).refused(&steps), None);
+        assert_eq!(
+            Allowed::in_environment(true).refused(&steps),
+            Some(&steps[1])
+        );
+        assert_eq!(Allowed::in_environment(true).refused(&steps[..1]), None);
+    }
 
     #[test]
     fn lock_keys_differ_per_module_and_scope() {

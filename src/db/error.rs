@@ -53,6 +53,11 @@ pub enum Error {
         source: sqlx::Error,
     },
 
+    #[error(
+        "database {database} is not on the server, which answers: it was dropped or lost outside Landlord"
+    )]
+    DatabaseMissing { database: String },
+
     // Provisioning.
     #[error(
         "{object} {name} already exists and {found}: Landlord leaves it untouched. Remove or rename it, \
@@ -103,6 +108,15 @@ pub enum Error {
         file: String,
         tables: Vec<String>,
         waited_ms: u64,
+    },
+    #[error(
+        "the ledger of module {module} ({scope} scope) in database {database} changed since the plan was made \
+         (another process migrated it); nothing ran, and the plan is made again"
+    )]
+    PlanOutdated {
+        module: String,
+        scope: Scope,
+        database: String,
     },
     #[error("module {module} has no {scope} migration with version {version}")]
     UnknownTarget {
@@ -233,7 +247,7 @@ impl Error {
         match self {
             Randomness(_) | Connect { .. } | ConnectTimeout { .. } | Sql { .. } => true,
             MigrationInterrupted { .. } | LockTimeout { .. } | LockNotAvailable { .. } => true,
-            LockBusy { .. } => true,
+            LockBusy { .. } | PlanOutdated { .. } => true,
             // The Tenant's next reconcile sets the role's password to the one in its Secret.
             TenantLoginRefused { .. } => true,
             // The server may get the extension's package installed without the spec changing.
@@ -244,6 +258,7 @@ impl Error {
             | InvalidLiteral(_)
             | InvalidUrl { .. }
             | AdoptionRefused { .. }
+            | DatabaseMissing { .. }
             | ExtensionUntrusted { .. }
             | LedgerMismatch { .. }
             | UnknownTarget { .. }

@@ -34,6 +34,10 @@ pub struct SlugRecord {
     pub status: String,
     /// The resourceVersion of the credentials Secret whose password last logged in.
     pub credentials_version: Option<String>,
+    /// Landlord made (or adopted) the slug's database: if it is missing now, it was lost outside Landlord.
+    pub database_made: bool,
+    /// The last re-creation of a missing database carried out (the annotation's value).
+    pub recreated: Option<String>,
 }
 
 impl SlugRecord {
@@ -109,7 +113,7 @@ pub async fn claim_tenant(
 
 pub async fn slug_record(pool: &PgPool, slug: &str) -> Result<Option<SlugRecord>, Error> {
     let row =
-        sqlx::query("SELECT resource_uid, namespace, name, status, credentials_version FROM tenants WHERE slug = $1")
+        sqlx::query("SELECT resource_uid, namespace, name, status, credentials_version, database_made, recreated FROM tenants WHERE slug = $1")
             .bind(slug)
             .fetch_optional(pool)
             .await
@@ -122,6 +126,8 @@ pub async fn slug_record(pool: &PgPool, slug: &str) -> Result<Option<SlugRecord>
         },
         status: row.get("status"),
         credentials_version: row.get("credentials_version"),
+        database_made: row.get("database_made"),
+        recreated: row.get("recreated"),
     }))
 }
 
@@ -142,6 +148,28 @@ pub async fn set_tenant_status(
     .execute(pool)
     .await
     .map_err(|e| Error::sql("updating the tenant mirror", DATABASE, e))?;
+    Ok(())
+}
+
+/// The owner's database exists, made or adopted by Landlord (and `recreated`, if given, is the re-creation
+/// just carried out): from now on its absence is a loss, not a database still to make.
+pub async fn record_database_made(
+    pool: &PgPool,
+    slug: &str,
+    uid: &str,
+    recreated: Option<&str>,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE tenants SET database_made = true, recreated = COALESCE($3, recreated), updated_at = now()
+          WHERE slug = $1 AND resource_uid = $2
+            AND (database_made, recreated) IS DISTINCT FROM (true, COALESCE($3, recreated))",
+    )
+    .bind(slug)
+    .bind(uid)
+    .bind(recreated)
+    .execute(pool)
+    .await
+    .map_err(|e| Error::sql("recording the tenant database", DATABASE, e))?;
     Ok(())
 }
 
@@ -382,6 +410,8 @@ mod tests {
             },
             status: status.into(),
             credentials_version: None,
+            database_made: true,
+            recreated: None,
         }
     }
 

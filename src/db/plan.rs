@@ -8,7 +8,6 @@ use crate::catalog::{CORE_MODULE, Catalog, Migration, MigrationSet, Module, Scop
 
 use super::Error;
 use super::ledger::LedgerEntry;
-use super::secret::hex;
 
 /// The migrations of one module (or the core) in one scope: one track in a database's ledger.
 #[derive(Clone, Copy, Debug)]
@@ -70,11 +69,24 @@ pub struct Plan {
     pub target: Option<i64>,
     /// Downs first (newest first), then ups (oldest first).
     pub steps: Vec<Step>,
+    /// The ledger the plan was made from: version and checksum of every applied migration, oldest first.
+    /// The engine runs the plan only if the ledger still says exactly this under its lock.
+    pub basis: Vec<(i64, Vec<u8>)>,
 }
 
 impl Plan {
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
+    }
+
+    /// Whether `applied` is still the ledger this plan was made from.
+    pub fn stands_on(&self, applied: &[LedgerEntry]) -> bool {
+        self.basis.len() == applied.len()
+            && self
+                .basis
+                .iter()
+                .zip(applied)
+                .all(|((version, checksum), e)| *version == e.version && *checksum == e.checksum)
     }
 }
 
@@ -165,7 +177,25 @@ pub fn plan(
         current: done.last().copied(),
         target,
         steps,
+        basis: applied
+            .iter()
+            .map(|e| (e.version, e.checksum.clone()))
+            .collect(),
     })
+}
+
+/// A fresh reinstall: every applied migration down, then up again to `target`, as one plan.
+pub fn reinstall(
+    track: &ModuleScope<'_>,
+    applied: &[LedgerEntry],
+    target: Option<i64>,
+    database: &str,
+) -> Result<Plan, Error> {
+    let mut reinstall = plan(track, applied, None, database)?;
+    let up = plan(track, &[], target, database)?;
+    reinstall.steps.extend(up.steps);
+    reinstall.target = target;
+    Ok(reinstall)
 }
 
 pub(crate) fn drift_error(track: &ModuleScope<'_>, drift: Drift, database: &str) -> Error {
@@ -179,8 +209,8 @@ pub(crate) fn drift_error(track: &ModuleScope<'_>, drift: Drift, database: &str)
             module: track.module.to_string(),
             scope: track.scope,
             file,
-            applied: hex(&applied),
-            catalog: hex(&catalog),
+            applied: hex::encode(&applied),
+            catalog: hex::encode(catalog),
         },
         Drift::NotInCatalog {
             version,
@@ -253,6 +283,43 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    #[test]
+    fn a_plan_stands_only_on_the_ledger_it_was_made_from() {
+        let set = set(&[(1, true), (2, true), (3, true)]);
+        let track = ModuleScope::new("m", Scope::Tenant, &set);
+        let at_one = applied(&set, &[1]);
+        let planned = plan(&track, &at_one, Some(3), "db").unwrap();
+        assert!(planned.stands_on(&at_one));
+        assert!(!planned.stands_on(&applied(&set, &[1, 2])), "moved on");
+        assert!(!planned.stands_on(&[]), "moved back");
+        let mut rewritten = at_one.clone();
+        rewritten[0].checksum = vec![0];
+        assert!(
+            !planned.stands_on(&rewritten),
+            "same version, other checksum"
+        );
+    }
+
+    #[test]
+    fn a_reinstall_is_everything_down_then_up_to_the_target_in_one_plan() {
+        let set = set(&[(1, true), (2, true), (3, true)]);
+        let track = ModuleScope::new("m", Scope::Tenant, &set);
+        let at_two = applied(&set, &[1, 2]);
+        let planned = reinstall(&track, &at_two, Some(3), "db").unwrap();
+        assert_eq!(
+            steps(&planned),
+            [
+                (2, Direction::Down),
+                (1, Direction::Down),
+                (1, Direction::Up),
+                (2, Direction::Up),
+                (3, Direction::Up)
+            ]
+        );
+        assert_eq!((planned.current, planned.target), (Some(2), Some(3)));
+        assert!(planned.stands_on(&at_two));
     }
 
     fn steps(plan: &Plan) -> Vec<(i64, Direction)> {

@@ -101,6 +101,7 @@ impl TestTenant {
                 password: &tenant.password,
                 extensions: &extensions,
                 templates: None,
+                may_create_database: true,
             },
         )
         .await

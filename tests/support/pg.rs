@@ -175,32 +175,44 @@ pub async fn ledger_rows(database: &str, scope: &str) -> Vec<(String, i64)> {
 
 /// `pg_dump --schema-only` of `database`, without the ledger's schema.
 pub fn schema_dump(database: &str) -> String {
-    let pg_dump = Path::new("/usr/lib/postgresql/15/bin/pg_dump");
-    let program = if pg_dump.exists() {
-        pg_dump
-    } else {
-        Path::new("pg_dump")
-    };
-    let options = options(database);
-    let output = Command::new(program)
-        .args(["--schema-only", "--exclude-schema", db::LEDGER_SCHEMA])
-        .args(["--host", options.get_host()])
-        .args(["--port", &options.get_port().to_string()])
-        .args(["--username", options.get_username(), "--dbname", database])
-        .env("PGPASSWORD", superuser_password())
-        .output()
-        .expect("run pg_dump");
-    assert!(
-        output.status.success(),
-        "pg_dump failed: {}",
-        String::from_utf8_lossy(&output.stderr)
+    let output = superuser_tool(
+        "pg_dump",
+        database,
+        &["--schema-only", "--exclude-schema", db::LEDGER_SCHEMA],
     );
-    let dump = String::from_utf8(output.stdout).expect("pg_dump output is UTF-8");
+    let dump = String::from_utf8(output).expect("pg_dump output is UTF-8");
     // `\restrict <random key>` differs on every run (CVE-2025-8714 hardening).
     dump.lines()
         .filter(|line| !line.starts_with("\\restrict") && !line.starts_with("\\unrestrict"))
         .map(|line| format!("{line}\n"))
         .collect()
+}
+
+/// Runs one of PostgreSQL's client programs (`pg_dump`, `pg_restore`) as the superuser on `database`, with
+/// `args`; panics with its error output when it fails. Returns what it printed.
+pub fn superuser_tool(program: &str, database: &str, args: &[&str]) -> Vec<u8> {
+    let installed = Path::new("/usr/lib/postgresql/15/bin").join(program);
+    let program = if installed.exists() {
+        installed
+    } else {
+        program.into()
+    };
+    let options = options(database);
+    let output = Command::new(&program)
+        .args(args)
+        .args(["--host", options.get_host()])
+        .args(["--port", &options.get_port().to_string()])
+        .args(["--username", options.get_username(), "--dbname", database])
+        .env("PGPASSWORD", superuser_password())
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", program.display()));
+    assert!(
+        output.status.success(),
+        "{} failed: {}",
+        program.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
 }
 
 fn superuser_password() -> String {

@@ -9,12 +9,12 @@ use kube::ResourceExt;
 use super::super::conditions::{Stopped, stop_at};
 use super::super::{Context, Error};
 use super::gather::{condition_of, connect};
-use super::plan::{InstallationPlan, ScopeAction, ScopePlan, describe};
+use super::plan::{InstallationPlan, ScopeAction, describe};
 use super::validate::InstallerClaim;
 use crate::catalog::Scope;
 use crate::crd::{ConditionType, ModuleInstallation};
 use crate::db::mirror::{self, Installer};
-use crate::db::{self, Allowed, DbConnection, Direction, ModuleScope};
+use crate::db::{self, Allowed, DbConnection, ModuleScope};
 
 #[derive(Debug, Default)]
 pub struct Applied {
@@ -41,10 +41,7 @@ pub async fn apply(
         .map_err(stop_at(ConditionType::DependenciesSatisfied))?;
     let mut applied = Applied::default();
     for scope in &plan.scopes {
-        if let ScopeAction::Migrate {
-            target, reinstall, ..
-        } = &scope.action
-        {
+        if let ScopeAction::Migrate(planned) = &scope.action {
             let conn = match (scope.scope, session.take()) {
                 (Scope::Tenant, Some(conn)) => conn,
                 (_, kept) => {
@@ -57,11 +54,11 @@ pub async fn apply(
                         .map_err(stop_at(condition_of(scope.scope)))?
                 }
             };
-            let kept = migrate(mi, plan, scope, *target, *reinstall, ctx, conn)
+            let report = migrate(mi, plan, scope.scope, planned, ctx, conn)
                 .await
                 .map_err(stop_at(condition_of(scope.scope)))?;
-            if !kept.is_empty() {
-                applied.kept_for.insert(scope.scope, kept);
+            if !report.kept_for.is_empty() {
+                applied.kept_for.insert(scope.scope, report.kept_for);
             }
         }
     }
@@ -114,61 +111,43 @@ async fn claim(
     }
 }
 
-/// One scope on its connection: the engine under its lock (in production allowed up only; the landlord
-/// scope never goes down under other tenants), then the permissions and roles. Returns the tenants the
-/// shared landlord scope was kept for.
+/// One scope on its connection: the engine runs the scope's plan under its lock (production's rule checked
+/// again there; the landlord scope never goes down under other tenants), then the permissions and roles.
 async fn migrate(
     mi: &ModuleInstallation,
     plan: &InstallationPlan<'_>,
-    scope: &ScopePlan,
-    target: Option<i64>,
-    reinstall: bool,
+    scope: Scope,
+    planned: &db::Plan,
     ctx: &Context,
     mut conn: DbConnection,
-) -> Result<Vec<String>, Error> {
-    let track = ModuleScope::of(plan.valid.module, scope.scope);
-    let allowed = if ctx.config.is_production() {
-        Allowed::Only(Direction::Up)
-    } else {
-        Allowed::Both
-    };
-    let shared_by = (scope.scope == Scope::Landlord).then(|| plan.valid.names.slug());
+) -> Result<db::Report, Error> {
+    let track = ModuleScope::of(plan.valid.module, scope);
+    let allowed = Allowed::in_environment(ctx.config.is_production());
+    let shared_by = (scope == Scope::Landlord).then(|| plan.valid.names.slug());
     let result = async {
-        let mut executed = 0;
-        let mut kept_for = Vec::new();
-        let targets = if reinstall {
-            vec![None, target]
-        } else {
-            vec![target]
-        };
-        for target in targets {
-            let report = ctx
-                .migrator
-                .migrate_guarded(&mut conn, &track, target, allowed, shared_by)
-                .await?;
-            executed += report.executed.len();
-            if !report.kept_for.is_empty() {
-                kept_for = report.kept_for;
-            }
-        }
-        if scope.scope == Scope::Tenant {
+        let report = ctx
+            .migrator
+            .execute(&mut conn, &track, planned, allowed, shared_by)
+            .await?;
+        if scope == Scope::Tenant {
             db::register_module_acl(&mut conn, plan.valid.module).await?;
         }
-        Ok::<_, db::Error>((executed, kept_for))
+        Ok::<_, db::Error>(report)
     }
     .await;
     conn.close().await.ok();
-    let (executed, kept_for) = result?;
+    let report = result?;
     ctx.metrics
-        .migrations_applied(scope.scope.as_str(), executed);
-    if executed > 0 {
+        .migrations_applied(scope.as_str(), report.executed.len());
+    if !report.executed.is_empty() {
+        let steps: Vec<db::Step> = report.executed.iter().map(|e| e.step.clone()).collect();
         let note = format!(
             "Ran {} in the {} scope of module {}.",
-            describe(scope.steps()),
-            scope.scope,
+            describe(&steps),
+            scope,
             plan.valid.module.name
         );
         ctx.event(mi, false, "Migrated", "Migrate", note).await;
     }
-    Ok(kept_for)
+    Ok(report)
 }

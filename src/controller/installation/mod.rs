@@ -1,8 +1,9 @@
-//! The ModuleInstallation pipeline: gather (the Tenant, the landlord's records of its slug and modules, its
-//! credentials) → validate (authorisation from those records, module, release, dependencies) → gather the
-//! ledgers of the managed scopes (only once authorised) → plan (one value: every step of every scope, in
-//! run order) → check the plan (production refuses every step down) → apply → status. Deletion runs behind
-//! the finalizer (`uninstall`).
+//! The ModuleInstallation pipeline, one way through: gather (the Tenant, the landlord's records of its slug
+//! and modules, its credentials) → validate (authorisation from those records, module, release,
+//! dependencies) → plan (from Landlord's records when they may show everything in place; else from the
+//! ledgers of the managed scopes, read only once authorised: one value, every step of every scope in run
+//! order) → check (production refuses every step down) → apply (the engine runs exactly that plan, under its
+//! lock, or refuses it if a ledger moved since) → status. Deletion runs behind the finalizer (`uninstall`).
 
 mod apply;
 mod gather;
@@ -29,6 +30,7 @@ use super::pipeline::{Pipeline, reconcile};
 use super::tenant::scoped;
 use super::{Context, Error, INSTALLATION_CONTROLLER};
 use crate::crd::{ConditionType, ModuleInstallation, ModuleInstallationStatus, Tenant};
+use crate::db::DbConnection;
 
 pub(super) use validate::resolve;
 
@@ -87,14 +89,18 @@ impl Pipeline for ModuleInstallation {
     }
 
     async fn reconcile(&self, ctx: &Context) -> (ModuleInstallationStatus, Result<Action, Error>) {
-        let mut plan = None;
-        let result = install(self, ctx, &mut plan).await;
+        let (plan, result) = install(self, ctx).await;
         if let Err(Stopped {
-            error: Error::Database(crate::db::Error::TenantLoginRefused { .. }),
+            error:
+                Error::Database(
+                    crate::db::Error::TenantLoginRefused { .. }
+                    | crate::db::Error::DatabaseMissing { .. },
+                ),
             ..
         }) = &result
         {
-            // The Tenant's own resync trusts its records and would not notice; its visit sets the password.
+            // The Tenant's own resync trusts its records and would not notice; its visit sets the password,
+            // or finds the database gone and holds its installations (TenantNotReady) until it is back.
             if let Ok(Some(tenant)) = ctx
                 .tenant(&self.namespace().unwrap_or_default(), &self.spec.tenant)
                 .await
@@ -121,12 +127,37 @@ impl Pipeline for ModuleInstallation {
     }
 }
 
-/// The five steps; `plan` is handed back out so that status can describe every scope however far it got.
+/// The five steps in one direction: gather → validate → plan (`planned`) → check → apply, which runs that
+/// very plan. The plan is returned with the result, so that status describes every scope however far it got.
 async fn install<'c>(
     mi: &ModuleInstallation,
     ctx: &'c Context,
-    plan: &mut Option<InstallationPlan<'c>>,
-) -> Result<apply::Applied, Stopped> {
+) -> (
+    Option<InstallationPlan<'c>>,
+    Result<apply::Applied, Stopped>,
+) {
+    let (plan, session) = match planned(mi, ctx).await {
+        Ok(Planned::InPlace(plan)) => return (Some(plan), Ok(apply::Applied::default())),
+        Ok(Planned::ToRun(plan, session)) => (plan, session),
+        Err(stopped) => return (None, Err(stopped)),
+    };
+    if let Err(stopped) = plan::check(&plan, ctx.config.is_production()) {
+        return (Some(plan), Err(stopped));
+    }
+    let started = Instant::now();
+    let applied = apply::apply(mi, &plan, ctx, session).await;
+    ctx.metrics.phase(INSTALLATION_CONTROLLER, "apply", started);
+    (Some(plan), applied)
+}
+
+enum Planned<'c> {
+    /// Landlord's records put every scope at the release: nothing to run, no tenant session opened.
+    InPlace(InstallationPlan<'c>),
+    /// The plan from the ledgers, with the tenant database's session that read them.
+    ToRun(InstallationPlan<'c>, Option<DbConnection>),
+}
+
+async fn planned<'c>(mi: &ModuleInstallation, ctx: &'c Context) -> Result<Planned<'c>, Stopped> {
     let phase = |name, started| ctx.metrics.phase(INSTALLATION_CONTROLLER, name, started);
     let started = Instant::now();
     let world = gather::gather(mi, ctx)
@@ -152,17 +183,11 @@ async fn install<'c>(
         if plan::in_place(&valid, &records) {
             ctx.metrics.in_place(INSTALLATION_CONTROLLER);
             let ledgers = records.as_ledgers(&valid);
-            *plan = Some(plan::plan(mi, valid, &ledgers)?);
-            return Ok(apply::Applied::default());
+            return Ok(Planned::InPlace(plan::plan(mi, valid, &ledgers)?));
         }
     }
     let started = Instant::now();
     let (ledgers, session) = gather::ledgers(&valid, ctx).await?;
     phase("ledgers", started);
-    let planned = plan.insert(plan::plan(mi, valid, &ledgers)?);
-    plan::check(planned, ctx.config.is_production())?;
-    let started = Instant::now();
-    let applied = apply::apply(mi, planned, ctx, session).await;
-    phase("apply", started);
-    applied
+    Ok(Planned::ToRun(plan::plan(mi, valid, &ledgers)?, session))
 }

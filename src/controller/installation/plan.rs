@@ -33,13 +33,9 @@ pub enum ScopeAction {
     NotManaged,
     /// The module has no migrations in this scope.
     Empty,
-    /// Bring the scope's track to `target` (after a full rollback when `reinstall`); `steps` is what the
-    /// ledger says that takes now (the engine plans again under its lock).
-    Migrate {
-        target: Option<i64>,
-        reinstall: bool,
-        steps: Vec<db::Step>,
-    },
+    /// Run `plan`: the steps from what the ledger holds to the release (after a full rollback for a
+    /// reinstall). The engine runs exactly this plan, under its lock, or refuses it if the ledger moved.
+    Migrate(db::Plan),
 }
 
 pub fn plan<'c>(
@@ -64,20 +60,12 @@ pub fn plan<'c>(
                     at: condition_of(scope),
                     error: e.into(),
                 };
-                let steps = if reinstall {
-                    let down = db::plan(&track, applied, None, database).map_err(blame)?;
-                    let up = db::plan(&track, &[], target, database).map_err(blame)?;
-                    down.steps.into_iter().chain(up.steps).collect()
+                let plan = if reinstall {
+                    db::reinstall(&track, applied, target, database)
                 } else {
                     db::plan(&track, applied, target, database)
-                        .map_err(blame)?
-                        .steps
                 };
-                ScopeAction::Migrate {
-                    target,
-                    reinstall,
-                    steps,
-                }
+                ScopeAction::Migrate(plan.map_err(blame)?)
             }
         };
         scopes.push(ScopePlan { scope, action });
@@ -134,10 +122,15 @@ pub fn in_place(valid: &ValidInstallation<'_>, records: &Records) -> bool {
 /// Production refuses every step down — a downgrade, a release that leaves out a scope, a reinstall — before
 /// anything runs, blaming the first scope that would go down.
 pub fn check(plan: &InstallationPlan<'_>, production: bool) -> Result<(), Stopped> {
-    if !production || plan.dry_run {
+    if plan.dry_run {
         return Ok(());
     }
-    match plan.scopes.iter().find(|s| s.goes_down()) {
+    let allowed = db::Allowed::in_environment(production);
+    match plan
+        .scopes
+        .iter()
+        .find(|s| allowed.refused(s.steps()).is_some())
+    {
         None => Ok(()),
         Some(scope) => {
             let undo = match plan.valid.reinstall {
@@ -160,7 +153,7 @@ pub fn check(plan: &InstallationPlan<'_>, production: bool) -> Result<(), Stoppe
 impl ScopePlan {
     pub fn steps(&self) -> &[db::Step] {
         match &self.action {
-            ScopeAction::Migrate { steps, .. } => steps,
+            ScopeAction::Migrate(plan) => &plan.steps,
             _ => &[],
         }
     }

@@ -13,6 +13,7 @@ use crate::crd::{
     AppliedCounts, ConditionType, ModuleInstallation, ModuleInstallationStatus, Reason,
     merge_conditions,
 };
+use crate::db;
 
 const READY: &str = "The module is installed at the requested release.";
 
@@ -123,14 +124,14 @@ fn dry_run(plan: &InstallationPlan<'_>) -> Vec<(ConditionType, Step)> {
         Step::Done(plan.valid.dependencies.clone()),
     )];
     steps.extend(in_condition_order(plan, |scope| match &scope.action {
-        ScopeAction::Migrate { steps, .. } if steps.is_empty() => {
+        ScopeAction::Migrate(planned) if planned.is_empty() => {
             Step::Failed(Reason::DryRun, "Dry run: nothing to apply.".into())
         }
-        ScopeAction::Migrate { steps, .. } => Step::Failed(
+        ScopeAction::Migrate(planned) => Step::Failed(
             Reason::DryRun,
             format!(
                 "Dry run: would run {}; nothing was applied.",
-                describe(steps)
+                describe(&planned.steps)
             ),
         ),
         _ => Step::Done(done_message(plan, scope, None)),
@@ -176,14 +177,14 @@ fn done_message(
         }
         (ScopeAction::Empty, _) => format!("Module {module} has no {name} migrations."),
         (
-            ScopeAction::Migrate {
+            ScopeAction::Migrate(db::Plan {
                 target: Some(v), ..
-            },
+            }),
             _,
         ) => {
             format!("The {name} scope of module {module} is at migration {v}.")
         }
-        (ScopeAction::Migrate { target: None, .. }, _) => {
+        (ScopeAction::Migrate(_), _) => {
             format!(
                 "Release {} has no {name} migrations.",
                 plan.valid.release.version

@@ -135,15 +135,35 @@ async fn apply(
             module,
             scopes,
         } => {
+            let mut lost = false;
             for scope in scopes {
-                rollback(ctx, &names, &password, module, scope).await?;
+                match rollback(ctx, &names, &password, module, scope).await {
+                    // Confirmed gone on a server that answers (never a server that is down): nothing is
+                    // left in it to roll back; the landlord scope still follows its own rule.
+                    Err(Error::Database(db::Error::DatabaseMissing { .. })) => lost = true,
+                    other => other?,
+                }
             }
             mirror::forget_module(pool, names.slug(), &module.name, &uid).await?;
-            let note = format!(
-                "Rolled back module {} and removed its permissions and roles.",
-                module.name
-            );
-            ctx.event(mi, false, "RolledBack", "Uninstall", note).await;
+            let note = if lost {
+                format!(
+                    "Database {} was already gone (dropped or lost outside Landlord): module {} had nothing \
+                     left to roll back there.",
+                    names.database(),
+                    module.name
+                )
+            } else {
+                format!(
+                    "Rolled back module {} and removed its permissions and roles.",
+                    module.name
+                )
+            };
+            let reason = if lost {
+                "DatabaseMissing"
+            } else {
+                "RolledBack"
+            };
+            ctx.event(mi, lost, reason, "Uninstall", note).await;
         }
     }
     Ok(())
@@ -236,6 +256,8 @@ mod tests {
                 },
                 status: "Ready".into(),
                 credentials_version: None,
+                database_made: true,
+                recreated: None,
             }),
             installed: modules,
             installer_exists: true,

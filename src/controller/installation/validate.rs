@@ -227,6 +227,8 @@ mod tests {
             },
             status: status.into(),
             credentials_version: None,
+            database_made: true,
+            recreated: None,
         }
     }
 

@@ -11,7 +11,7 @@ use super::super::{Context, Error, TENANT_CONTROLLER};
 use super::plan::TenantPlan;
 use super::validate::{ValidTenant, check_claim};
 use crate::catalog::Scope;
-use crate::crd::{ConditionType, Tenant};
+use crate::crd::{ConditionType, RECREATE_DATABASE_ANNOTATION, Tenant};
 use crate::db::mirror::{self, TenantRecord};
 use crate::db::{self, Ensured, ModuleScope, TenantRequest};
 
@@ -46,11 +46,43 @@ pub async fn apply(
         password: &plan.password,
         extensions: &valid.extensions,
         templates: ctx.templates.as_ref(),
+        may_create_database: plan.may_create_database,
     };
-    let provisioned = db::ensure_tenant(&ctx.databases, &request).await;
-    let (provisioned, mut conn) = provisioned.map_err(stop_at(ConditionType::DatabaseReady))?;
+    let provisioned = match db::ensure_tenant(&ctx.databases, &request).await {
+        Ok(provisioned) => provisioned,
+        Err(db::Error::DatabaseMissing { database }) => {
+            // Installations read readiness from here: they wait until the database is back.
+            let _ =
+                mirror::set_tenant_status(pool, valid.names.slug(), &valid.owner.uid, "Missing")
+                    .await;
+            return Err(stop_at(ConditionType::DatabaseReady)(
+                Error::DatabaseMissing { database },
+            ));
+        }
+        Err(err) => return Err(stop_at(ConditionType::DatabaseReady)(err)),
+    };
+    let (provisioned, mut conn) = provisioned;
     let database = valid.names.database();
+    if plan.record_database {
+        mirror::record_database_made(
+            pool,
+            valid.names.slug(),
+            &valid.owner.uid,
+            plan.recreate.as_deref(),
+        )
+        .await
+        .map_err(stop_at(ConditionType::DatabaseReady))?;
+    }
     match provisioned.database {
+        Ensured::Created if plan.recreate.is_some() => {
+            ctx.metrics.database_created(provisioned.cloned);
+            let note = format!(
+                "Created database {database} anew, empty, as annotation {RECREATE_DATABASE_ANNOTATION} asked; \
+                 its modules are installed again."
+            );
+            ctx.event(tenant, false, "Recreated", "Provision", note)
+                .await;
+        }
         Ensured::Created => {
             ctx.metrics.database_created(provisioned.cloned);
             let from = if provisioned.cloned {

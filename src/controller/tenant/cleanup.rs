@@ -34,10 +34,13 @@ enum Deletion {
     Retain {
         valid: ValidTenant,
         secret: Option<String>,
+        /// Landlord's records say the database was made: its absence now is worth a warning.
+        made: bool,
     },
     Drop {
         valid: ValidTenant,
         secret: Option<String>,
+        made: bool,
     },
 }
 
@@ -100,13 +103,14 @@ fn plan(tenant: &Tenant, world: World, production: bool) -> Result<Deletion, Err
     let Ok(valid) = validate_spec(tenant) else {
         return Ok(Deletion::NothingOurs);
     };
-    if world
+    let Some(record) = world
         .slug
         .as_ref()
-        .is_none_or(|record| !record.is_owned_by(&valid.owner.uid))
-    {
+        .filter(|record| record.is_owned_by(&valid.owner.uid))
+    else {
         return Ok(Deletion::NothingOurs);
-    }
+    };
+    let made = record.database_made;
     if !world.remaining.is_empty() {
         return Err(Error::UninstallBlocked(format!(
             "Deletion waits for the ModuleInstallations of this tenant to be deleted first: {}.",
@@ -118,13 +122,21 @@ fn plan(tenant: &Tenant, world: World, production: bool) -> Result<Deletion, Err
         .filter(|s| is_ours(s, &valid.owner.name, &valid.owner.uid))
         .map(|s| s.name_any());
     match tenant.spec.deletion_policy {
-        DeletionPolicy::Retain => Ok(Deletion::Retain { valid, secret }),
+        DeletionPolicy::Retain => Ok(Deletion::Retain {
+            valid,
+            secret,
+            made,
+        }),
         DeletionPolicy::Delete if production => Err(Error::DestructiveActionBlocked(format!(
             "Refusing to drop database {} in production; set deletionPolicy: Retain to let the deletion \
              finish and keep the data.",
             valid.names.database()
         ))),
-        DeletionPolicy::Delete => Ok(Deletion::Drop { valid, secret }),
+        DeletionPolicy::Delete => Ok(Deletion::Drop {
+            valid,
+            secret,
+            made,
+        }),
     }
 }
 
@@ -134,22 +146,47 @@ async fn apply(tenant: &Tenant, deletion: Deletion, ctx: &Context) -> Result<(),
     let secrets = ctx.api::<Secret>(&namespace);
     match deletion {
         Deletion::NothingOurs => {}
-        Deletion::Retain { valid, secret } => {
+        Deletion::Retain {
+            valid,
+            secret,
+            made,
+        } => {
             if let Some(name) = secret {
                 let unowned = json!({"metadata": {"ownerReferences": null}});
                 secrets
                     .patch(&name, &PatchParams::default(), &Patch::Merge(&unowned))
                     .await?;
             }
+            // Asked before anything changes: a server that does not answer stops the deletion here.
+            let exists = !made
+                || ctx
+                    .databases
+                    .database_exists(valid.names.database())
+                    .await?;
             mirror::release_tenant(pool, valid.names.slug(), &valid.owner.uid).await?;
-            let note = format!(
-                "Kept database {} with its role and credentials Secret (deletionPolicy Retain) for a Tenant \
-                 of the same namespace and name.",
-                valid.names.database()
-            );
-            ctx.event(tenant, false, "Retained", "Delete", note).await;
+            if exists {
+                let note = format!(
+                    "Kept database {} with its role and credentials Secret (deletionPolicy Retain) for a Tenant \
+                     of the same namespace and name.",
+                    valid.names.database()
+                );
+                ctx.event(tenant, false, "Retained", "Delete", note).await;
+            } else {
+                ctx.event(
+                    tenant,
+                    true,
+                    "DatabaseMissing",
+                    "Delete",
+                    already_gone(&valid),
+                )
+                .await;
+            }
         }
-        Deletion::Drop { valid, secret } => {
+        Deletion::Drop {
+            valid,
+            secret,
+            made,
+        } => {
             let (database, role) =
                 db::drop_tenant(&ctx.databases, &valid.names, &valid.owner).await?;
             if let Some(name) = secret {
@@ -165,15 +202,31 @@ async fn apply(tenant: &Tenant, deletion: Deletion, ctx: &Context) -> Result<(),
                 .filter(|(dropped, _)| *dropped == Dropped::NotOurs)
                 .map(|(_, what)| what)
                 .collect();
-            let note = if kept.is_empty() {
+            let lost = made && database == Dropped::AlreadyGone;
+            if lost {
+                ctx.event(
+                    tenant,
+                    true,
+                    "DatabaseMissing",
+                    "Delete",
+                    already_gone(&valid),
+                )
+                .await;
+            }
+            let note = if !kept.is_empty() {
                 format!(
-                    "Dropped database {} and its role (deletionPolicy Delete).",
+                    "Left the {} named {} untouched: Landlord did not create it for this Tenant.",
+                    kept.join(" and "),
+                    valid.names.database()
+                )
+            } else if lost {
+                format!(
+                    "Dropped the role of database {} (deletionPolicy Delete).",
                     valid.names.database()
                 )
             } else {
                 format!(
-                    "Left the {} named {} untouched: Landlord did not create it for this Tenant.",
-                    kept.join(" and "),
+                    "Dropped database {} and its role (deletionPolicy Delete).",
                     valid.names.database()
                 )
             };
@@ -183,6 +236,14 @@ async fn apply(tenant: &Tenant, deletion: Deletion, ctx: &Context) -> Result<(),
     }
     info!(policy = ?tenant.spec.deletion_policy, "tenant cleaned up");
     Ok(())
+}
+
+fn already_gone(valid: &ValidTenant) -> String {
+    format!(
+        "Database {} was already gone when the Tenant was deleted (dropped or lost outside Landlord): there \
+         was nothing in it to keep or drop.",
+        valid.names.database()
+    )
 }
 
 #[cfg(test)]
@@ -215,6 +276,8 @@ mod tests {
                 },
                 status: "Ready".into(),
                 credentials_version: None,
+                database_made: true,
+                recreated: None,
             }),
             secret: None,
             remaining: remaining.iter().map(|s| s.to_string()).collect(),

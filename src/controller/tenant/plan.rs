@@ -1,12 +1,13 @@
 //! What a Tenant's reconcile will do, decided before anything is written. Pure.
 
 use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 
 use super::super::credentials;
 use super::gather::World;
 use super::validate::ValidTenant;
 use crate::catalog::Catalog;
-use crate::crd::Tenant;
+use crate::crd::{RECREATE_DATABASE_ANNOTATION, Tenant};
 use crate::db::mirror::SlugRecord;
 use crate::db::{Databases, Password};
 
@@ -20,6 +21,13 @@ pub struct TenantPlan {
     pub core_target: Option<i64>,
     /// The resourceVersion of the Secret as found (None: there is none yet).
     pub credentials_version: Option<String>,
+    /// Whether an absent database may be made: never made yet, or a person asked for a new one.
+    pub may_create_database: bool,
+    /// A re-creation the annotation asks for that the records do not hold yet: carried out (if the database
+    /// is missing) and recorded once, whatever it finds.
+    pub recreate: Option<String>,
+    /// The records do not say yet that the database was made, or a re-creation is to be recorded.
+    pub record_database: bool,
 }
 
 pub fn plan(
@@ -41,7 +49,17 @@ pub fn plan(
         .as_ref()
         .is_none_or(|current| needs_write(current, &desired))
         .then_some(desired);
+    let made = world.slug.as_ref().is_some_and(|r| r.database_made);
+    let recorded = world.slug.as_ref().and_then(|r| r.recreated.as_deref());
+    let recreate = tenant
+        .annotations()
+        .get(RECREATE_DATABASE_ANNOTATION)
+        .filter(|asked| Some(asked.as_str()) != recorded)
+        .cloned();
     TenantPlan {
+        may_create_database: !made || recreate.is_some(),
+        record_database: !made || recreate.is_some(),
+        recreate,
         password,
         credentials_version: world
             .secret
@@ -74,7 +92,7 @@ pub fn may_be_in_place(
             && plan.credentials_version.is_some()
             && r.credentials_version == plan.credentials_version
     });
-    ready && verified && plan.secret.is_none()
+    ready && verified && plan.secret.is_none() && !plan.record_database
 }
 
 /// Values, labels or owner differ (a hand edit, a Secret kept by a retained deletion, an older Landlord).
@@ -124,6 +142,53 @@ mod tests {
             secret,
             fresh_password: Password::new("fresh").unwrap(),
         }
+    }
+
+    fn slug_record(valid: &ValidTenant, made: bool, recreated: Option<&str>) -> SlugRecord {
+        SlugRecord {
+            owner: valid.owner.clone(),
+            status: "Ready".into(),
+            credentials_version: None,
+            database_made: made,
+            recreated: recreated.map(String::from),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_database_once_made_is_made_again_only_for_a_new_recreate_value() {
+        let (mut tenant, valid, databases) = fixture();
+        // (made, recorded re-creation, annotation) → (may create, re-creation to carry out, record)
+        let cases = [
+            (false, None, None, (true, None, true)),
+            (true, None, None, (false, None, false)),
+            (true, None, Some("1"), (true, Some("1"), true)),
+            (true, Some("1"), Some("1"), (false, None, false)),
+            (true, Some("1"), Some("2"), (true, Some("2"), true)),
+            // Removing the annotation asks for nothing.
+            (true, Some("1"), None, (false, None, false)),
+        ];
+        for (made, recorded, annotation, expected) in cases {
+            tenant.metadata.annotations = annotation
+                .map(|v| [(RECREATE_DATABASE_ANNOTATION.to_string(), v.to_string())].into());
+            let mut found = world(None);
+            found.slug = Some(slug_record(&valid, made, recorded));
+            let planned = plan(&tenant, &valid, found, &databases, &Catalog::default());
+            let got = (
+                planned.may_create_database,
+                planned.recreate.as_deref(),
+                planned.record_database,
+            );
+            assert_eq!(got, expected, "{made} {recorded:?} {annotation:?}");
+        }
+        // A slug nobody recorded yet: its database is still to make.
+        let fresh = plan(
+            &tenant,
+            &valid,
+            world(None),
+            &databases,
+            &Catalog::default(),
+        );
+        assert!(fresh.may_create_database && fresh.record_database);
     }
 
     #[tokio::test]
@@ -200,13 +265,9 @@ mod tests {
         .secret
         .unwrap();
         secret.metadata.resource_version = Some("41".into());
-        let planned = plan(
-            &tenant,
-            &valid,
-            world(Some(secret)),
-            &databases,
-            &Catalog::default(),
-        );
+        let mut found = world(Some(secret));
+        found.slug = Some(slug_record(&valid, true, None));
+        let planned = plan(&tenant, &valid, found, &databases, &Catalog::default());
         let ready = |generation: i64| {
             let condition = k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
                 type_: "Ready".into(),
@@ -226,6 +287,8 @@ mod tests {
             owner: valid.owner.clone(),
             status: status.into(),
             credentials_version: version.map(String::from),
+            database_made: true,
+            recreated: None,
         };
         tenant.status = ready(2);
         assert!(may_be_in_place(

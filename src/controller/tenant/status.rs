@@ -97,6 +97,7 @@ fn build(tenant: &Tenant, desired: &[DesiredCondition], now: &Time) -> TenantSta
     let generation = tenant.metadata.generation;
     TenantStatus {
         observed_generation: generation,
+        slug: Some(tenant.slug()),
         conditions: merge_conditions(&current.conditions, desired, generation, now),
         ..current
     }
@@ -142,6 +143,11 @@ mod tests {
         assert_eq!(desired_status(&tenant, &ready(), &at(500)), first);
         assert_eq!(first.database.as_deref(), Some("tenant_acme"));
         assert_eq!(first.secret_name.as_deref(), Some("acme-db"));
+        assert_eq!(
+            first.slug.as_deref(),
+            Some("acme"),
+            "the defaulted slug is shown"
+        );
         assert_eq!(first.core_version, Some(3));
         assert!(first.conditions.iter().all(|c| c.status == "True"));
     }

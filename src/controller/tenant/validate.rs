@@ -111,6 +111,8 @@ mod tests {
             },
             status: "Ready".into(),
             credentials_version: None,
+            database_made: true,
+            recreated: None,
         }
     }
 

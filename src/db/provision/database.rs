@@ -20,13 +20,18 @@ const TERMINATE_WAIT_MS: i64 = 5_000;
 
 /// `tenant_<slug>` owned by the tenant's role, with CONNECT and TEMPORARY revoked from PUBLIC so that
 /// no other tenant's credentials open it. An existing database is adopted only if that role (already
-/// checked for the owner's mark by `ensure_tenant_role`) owns it: nobody else can create one it owns.
+/// checked for the owner's mark by `ensure_tenant_role`) owns it: nobody else can create one it owns. An
+/// absent one is created only if `may_create` (else `DatabaseMissing`), decided on the same look that
+/// found it absent, so a database dropped while a reconcile runs is never made again in its place.
 pub async fn ensure_tenant_database(
     admin: &mut DbConnection,
     tenant: &TenantNames,
     owner: &TenantOwner,
+    may_create: bool,
 ) -> Result<Ensured, Error> {
-    Ok(ensure_database(admin, tenant, owner, None).await?.0)
+    Ok(ensure_database(admin, tenant, owner, may_create, None)
+        .await?
+        .0)
 }
 
 /// `ensure_tenant_database`, and whether connections were opened just now (a database created now, or one
@@ -37,6 +42,7 @@ pub(super) async fn ensure_database(
     admin: &mut DbConnection,
     tenant: &TenantNames,
     owner: &TenantOwner,
+    may_create: bool,
     copy: Option<&LedgerCopy>,
 ) -> Result<(Ensured, bool), Error> {
     let database = tenant.database();
@@ -60,6 +66,9 @@ pub(super) async fn ensure_database(
             open(admin, tenant, owner).await?;
             Ok((Ensured::Existed, true))
         }
+        None if !may_create => Err(Error::DatabaseMissing {
+            database: database.to_string(),
+        }),
         None => {
             if let Some(copy) = copy {
                 copy.forget_all().await?;
@@ -73,7 +82,7 @@ pub(super) async fn ensure_database(
             match exec(admin, create).await {
                 Ok(()) => {}
                 Err(e) if is_duplicate(&e) => {
-                    return Box::pin(ensure_database(admin, tenant, owner, copy)).await;
+                    return Box::pin(ensure_database(admin, tenant, owner, may_create, copy)).await;
                 }
                 Err(e) => {
                     let action = format!("creating database {database}");

@@ -49,6 +49,9 @@ pub struct TenantRequest<'a> {
     pub extensions: &'a [Ident],
     /// Clone a new database from Landlord's template of the core tenant schema (None: create it empty).
     pub templates: Option<&'a Templates>,
+    /// Whether an absent database may be made. False once Landlord's records say it was made: then it was
+    /// lost outside Landlord, and a blank one in its place would take the applications' writes unnoticed.
+    pub may_create_database: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,7 +75,9 @@ pub async fn ensure_tenant(
     let role = ensure_tenant_role(&mut admin, names, request.owner, request.password).await?;
     // One slot at a time: holding the admin connection while waiting for another one could deadlock
     // reconciles that each hold one of the last slots. The clone goes on in this session.
+    // Only a database that may be made is cloned; one that may not is judged where it would be created.
     if let Some(templates) = request.templates
+        && request.may_create_database
         && template::clonable(&mut admin, names, request.owner).await?
     {
         if template::clone_database(databases, templates, admin, names, request.owner).await? {
@@ -81,8 +86,10 @@ pub async fn ensure_tenant(
         admin = databases.admin().await?;
     }
     let copy = databases.ledger_copy(names);
+    let may_create = request.may_create_database;
     let (database, opened) =
-        database::ensure_database(&mut admin, names, request.owner, Some(&copy)).await?;
+        database::ensure_database(&mut admin, names, request.owner, may_create, Some(&copy))
+            .await?;
     if opened {
         // Nobody else could enter it while it was closed; should anyone be there all the same, they are
         // gone before the first migration.
@@ -194,7 +201,7 @@ async fn create_role(
     password: &Password,
 ) -> Result<Option<Ensured>, Error> {
     let role = tenant.role();
-    let verifier = quote_literal(&password.scram_verifier()?)?;
+    let verifier = quote_literal(&password.scram_verifier())?;
     let mark = mark_role(role, owner)?;
     let database = admin.database().to_string();
     let fail = |e| Error::sql(format!("creating role {role}"), &database, e);
@@ -246,7 +253,7 @@ async fn set_password(
     role: &Ident,
     password: &Password,
 ) -> Result<(), Error> {
-    let verifier = quote_literal(&password.scram_verifier()?)?;
+    let verifier = quote_literal(&password.scram_verifier())?;
     let alter = format!("ALTER ROLE {} PASSWORD {verifier}", role.quoted());
     exec(admin, alter).await.map_err(|e| {
         Error::sql(

@@ -1,0 +1,2 @@
+ALTER TABLE tenants DROP COLUMN recreated;
+ALTER TABLE tenants DROP COLUMN database_made;
