@@ -8,7 +8,11 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
+
+/// The pause after a failed accept, doubled each time it fails again, up to the maximum.
+const ACCEPT_PAUSE_MIN: Duration = Duration::from_millis(100);
+const ACCEPT_PAUSE_MAX: Duration = Duration::from_secs(1);
 
 use crate::metrics::Metrics;
 
@@ -22,10 +26,19 @@ pub async fn serve(
     let bound = listener.local_addr()?;
     info!(%bound, "serving /healthz, /readyz and /metrics");
     tokio::spawn(async move {
+        let mut pause = ACCEPT_PAUSE_MIN;
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                // Out of file descriptors, say: retrying at once would spin a core; wait, longer each time.
+                Err(err) => {
+                    warn!(%err, ?pause, "could not accept a connection; pausing");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(ACCEPT_PAUSE_MAX);
+                    continue;
+                }
             };
+            pause = ACCEPT_PAUSE_MIN;
             let metrics = metrics.clone();
             let refresh = refresh.clone();
             tokio::spawn(async move {

@@ -1,6 +1,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -38,7 +38,46 @@ pub struct Context {
     /// Objects the drift check made due for a visit of their database.
     pub(super) visits: super::drift::Visits,
     /// Consecutive failures per object UID, for exponential backoff.
-    failures: Mutex<HashMap<String, u32>>,
+    failures: Failures,
+}
+
+/// Consecutive failures per object UID. A success or a finished deletion removes the entry; an object
+/// deleted by other hands while failing never comes back to remove its own, so the map is bounded: past
+/// `MAX_TRACKED` entries, those no requeue has touched for `STALE` go, then the oldest.
+#[derive(Default)]
+struct Failures(Mutex<HashMap<String, (u32, Instant)>>);
+
+const MAX_TRACKED: usize = 4096;
+/// Longer than the longest requeue of a failing object (`SLOW_CAP`): an entry this old is an object gone.
+const STALE: Duration = Duration::from_secs(1200);
+
+impl Failures {
+    /// One more failure of `uid`; returns how many in a row.
+    fn record(&self, uid: &str, now: Instant) -> u32 {
+        let mut failures = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if failures.len() >= MAX_TRACKED && !failures.contains_key(uid) {
+            failures.retain(|_, (_, last)| now.saturating_duration_since(*last) < STALE);
+            let oldest = failures
+                .iter()
+                .min_by_key(|(_, (_, last))| *last)
+                .map(|(uid, _)| uid.clone());
+            if let (true, Some(oldest)) = (failures.len() >= MAX_TRACKED, oldest) {
+                failures.remove(&oldest);
+            }
+        }
+        let entry = failures.entry(uid.to_string()).or_insert((0, now));
+        *entry = (entry.0.saturating_add(1), now);
+        entry.0
+    }
+
+    fn forget(&self, uid: &str) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
 }
 
 pub(super) const BACKOFF_BASE: Duration = Duration::from_secs(2);
@@ -78,7 +117,7 @@ impl Context {
             secrets: Current::default(),
             installations: Current::default(),
             visits: Default::default(),
-            failures: Mutex::default(),
+            failures: Failures::default(),
         }
     }
 
@@ -191,17 +230,13 @@ impl Context {
 
     /// Exponential per-object backoff: `base`, twice that, … capped at `cap`; reset by `succeeded`.
     pub fn backoff(&self, uid: &str, base: Duration, cap: Duration) -> Duration {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let n = failures.entry(uid.to_string()).or_insert(0);
-        *n = n.saturating_add(1);
-        base.saturating_mul(1 << (*n - 1).min(10)).min(cap)
+        let n = self.failures.record(uid, Instant::now());
+        base.saturating_mul(1 << (n - 1).min(10)).min(cap)
     }
 
+    /// A reconcile went through, or a deletion finished: the object starts afresh (or is gone).
     pub fn succeeded(&self, uid: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(uid);
+        self.failures.forget(uid);
     }
 }
 
@@ -255,5 +290,30 @@ pub fn object_key<K: ResourceExt>(object: &K) -> String {
 impl ReasonLabel for Error {
     fn reason_label(&self) -> &'static str {
         self.metric_label()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_of_objects_gone_do_not_pile_up() {
+        let failures = Failures::default();
+        let start = Instant::now();
+        assert_eq!(failures.record("a", start), 1);
+        assert_eq!(failures.record("a", start), 2);
+        failures.forget("a");
+        assert_eq!(failures.record("a", start), 1);
+        // Far more objects fail (and vanish) than are tracked: the map stays bounded.
+        for i in 0..MAX_TRACKED * 2 {
+            failures.record(&format!("gone-{i}"), start);
+        }
+        assert!(failures.len() <= MAX_TRACKED, "{}", failures.len());
+        // Stale entries go first; a live object keeps its count.
+        let later = start + STALE + Duration::from_secs(1);
+        assert_eq!(failures.record("live", later), 1);
+        assert_eq!(failures.record("live", later), 2);
+        assert!(failures.len() <= 2, "{}", failures.len());
     }
 }

@@ -1,14 +1,15 @@
 //! The tenant's credentials Secret `<tenant>-db`: which Secret is Landlord's, what it holds, what it must
 //! hold. Its password is the one the tenant's role accepts — a hand-edited password is set on the role at
-//! the Tenant's next reconcile — and the one the operator itself logs in with. Pure.
+//! the Tenant's next reconcile — and the one the operator itself logs in with. Pure, but for `write`.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::ObjectMeta;
-use kube::{Resource, ResourceExt};
+use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use kube::{Api, Resource, ResourceExt};
 
+use super::TENANT_CONTROLLER;
 use crate::crd::Tenant;
 use crate::db::{Password, TenantCredentials};
 
@@ -81,6 +82,37 @@ pub fn desired(tenant: &Tenant, data: BTreeMap<String, ByteString>) -> Secret {
         type_: Some("Opaque".into()),
         ..Default::default()
     }
+}
+
+/// Writes the Secret without taking over one that appeared since gather looked: created when gather found
+/// none (a Secret made in between fails it with 409 Conflict, and the next reconcile judges that one), else
+/// patched only at the resourceVersion gather read (409 when it changed since). Never a forced apply.
+pub async fn write(
+    api: &Api<Secret>,
+    secret: &Secret,
+    found_version: Option<&str>,
+) -> Result<Secret, kube::Error> {
+    let Some(version) = found_version else {
+        let params = PostParams {
+            field_manager: Some(TENANT_CONTROLLER.into()),
+            ..Default::default()
+        };
+        return api.create(&params, secret).await;
+    };
+    let patch = serde_json::json!({
+        "metadata": {
+            "resourceVersion": version,
+            "labels": secret.metadata.labels,
+            "ownerReferences": secret.metadata.owner_references,
+        },
+        "data": secret.data,
+    });
+    let params = PatchParams {
+        field_manager: Some(TENANT_CONTROLLER.into()),
+        ..Default::default()
+    };
+    api.patch(&secret.name_any(), &params, &Patch::Merge(&patch))
+        .await
 }
 
 #[cfg(test)]

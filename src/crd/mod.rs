@@ -2,6 +2,7 @@
 
 mod condition;
 mod installation;
+mod names;
 mod reference;
 mod rollout;
 mod tenant;
@@ -11,6 +12,7 @@ pub use installation::{
     AppliedCounts, Direction, InstallScope, ModuleInstallation, ModuleInstallationSpec,
     ModuleInstallationStatus, PlanStep, REINSTALL_ANNOTATION, UninstallPolicy,
 };
+pub use names::{MAX_LABEL_VALUE, MAX_OBJECT_NAME, label_value_problem, object_name_problem};
 pub use reference::reference_markdown;
 pub use rollout::{
     FailedTenant, ModuleRollout, ModuleRolloutSpec, ModuleRolloutStatus, ROLLOUT_LABEL,

@@ -36,7 +36,10 @@ pub const ROLLOUT_LABEL: &str = "tenancy.landlord.dev/rollout";
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
-    )
+    ),
+    // The name is the value of the rollout label on every installation it makes: at most 63 characters.
+    validation = Rule::new("size(self.metadata.name) <= 63")
+        .message("metadata.name must be at most 63 characters: it labels every installation of the rollout")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ModuleRolloutSpec {
@@ -127,9 +130,10 @@ impl Default for RolloutStrategy {
 pub struct FailedTenant {
     /// Name of the Tenant.
     pub tenant: String,
-    /// The reason of its installation's `Ready` condition.
+    /// The reason of its installation's `Ready` condition, or why the rollout could not create or update
+    /// that installation (`InvalidSpec`: a name or an object the API refuses; `Progressing`: tried again).
     pub reason: String,
-    /// The message of its installation's `Ready` condition.
+    /// The message of its installation's `Ready` condition, or of the rollout's failed write.
     pub message: String,
 }
 

@@ -26,7 +26,10 @@ pub const RECREATE_DATABASE_ANNOTATION: &str = "tenancy.landlord.dev/recreate-da
     printcolumn(name = "Reason", type_ = "string", priority = "1", json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("has(self.spec.slug) || self.metadata.name.matches('^[a-z][a-z0-9-]{0,55}$')")
-        .message("metadata.name does not give a valid slug (lowercase letters, digits and '-', starting with a letter, at most 56 characters); set spec.slug")
+        .message("metadata.name does not give a valid slug (lowercase letters, digits and '-', starting with a letter, at most 56 characters); set spec.slug"),
+    // The name is the value of the tenant label on its Secret: a label value holds at most 63 characters.
+    validation = Rule::new("size(self.metadata.name) <= 63")
+        .message("metadata.name must be at most 63 characters: it labels the tenant's credentials Secret")
 )]
 #[x_kube(validation = Rule::new("has(self.slug) == has(oldSelf.slug)").message("spec.slug cannot be added or removed after creation"))]
 #[serde(rename_all = "camelCase")]
@@ -50,8 +53,8 @@ pub struct TenantSpec {
 
     /// PostgreSQL extensions to create in the tenant database, e.g. `ltree`, `btree_gin`, at most 32. They are
     /// created as the tenant's own role, so only extensions the server marks trusted can be used; one that is
-    /// untrusted or not installed on the server is refused with reason `InvalidSpec`. Removing a name from the
-    /// list does not drop the extension. Default: none.
+    /// untrusted or not installed on the server is refused with reason `InvalidSpec` before the role and
+    /// database are created. Removing a name from the list does not drop the extension. Default: none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(
         length(max = 32),

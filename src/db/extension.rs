@@ -2,8 +2,10 @@
 //! the extensions it marks trusted (ltree, btree_gin, …); an untrusted one needs a superuser and is refused
 //! for good rather than retried.
 
+use std::collections::BTreeMap;
+
 use super::Error;
-use super::connect::DbConnection;
+use super::connect::{Databases, DbConnection};
 use super::error::sqlstate;
 use super::ident::{Ident, sql};
 
@@ -68,6 +70,30 @@ pub async fn ensure_extensions(
         }
     }
     Ok(())
+}
+
+/// Which of `extensions` the server has, and whether each is trusted (its default version's
+/// `pg_available_extension_versions.trusted`): read through the admin connection on the maintenance database,
+/// so that a Tenant asking for one it could never create is refused before its role and database exist.
+/// Missing from the map: not installed on the server.
+pub async fn available_extensions(
+    databases: &Databases,
+    extensions: &[Ident],
+) -> Result<BTreeMap<String, bool>, Error> {
+    let names: Vec<&str> = extensions.iter().map(Ident::as_str).collect();
+    let mut admin = databases.admin().await?;
+    let database = admin.database().to_string();
+    let rows: Result<Vec<(String, bool)>, _> = sqlx::query_as(
+        "SELECT v.name::text, v.trusted FROM pg_catalog.pg_available_extension_versions v
+           JOIN pg_catalog.pg_available_extensions a ON a.name = v.name AND a.default_version = v.version
+          WHERE v.name = ANY($1::text[])",
+    )
+    .bind(&names)
+    .fetch_all(&mut *admin)
+    .await;
+    admin.close().await.ok();
+    let rows = rows.map_err(|e| Error::sql("listing available extensions", &database, e))?;
+    Ok(rows.into_iter().collect())
 }
 
 async fn exec(conn: &mut DbConnection, statement: String) -> Result<(), sqlx::Error> {

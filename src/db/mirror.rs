@@ -7,6 +7,9 @@ use sqlx::{PgConnection, PgPool, Row};
 
 use super::Error;
 pub use super::owner::TenantOwner;
+pub use claims::{ModuleClaim, Uninstalling, claim_module, mark_uninstalling};
+
+mod claims;
 
 const DATABASE: &str = "landlord";
 
@@ -249,41 +252,6 @@ pub async fn module_installer(
     }))
 }
 
-/// Records `installer` as the installer of `module` for `slug` before anything is migrated, so that a
-/// concurrent uninstall elsewhere sees the module in use. `replacing` takes over the record of an
-/// installation that no longer exists. Returns the installer recorded afterwards.
-pub async fn claim_module(
-    pool: &PgPool,
-    slug: &str,
-    module: &str,
-    installer: &Installer,
-    replacing: Option<&str>,
-) -> Result<Installer, Error> {
-    sqlx::query(
-        "INSERT INTO tenant_modules (tenant_slug, module, version, status, resource_uid, name)
-         VALUES ($1, $2, NULL, 'Installing', $3, $4)
-         ON CONFLICT (tenant_slug, module) DO UPDATE
-            SET resource_uid = EXCLUDED.resource_uid, name = EXCLUDED.name, status = 'Installing',
-                updated_at = now()
-          WHERE tenant_modules.resource_uid = $5",
-    )
-    .bind(slug)
-    .bind(module)
-    .bind(&installer.uid)
-    .bind(&installer.name)
-    .bind(replacing.unwrap_or(""))
-    .execute(pool)
-    .await
-    .map_err(|e| Error::sql("recording the module's installer", DATABASE, e))?;
-    module_installer(pool, slug, module).await?.ok_or_else(|| {
-        Error::sql(
-            "recording the module's installer",
-            DATABASE,
-            sqlx::Error::RowNotFound,
-        )
-    })
-}
-
 /// Records an installation's release (and the reinstall it carried out, if it did one); only the installer's
 /// row changes, and only when it differs.
 pub async fn record_module(
@@ -337,7 +305,7 @@ pub struct InstalledModule {
     pub module: String,
     /// The release last installed; None while the first install is under way.
     pub version: Option<String>,
-    /// `Installing` or `Installed`.
+    /// `Installing`, `Installed` or `Uninstalling` (its installation is being deleted: never a dependency).
     pub status: String,
     pub installer: Installer,
     /// The last reinstall its installer carried out (the annotation's value).
@@ -354,19 +322,20 @@ pub async fn installed_modules(pool: &PgPool, slug: &str) -> Result<Vec<Installe
     .fetch_all(pool)
     .await
     .map_err(|e| Error::sql("reading the module mirror", DATABASE, e))?;
-    Ok(rows
-        .into_iter()
-        .map(|row| InstalledModule {
-            module: row.get("module"),
-            version: row.get("version"),
-            status: row.get("status"),
-            installer: Installer {
-                uid: row.get("resource_uid"),
-                name: row.get("name"),
-            },
-            reinstalled: row.get("reinstalled"),
-        })
-        .collect())
+    Ok(rows.into_iter().map(installed_module).collect())
+}
+
+fn installed_module(row: sqlx::postgres::PgRow) -> InstalledModule {
+    InstalledModule {
+        module: row.get("module"),
+        version: row.get("version"),
+        status: row.get("status"),
+        installer: Installer {
+            uid: row.get("resource_uid"),
+            name: row.get("name"),
+        },
+        reinstalled: row.get("reinstalled"),
+    }
 }
 
 /// Removes whatever is recorded as installed by `uid` (its tenant may be gone already).

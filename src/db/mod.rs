@@ -31,7 +31,7 @@ pub use acl::{register_module_acl, remove_module_acl};
 pub use connect::{Databases, DbConnection, LOCK_WAIT, Limits, TenantCredentials};
 pub use engine::{Allowed, Executed, Migrator, Report, Status};
 pub use error::{Error, MigrationFailure};
-pub use extension::ensure_extensions;
+pub use extension::{available_extensions, ensure_extensions};
 pub use ident::{Ident, MAX_IDENT_BYTES, TenantNames};
 pub use ledger::{LEDGER_SCHEMA, LedgerEntry};
 pub use owner::{Adoption, Found, TenantOwner, adoption};

@@ -93,14 +93,26 @@ async fn claim(
         uid: mi.uid().unwrap_or_default(),
         name: mi.name_any(),
     };
-    let recorded = mirror::claim_module(
-        ctx.databases.landlord_pool(),
-        plan.valid.names.slug(),
-        &plan.valid.module.name,
-        &me,
-        replacing,
-    )
-    .await?;
+    let module = &plan.valid.module.name;
+    let needs: Vec<&str> = ctx
+        .catalog
+        .dependencies_of(module)
+        .iter()
+        .map(|m| m.name.as_str())
+        .collect();
+    let pool = ctx.databases.landlord_pool();
+    let slug = plan.valid.names.slug();
+    let recorded = match mirror::claim_module(pool, slug, module, &me, replacing, &needs).await? {
+        mirror::ModuleClaim::Recorded(recorded) => recorded,
+        // Validate saw them installed; since then one began to be uninstalled (or went).
+        mirror::ModuleClaim::DependenciesMissing(missing) => {
+            return Err(Error::DependencyMissing(format!(
+                "Module {module} needs, for this tenant: {}, which is being uninstalled or is not \
+                 installed; installing once it is installed again.",
+                missing.join(", ")
+            )));
+        }
+    };
     if recorded.uid == me.uid {
         Ok(())
     } else {

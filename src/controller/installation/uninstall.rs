@@ -63,18 +63,14 @@ fn plan<'c>(
     // Whatever the policy, a module others depend on stays until they are gone: removing it would turn
     // their Ready into DependencyMissing.
     let installed = world.installed.iter().map(|m| m.module.as_str());
-    let dependents: Vec<String> = catalog
+    let dependents: Vec<mirror::InstalledModule> = catalog
         .dependents(&mi.spec.module, installed)
         .into_iter()
         .filter_map(|name| world.installed.iter().find(|m| m.module == name))
-        .map(|m| format!("{} (ModuleInstallation {})", m.module, m.installer.name))
+        .cloned()
         .collect();
     if !dependents.is_empty() {
-        return Err(Error::UninstallBlocked(format!(
-            "Module {} cannot be uninstalled while installed modules depend on it: {}. Delete those first.",
-            mi.spec.module,
-            dependents.join(", ")
-        )));
+        return Err(blocked(&mi.spec.module, &dependents));
     }
     let names = tenant.names;
     if mi.spec.uninstall_policy == UninstallPolicy::Retain {
@@ -87,8 +83,14 @@ fn plan<'c>(
                 .into(),
         ));
     }
+    // Its down migrations are gone with it: keeping the tables instead must be the user's choice.
     let Some(module) = catalog.module(&mi.spec.module) else {
-        return Ok(Uninstall::Retain { names });
+        return Err(Error::ModuleNotFound(format!(
+            "Module {} is no longer in the catalog, so its down migrations cannot run for uninstallPolicy \
+             Rollback. Put the module back in the catalog, or set uninstallPolicy: Retain to keep its tables \
+             and let the deletion finish.",
+            mi.spec.module
+        )));
     };
     let password = world.password.ok_or_else(|| Error::TenantNotReady {
         tenant: mi.spec.tenant.clone(),
@@ -125,6 +127,9 @@ async fn apply(
             }
         }
         Uninstall::Retain { names } => {
+            if !mark_uninstalling(ctx, &names, module, &uid).await? {
+                return Ok(());
+            }
             mirror::forget_module(pool, names.slug(), module, &uid).await?;
             let note = format!("Kept the tables of module {module} (uninstallPolicy Retain).");
             ctx.event(mi, false, "Retained", "Uninstall", note).await;
@@ -135,6 +140,11 @@ async fn apply(
             module,
             scopes,
         } => {
+            // Marked first: from here on no dependent installs on it, and a failed rollback stays
+            // Uninstalling (the deletion is retried, never undone).
+            if !mark_uninstalling(ctx, &names, &module.name, &uid).await? {
+                return Ok(());
+            }
             let mut lost = false;
             for scope in scopes {
                 match rollback(ctx, &names, &password, module, scope).await {
@@ -167,6 +177,39 @@ async fn apply(
         }
     }
     Ok(())
+}
+
+/// The race-free form of plan's dependents check: true once the record says `Uninstalling`; false when
+/// this installation is not the module's installer after all (its record is forgotten, nothing touched).
+async fn mark_uninstalling(
+    ctx: &Context,
+    names: &TenantNames,
+    module: &str,
+    uid: &str,
+) -> Result<bool, Error> {
+    let pool = ctx.databases.landlord_pool();
+    let dependents = ctx
+        .catalog
+        .dependents(module, ctx.catalog.modules.keys().map(String::as_str));
+    match mirror::mark_uninstalling(pool, names.slug(), module, uid, &dependents).await? {
+        mirror::Uninstalling::Marked => Ok(true),
+        mirror::Uninstalling::NotRecorded => {
+            mirror::forget_installation(pool, uid).await?;
+            Ok(false)
+        }
+        mirror::Uninstalling::Blocked(dependents) => Err(blocked(module, &dependents)),
+    }
+}
+
+fn blocked(module: &str, dependents: &[mirror::InstalledModule]) -> Error {
+    let listed: Vec<String> = dependents
+        .iter()
+        .map(|m| format!("{} (ModuleInstallation {})", m.module, m.installer.name))
+        .collect();
+    Error::UninstallBlocked(format!(
+        "Module {module} cannot be uninstalled while installed modules depend on it: {}. Delete those first.",
+        listed.join(", ")
+    ))
 }
 
 async fn rollback(
@@ -287,6 +330,37 @@ mod tests {
         let mut no_tenant = world("t1", vec![installed("tasks", "m1")]);
         no_tenant.tenant = None;
         assert!(matches!(plan(no_tenant), Ok(Uninstall::NothingOurs)));
+    }
+
+    #[test]
+    fn a_rollback_of_a_module_gone_from_the_catalog_is_refused_not_retained() {
+        let mut catalog = catalog();
+        catalog.modules.remove("tasks");
+        let rollback = mi("tasks", "m1", UninstallPolicy::Rollback);
+        let err = plan(
+            &rollback,
+            world("t1", vec![installed("tasks", "m1")]),
+            &catalog,
+            false,
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::ModuleNotFound(_)), "{err:?}");
+        let message = err.to_string();
+        assert!(
+            message.contains("back in the catalog") && message.contains("uninstallPolicy: Retain"),
+            "{message}"
+        );
+        // Retain needs no migrations: it goes on.
+        let retain = mi("tasks", "m1", UninstallPolicy::Retain);
+        assert!(matches!(
+            plan(
+                &retain,
+                world("t1", vec![installed("tasks", "m1")]),
+                &catalog,
+                false
+            ),
+            Ok(Uninstall::Retain { .. })
+        ));
     }
 
     #[test]

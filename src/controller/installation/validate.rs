@@ -368,13 +368,16 @@ mod tests {
             err.to_string().contains("tasks >=1.0.0 (not installed)"),
             "{err}"
         );
-        let mut installing = installed("tasks", "1.0.0", "m1");
-        installing.status = "Installing".into();
-        let w = world(Some(slug("t1", "Ready")), vec![installing]);
-        assert_eq!(
-            reason(validate(&mi("expenses", "m2"), w, &catalog)),
-            Some(Reason::DependencyMissing)
-        );
+        // Being installed, or being uninstalled (its record marked before anything is rolled back).
+        for status in ["Installing", "Uninstalling"] {
+            let mut recorded = installed("tasks", "1.0.0", "m1");
+            recorded.status = status.into();
+            let w = world(Some(slug("t1", "Ready")), vec![recorded]);
+            assert!(matches!(
+                validate(&mi("expenses", "m2"), w, &catalog),
+                Err(Error::DependencyMissing(_))
+            ));
+        }
         let w = world(
             Some(slug("t1", "Ready")),
             vec![installed("tasks", "1.0.0", "m1")],

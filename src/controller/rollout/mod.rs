@@ -27,6 +27,7 @@ use super::{Context, Error, ROLLOUT_CONTROLLER};
 use crate::crd::{ModuleInstallation, ModuleRollout, ModuleRolloutStatus, ROLLOUT_LABEL, Tenant};
 
 const RESYNC: Duration = Duration::from_secs(300);
+const RETRY_REFUSED: Duration = Duration::from_secs(30);
 
 pub fn controller(
     ctx: Arc<Context>,
@@ -71,8 +72,9 @@ impl Pipeline for ModuleRollout {
         let result = async {
             let world = gather::gather(self, ctx).await?;
             let valid = validate::validate(self, &ctx.catalog)?;
-            let plan = plan::plan(self, &valid, &world);
-            apply::apply(self, &plan, ctx).await?;
+            let mut plan = plan::plan(self, &valid, &world);
+            let refused = apply::apply(self, &plan, ctx).await?;
+            plan.refused(refused);
             Ok((valid, plan))
         }
         .await;
@@ -88,7 +90,12 @@ impl Pipeline for ModuleRollout {
             );
             self.announce(ctx, plan).await;
         }
-        (status, result.map(|_| Action::requeue(RESYNC)))
+        // A tenant whose installation the API refused is tried again soon, not at the next resync.
+        let retry = match &result {
+            Ok((_, plan)) if plan.any_refused => RETRY_REFUSED,
+            _ => RESYNC,
+        };
+        (status, result.map(|_| Action::requeue(retry)))
     }
 
     async fn cleanup(&self, ctx: &Context) -> Result<Action, Error> {
@@ -97,12 +104,7 @@ impl Pipeline for ModuleRollout {
         let mut remaining: Vec<String> = world
             .installations
             .iter()
-            .filter(|mi| mi.labels().get(ROLLOUT_LABEL) == Some(&self.name_any()))
-            .filter(|mi| {
-                mi.owner_references()
-                    .iter()
-                    .any(|o| Some(&o.uid) == self.metadata.uid.as_ref())
-            })
+            .filter(|mi| plan::owned_by(mi, self))
             .map(|mi| mi.name_any())
             .collect();
         if remaining.is_empty() {

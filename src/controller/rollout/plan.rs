@@ -15,7 +15,7 @@ use super::gather::World;
 use super::validate::ValidRollout;
 use crate::crd::{
     ConditionType, FailedTenant, ModuleInstallation, ModuleInstallationSpec, ModuleRollout,
-    ROLLOUT_LABEL, Reason,
+    ROLLOUT_LABEL, Reason, label_value_problem, object_name_problem,
 };
 
 /// At most this many failed tenants are listed in status.
@@ -37,6 +37,8 @@ pub struct RolloutPlan {
     /// Installations in flight after `start`.
     pub in_flight: u32,
     pub state: State,
+    /// Some installation of `start` could not be written.
+    pub any_refused: bool,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -87,7 +89,9 @@ pub fn installation_name(tenant: &str, module: &str) -> String {
     format!("{tenant}-{}", module.replace('_', "-"))
 }
 
-fn owned_by(mi: &ModuleInstallation, rollout: &ModuleRollout) -> bool {
+/// The one rule for which installations are the rollout's, in its life and at its deletion: its label and
+/// its controller reference (another owner reference to it makes nothing its own).
+pub fn owned_by(mi: &ModuleInstallation, rollout: &ModuleRollout) -> bool {
     mi.labels().get(ROLLOUT_LABEL) == Some(&rollout.name_any())
         && mi
             .owner_references()
@@ -165,11 +169,26 @@ pub fn plan(rollout: &ModuleRollout, valid: &ValidRollout, world: &World) -> Rol
                     message: c.message.clone(),
                 });
             }
+        } else if let Some(problem) = unusable_name(rollout, &desired_name) {
+            // This tenant alone cannot have one; the others go on.
+            plan.failed.push(FailedTenant {
+                tenant: name.clone(),
+                reason: Reason::InvalidSpec.as_str().to_string(),
+                message: format!(
+                    "The rollout cannot create installation {desired_name} for this tenant: {problem}."
+                ),
+            });
         } else {
-            candidates.push((
-                is_canary(tenant),
-                desired_installation(rollout, &desired_name, desired),
-            ));
+            let mut installation = desired_installation(rollout, &desired_name, desired);
+            if let Some(current) = mine {
+                // Changed only at the version read here, as the rest of it stands.
+                let mut current = (*current).clone();
+                current.spec = installation.spec;
+                current.metadata.managed_fields = None;
+                current.status = None;
+                installation = current;
+            }
+            candidates.push((is_canary(tenant), installation));
         }
     }
     plan.conflicts.sort();
@@ -212,6 +231,12 @@ pub fn plan(rollout: &ModuleRollout, valid: &ValidRollout, world: &World) -> Rol
     plan
 }
 
+/// Why the installation the rollout would make cannot exist, if it cannot: its name (`<tenant>-<module>`)
+/// must be an object name and the rollout's name a label value.
+fn unusable_name(rollout: &ModuleRollout, name: &str) -> Option<String> {
+    object_name_problem(name).or_else(|| label_value_problem(&rollout.name_any()))
+}
+
 fn desired_installation(
     rollout: &ModuleRollout,
     name: &str,
@@ -228,6 +253,14 @@ fn desired_installation(
 }
 
 impl RolloutPlan {
+    /// Tenants whose installation apply could not write: failed for status, no longer in flight.
+    pub fn refused(&mut self, refused: Vec<FailedTenant>) {
+        self.any_refused = !refused.is_empty();
+        self.in_flight = self.in_flight.saturating_sub(refused.len() as u32);
+        self.failed.extend(refused);
+        self.failed.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+    }
+
     /// The failed tenants status lists: the first 20 by name.
     pub fn listed_failures(&self) -> Vec<FailedTenant> {
         self.failed.iter().take(LISTED_FAILURES).cloned().collect()

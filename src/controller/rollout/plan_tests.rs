@@ -262,3 +262,46 @@ fn a_new_spec_is_a_new_wave_and_everything_ready_is_complete() {
     assert_eq!(wave.start[0].spec.version.as_deref(), Some("1.0.0"));
     assert_eq!(wave.updated, 0);
 }
+
+#[test]
+fn a_tenant_whose_installation_cannot_be_named_fails_alone() {
+    let r = rollout(10, 5);
+    let mut tenants = fleet();
+    // Made before names were checked: `<tenant>-tasks` is longer than an object name may be.
+    tenants[0].metadata.name = Some("t".repeat(250));
+    let plan = run(&r, &world(tenants, vec![]));
+    assert_eq!(plan.failed.len(), 1);
+    assert_eq!(plan.failed[0].reason, "InvalidSpec");
+    assert!(
+        plan.failed[0].message.contains("at most 253"),
+        "{:?}",
+        plan.failed
+    );
+    // The others go on (the canary first, as ever).
+    assert_eq!(started(&plan), ["t3"]);
+    assert_eq!(plan.state, State::WaitingForCanaries);
+}
+
+#[test]
+fn a_change_is_written_at_the_version_read_and_only_a_controller_reference_owns() {
+    let mut r = rollout(10, 0);
+    r.spec.strategy.canary = None;
+    let mut older = ours(&r, "t3", Some(("True", "Reconciled")));
+    older.spec.version = Some("0.9.0".into());
+    older.metadata.resource_version = Some("17".into());
+    older.metadata.finalizers = Some(vec!["tenancy.landlord.dev/cleanup".into()]);
+    let plan = run(&r, &world(fleet(), vec![older]));
+    let changed = plan.start.iter().find(|mi| mi.spec.tenant == "t3").unwrap();
+    assert_eq!(changed.metadata.resource_version.as_deref(), Some("17"));
+    assert_eq!(changed.spec.version, None);
+    assert!(changed.metadata.finalizers.is_some(), "the rest stands");
+    let new = plan.start.iter().find(|mi| mi.spec.tenant == "t1").unwrap();
+    assert_eq!(new.metadata.resource_version, None);
+
+    let mut referenced = ours(&r, "t1", None);
+    for owner in referenced.metadata.owner_references.iter_mut().flatten() {
+        owner.controller = Some(false);
+    }
+    assert!(!owned_by(&referenced, &r));
+    assert!(owned_by(&ours(&r, "t1", None), &r));
+}

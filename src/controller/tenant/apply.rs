@@ -4,10 +4,9 @@
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
-use kube::api::{Patch, PatchParams};
 
 use super::super::conditions::{Stopped, stop_at};
-use super::super::{Context, Error, TENANT_CONTROLLER};
+use super::super::{Context, Error, credentials};
 use super::plan::TenantPlan;
 use super::validate::{ValidTenant, check_claim};
 use crate::catalog::Scope;
@@ -112,8 +111,10 @@ pub async fn apply(
     }
     let mut credentials_version = plan.credentials_version;
     if let Some(secret) = plan.secret {
-        let written = write_secret(ctx, &secret)
+        let api = ctx.api::<Secret>(&secret.namespace().unwrap_or_default());
+        let written = credentials::write(&api, &secret, credentials_version.as_deref())
             .await
+            .map_err(Error::from)
             .map_err(stop_at(ConditionType::DatabaseReady))?;
         credentials_version = written.metadata.resource_version;
     }
@@ -153,16 +154,4 @@ pub async fn apply(
     Ok(Applied {
         core_version: plan.core_target,
     })
-}
-
-async fn write_secret(ctx: &Context, secret: &Secret) -> Result<Secret, Error> {
-    let api = ctx.api::<Secret>(&secret.namespace().unwrap_or_default());
-    let written = api
-        .patch(
-            &secret.name_any(),
-            &PatchParams::apply(TENANT_CONTROLLER).force(),
-            &Patch::Apply(secret),
-        )
-        .await?;
-    Ok(written)
 }

@@ -11,7 +11,6 @@ use crate::crd::{RECREATE_DATABASE_ANNOTATION, Tenant};
 use crate::db::mirror::SlugRecord;
 use crate::db::{Databases, Password};
 
-#[derive(Debug)]
 pub struct TenantPlan {
     /// The password the tenant's role must accept: the Secret's, or a new one when it holds none.
     pub password: Password,
@@ -28,6 +27,28 @@ pub struct TenantPlan {
     pub recreate: Option<String>,
     /// The records do not say yet that the database was made, or a re-creation is to be recorded.
     pub record_database: bool,
+}
+
+/// By hand: the Secret to write holds the password (and the URI with it); only its name and keys show.
+impl std::fmt::Debug for TenantPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = self.secret.as_ref().map(|s| {
+            let keys: Vec<&String> = s.data.iter().flat_map(|d| d.keys()).collect();
+            format!(
+                "Secret {} with keys {keys:?}",
+                s.metadata.name.as_deref().unwrap_or_default()
+            )
+        });
+        f.debug_struct("TenantPlan")
+            .field("password", &self.password)
+            .field("secret", &secret)
+            .field("core_target", &self.core_target)
+            .field("credentials_version", &self.credentials_version)
+            .field("may_create_database", &self.may_create_database)
+            .field("recreate", &self.recreate)
+            .field("record_database", &self.record_database)
+            .finish()
+    }
 }
 
 pub fn plan(
@@ -140,6 +161,7 @@ mod tests {
         World {
             slug: None,
             secret,
+            extensions: None,
             fresh_password: Password::new("fresh").unwrap(),
         }
     }
@@ -208,6 +230,24 @@ mod tests {
             String::from_utf8_lossy(&uri.0),
             "postgres://tenant_acme:fresh@db:5432/tenant_acme"
         );
+    }
+
+    #[tokio::test]
+    async fn the_plans_debug_output_holds_no_password() {
+        let (tenant, valid, databases) = fixture();
+        let planned = plan(
+            &tenant,
+            &valid,
+            world(None),
+            &databases,
+            &Catalog::default(),
+        );
+        let shown = format!("{planned:?} {planned:#?}");
+        assert!(!shown.contains("fresh"), "{shown}");
+        // Nor as the bytes a derived Debug of the Secret's data would print.
+        let bytes = format!("{:?}", b"fresh");
+        assert!(!shown.contains(&bytes[1..bytes.len() - 1]), "{shown}");
+        assert!(shown.contains("acme-db"), "{shown}");
     }
 
     #[tokio::test]

@@ -6,9 +6,9 @@ use kube::ResourceExt;
 use super::super::Error;
 use super::super::credentials;
 use super::gather::World;
-use crate::crd::Tenant;
+use crate::crd::{MAX_LABEL_VALUE, Tenant, label_value_problem, object_name_problem};
 use crate::db::mirror::Claim;
-use crate::db::{Ident, TenantNames, TenantOwner};
+use crate::db::{self, Ident, TenantNames, TenantOwner};
 
 /// A Tenant whose slug and extensions are safe to use in SQL, and which may act on its slug.
 #[derive(Debug)]
@@ -20,6 +20,8 @@ pub struct ValidTenant {
 
 pub fn validate(tenant: &Tenant, world: &World) -> Result<ValidTenant, Error> {
     let valid = validate_spec(tenant)?;
+    check_names(tenant)?;
+    check_extensions(&valid, world)?;
     if let Some(record) = &world.slug {
         check_claim(valid.names.slug(), record.claim_for(&valid.owner))?;
     }
@@ -62,6 +64,50 @@ pub fn validate_spec(tenant: &Tenant) -> Result<ValidTenant, Error> {
     })
 }
 
+/// The Tenant's name labels its Secret and names it `<name>-db`: refused here, before anything is claimed or
+/// created, when the API would refuse the Secret (the CRD's rule says the same; this guards against a CRD
+/// installed without it).
+fn check_names(tenant: &Tenant) -> Result<(), Error> {
+    let name = tenant.name_any();
+    let secret = credentials::secret_name(&name);
+    let problem = label_value_problem(&name).or_else(|| object_name_problem(&secret));
+    match problem {
+        None => Ok(()),
+        Some(problem) => Err(Error::InvalidSpec(format!(
+            "metadata.name cannot name the tenant's credentials Secret: {problem}. Recreate the Tenant \
+             under a name of at most {MAX_LABEL_VALUE} characters (spec.slug can keep the database name)."
+        ))),
+    }
+}
+
+/// Extensions the server does not have, or that only a superuser may create, refused before the role and
+/// database exist (`World::extensions` is None once the database was made: the tenant's own session judges).
+fn check_extensions(valid: &ValidTenant, world: &World) -> Result<(), Error> {
+    let Some(available) = &world.extensions else {
+        return Ok(());
+    };
+    let database = valid.names.database().to_string();
+    for extension in &valid.extensions {
+        match available.get(extension.as_str()) {
+            Some(true) => {}
+            Some(false) => {
+                return Err(Error::Database(db::Error::ExtensionUntrusted {
+                    extension: extension.to_string(),
+                    database,
+                }));
+            }
+            None => {
+                return Err(Error::Database(db::Error::ExtensionUnavailable {
+                    extension: extension.to_string(),
+                    database,
+                    message: "it is not installed on the PostgreSQL server".into(),
+                }));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The slug belongs to the first Tenant that claims it (and, once retained, to its namespace and name).
 pub fn check_claim(slug: &str, claim: Claim) -> Result<(), Error> {
     match claim {
@@ -98,6 +144,7 @@ mod tests {
         World {
             slug,
             secret: None,
+            extensions: None,
             fresh_password: Password::new("x").unwrap(),
         }
     }
@@ -164,6 +211,38 @@ mod tests {
             reason(record("", "other", "acme-corp")),
             Some(Reason::AdoptionRefused)
         );
+    }
+
+    #[test]
+    fn a_name_the_secret_cannot_carry_is_refused_before_anything() {
+        let mut t = acme();
+        t.metadata.name = Some("a".repeat(70));
+        t.spec.slug = Some("acme".into());
+        let err = validate(&t, &world(None)).unwrap_err();
+        assert!(matches!(err, Error::InvalidSpec(_)), "{err:?}");
+        assert!(err.to_string().contains("at most 63"), "{err}");
+        t.metadata.name = Some("a".repeat(63));
+        assert!(validate(&t, &world(None)).is_ok());
+    }
+
+    #[test]
+    fn an_extension_the_server_will_not_let_the_tenant_create_is_refused_before_anything() {
+        let with = |trusted: &[(&str, bool)]| {
+            let mut w = world(None);
+            w.extensions = Some(trusted.iter().map(|(n, t)| (n.to_string(), *t)).collect());
+            w
+        };
+        assert!(validate(&acme(), &with(&[("ltree", true)])).is_ok());
+        assert!(matches!(
+            validate(&acme(), &with(&[("ltree", false)])),
+            Err(Error::Database(db::Error::ExtensionUntrusted { .. }))
+        ));
+        assert!(matches!(
+            validate(&acme(), &with(&[])),
+            Err(Error::Database(db::Error::ExtensionUnavailable { .. }))
+        ));
+        // Not looked up (the database exists): the tenant's session decides, as before.
+        assert!(validate(&acme(), &world(None)).is_ok());
     }
 
     #[test]
