@@ -130,6 +130,8 @@ ALTER ROLE landlord LOGIN PASSWORD '$landlord_password';
 SELECT 'CREATE DATABASE landlord OWNER landlord' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'landlord') \\gexec
 ALTER DATABASE landlord OWNER TO landlord;
 REVOKE CONNECT, TEMPORARY ON DATABASE landlord FROM PUBLIC;
+REVOKE CONNECT, TEMPORARY ON DATABASE postgres FROM PUBLIC;
+GRANT CONNECT ON DATABASE postgres TO landlord_admin;
 SQL
   # Temp file + mv: never a half-written roles.env, and mktemp makes it 0600 before the passwords go in.
   tmp=$(mktemp "$secrets.XXXXXX")

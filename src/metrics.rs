@@ -66,6 +66,7 @@ pub struct Metrics {
     resources: Family<StateLabels, Gauge>,
     leader: Gauge,
     public_landlord_database: Gauge,
+    public_maintenance_database: Gauge,
     rollouts: Family<RolloutLabels, Gauge>,
     in_place: Family<ControllerLabels, Counter>,
     drift_visits: Counter,
@@ -123,6 +124,12 @@ impl Default for Metrics {
             "1 when PUBLIC holds CONNECT on the landlord database: any tenant's credentials could open it",
             public_landlord_database.clone(),
         );
+        let public_maintenance_database = Gauge::default();
+        registry.register(
+            "public_can_connect_to_maintenance_database",
+            "1 when PUBLIC holds CONNECT on the admin URL's database: any tenant's credentials could open it",
+            public_maintenance_database.clone(),
+        );
         let in_place = Family::<ControllerLabels, Counter>::default();
         registry.register(
             "reconciles_in_place",
@@ -162,6 +169,7 @@ impl Default for Metrics {
             resources,
             leader,
             public_landlord_database,
+            public_maintenance_database,
             rollouts,
             ready: AtomicBool::new(false),
         }
@@ -281,6 +289,10 @@ impl Metrics {
 
     pub fn set_public_landlord_database(&self, public: bool) {
         self.public_landlord_database.set(i64::from(public));
+    }
+
+    pub fn set_public_maintenance_database(&self, public: bool) {
+        self.public_maintenance_database.set(i64::from(public));
     }
 
     pub fn set_ready(&self) {

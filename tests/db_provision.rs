@@ -530,12 +530,20 @@ async fn drop_waits_for_a_session_it_may_not_terminate() {
 }
 
 #[tokio::test]
-async fn the_operator_notices_a_landlord_database_open_to_public() {
+async fn the_operator_notices_a_landlord_or_maintenance_database_open_to_public() {
     // The test environment revokes CONNECT from PUBLIC on the landlord database, as a deployment must.
+    // And on the maintenance database, as docs/operations.md advises.
     assert!(!databases().landlord_open_to_public().await.unwrap());
-    // The maintenance database keeps PostgreSQL's default: PUBLIC may connect.
+    assert!(!databases().maintenance_open_to_public().await.unwrap());
+    // template1 keeps PostgreSQL's default: PUBLIC may connect.
     let env = TestEnv::get();
-    let open = env.landlord_url().rsplit_once('/').unwrap().0.to_string() + "/postgres";
-    let databases = Databases::new(env.admin_url(), &open, support::db::limits()).unwrap();
+    let open = |url: &str| url.rsplit_once('/').unwrap().0.to_string() + "/template1";
+    let databases = Databases::new(
+        &open(env.admin_url()),
+        &open(env.landlord_url()),
+        support::db::limits(),
+    )
+    .unwrap();
     assert!(databases.landlord_open_to_public().await.unwrap());
+    assert!(databases.maintenance_open_to_public().await.unwrap());
 }

@@ -108,9 +108,14 @@ impl CiRole {
             server.get_host(),
             server.get_port()
         );
-        superuser(&[format!(
-            "CREATE ROLE {name} LOGIN CREATEDB NOSUPERUSER NOCREATEROLE PASSWORD '{password}'"
-        )]);
+        // The test server revokes PUBLIC's CONNECT on `postgres`, as docs/operations.md advises; the
+        // guide's CI server (a fresh container) keeps PostgreSQL's default.
+        superuser(&[
+            format!(
+                "CREATE ROLE {name} LOGIN CREATEDB NOSUPERUSER NOCREATEROLE PASSWORD '{password}'"
+            ),
+            format!("GRANT CONNECT ON DATABASE postgres TO {name}"),
+        ]);
         CiRole { name, url }
     }
 
@@ -137,6 +142,10 @@ impl Drop for CiRole {
             .iter()
             .map(|db| format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
             .collect();
+        statements.push(format!(
+            "REVOKE CONNECT ON DATABASE postgres FROM {}",
+            self.name
+        ));
         statements.push(format!("DROP ROLE IF EXISTS {}", self.name));
         superuser(&statements);
     }

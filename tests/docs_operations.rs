@@ -218,6 +218,7 @@ fn working_metrics() -> Metrics {
     metrics.set_leader(true);
     metrics.rollout_progress(("tenants", "cards"), 1, 0, 0);
     metrics.set_public_landlord_database(false);
+    metrics.set_public_maintenance_database(false);
     metrics
 }
 

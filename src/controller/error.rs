@@ -146,7 +146,11 @@ fn database_reason(error: &db::Error) -> Reason {
         | TenantLoginRefused { .. } => Reason::DatabaseUnavailable,
         AdoptionRefused { .. } => Reason::AdoptionRefused,
         DatabaseMissing { .. } => Reason::DatabaseMissing,
-        LockTimeout { .. } | LockNotAvailable { .. } | PlanOutdated { .. } => Reason::Progressing,
+        // Another session holds what Landlord waited for, boundedly (or moved the ledger first): still
+        // under way, retried with backoff.
+        LockTimeout { .. } | LockNotAvailable { .. } | LockBusy { .. } | PlanOutdated { .. } => {
+            Reason::Progressing
+        }
         UnknownTarget { .. } => Reason::VersionNotFound,
         ChecksumMismatch { .. } | UnknownAppliedMigration { .. } | LedgerMismatch { .. } => {
             Reason::ChecksumMismatch
@@ -211,5 +215,13 @@ mod tests {
         });
         assert_eq!(ledger.reason(), Reason::ChecksumMismatch);
         assert!(!ledger.is_retryable());
+        let busy = Error::from(db::Error::LockBusy {
+            action: "building the tenant template".into(),
+            lock: "the template build lock".into(),
+            database: "landlord".into(),
+            waited_ms: 10_000,
+        });
+        assert_eq!(busy.reason(), Reason::Progressing);
+        assert!(busy.is_retryable() && !busy.is_fixed_elsewhere());
     }
 }

@@ -155,7 +155,8 @@ async fn wait_for_crds(client: &Client) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Warns loudly (log and metric) when tenants' credentials could open the landlord database.
+/// Warns loudly (log and metric) when tenants' credentials could open the landlord database, or the
+/// maintenance database (where the admin role works).
 async fn check_landlord_database(ctx: &Context) {
     match ctx.databases.landlord_open_to_public().await {
         Ok(public) => {
@@ -168,6 +169,19 @@ async fn check_landlord_database(ctx: &Context) {
             }
         }
         Err(err) => warn!(%err, "could not check who may connect to the landlord database"),
+    }
+    match ctx.databases.maintenance_open_to_public().await {
+        Ok(public) => {
+            ctx.metrics.set_public_maintenance_database(public);
+            if public {
+                warn!(
+                    "PUBLIC may CONNECT to the admin URL's database: every tenant's credentials can open it \
+                     and disturb the admin role's work there. Run REVOKE CONNECT, TEMPORARY ON DATABASE \
+                     <maintenance database> FROM PUBLIC and GRANT CONNECT on it to the admin role"
+                );
+            }
+        }
+        Err(err) => warn!(%err, "could not check who may connect to the maintenance database"),
     }
 }
 

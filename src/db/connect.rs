@@ -20,6 +20,12 @@ use super::{Error, Password};
 /// Every session says who it is, in `pg_stat_activity` and the server log.
 const APPLICATION_NAME: &str = "landlord";
 
+/// The longest any Landlord session waits for a lock, outside migration steps (which bring their own
+/// timeouts): row, table, database and advisory locks alike, and the template build lock's try-loop. A
+/// wait that runs out is `Error::LockBusy`, retried with backoff. Also set in the startup packet of every
+/// session, which outranks `ALTER ROLE/DATABASE … SET`: a tenant cannot lift it for Landlord's sessions.
+pub const LOCK_WAIT: Duration = Duration::from_secs(10);
+
 /// Settings of every operator session, in the startup packet: a session the operator left idle inside a
 /// transaction is ended instead of holding locks, and the server notices a dead operator (a killed pod, a
 /// lost node) within about a minute and releases its locks with its session.
@@ -76,14 +82,17 @@ impl Databases {
         let parse = |which, url| {
             PgConnectOptions::from_str(url).map_err(|source| Error::InvalidUrl { which, source })
         };
+        let lock_timeout = [("lock_timeout", format!("{}ms", LOCK_WAIT.as_millis()))];
         // The admin connection sends role DDL: keep its statements out of the logs.
         let admin = parse("admin", admin_url)?
             .disable_statement_logging()
             .application_name(APPLICATION_NAME)
-            .options(SESSION);
+            .options(SESSION)
+            .options(lock_timeout.clone());
         let landlord = parse("landlord", landlord_url)?
             .application_name(APPLICATION_NAME)
-            .options(SESSION);
+            .options(SESSION)
+            .options(lock_timeout);
         let landlord_pool = PgPoolOptions::new()
             .max_connections(limits.landlord_pool.max(1))
             .acquire_timeout(limits.connect_timeout)
@@ -117,6 +126,20 @@ impl Databases {
                 e,
             )
         })
+    }
+
+    /// Whether PUBLIC holds CONNECT on the admin URL's database (the maintenance database, e.g. `postgres`),
+    /// so that any tenant's credentials open it (PostgreSQL grants it by default; it should be revoked).
+    pub async fn maintenance_open_to_public(&self) -> Result<bool, Error> {
+        let mut admin = self.admin().await?;
+        let open = sqlx::query_scalar(
+            "SELECT pg_catalog.has_database_privilege('public', pg_catalog.current_database(), 'CONNECT')",
+        )
+        .fetch_one(&mut *admin)
+        .await
+        .map_err(|e| Error::sql("checking who may connect", admin.database(), e));
+        admin.close().await.ok();
+        open
     }
 
     /// A dedicated connection to the landlord database, for the migration engine.

@@ -2,9 +2,11 @@
 //! it means for a resource is the controller's business. Messages never hold a password or a database URL.
 
 use std::fmt;
+use std::time::Duration;
 
 use crate::catalog::Scope;
 
+use super::connect::LOCK_WAIT;
 use super::owner::Found;
 use super::plan::Direction;
 
@@ -33,6 +35,17 @@ pub enum Error {
     },
     #[error("gave up connecting to database {database} after {seconds}s")]
     ConnectTimeout { database: String, seconds: u64 },
+    #[error(
+        "{action}: waited {} for {lock} in database {database}, held by another session; retrying",
+        seconds(*waited_ms)
+    )]
+    LockBusy {
+        action: String,
+        /// What was waited for: "the template build lock", or "a lock" a statement needed.
+        lock: String,
+        database: String,
+        waited_ms: u64,
+    },
     #[error("{action} in database {database} failed: {source}")]
     Sql {
         action: String,
@@ -171,6 +184,15 @@ pub enum Error {
     },
 }
 
+/// `10 s`, `0.5 s`: how long a wait lasted, for a person to read.
+fn seconds(ms: u64) -> String {
+    if ms.is_multiple_of(1000) {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    }
+}
+
 fn on_tables(tables: &[String]) -> String {
     match tables {
         [] => String::new(),
@@ -225,7 +247,7 @@ impl Error {
         match self {
             Randomness(_) | Connect { .. } | ConnectTimeout { .. } | Sql { .. } => true,
             MigrationInterrupted { .. } | LockTimeout { .. } | LockNotAvailable { .. } => true,
-            PlanOutdated { .. } => true,
+            LockBusy { .. } | PlanOutdated { .. } => true,
             // The Tenant's next reconcile sets the role's password to the one in its Secret.
             TenantLoginRefused { .. } => true,
             // The server may get the extension's package installed without the spec changing.
@@ -258,7 +280,17 @@ impl Error {
         }
     }
 
+    /// A failed statement. One that gave up waiting for a lock (`lock_timeout`, which every Landlord
+    /// session has set to `LOCK_WAIT`) is `LockBusy`, so that the wait is what the message says.
     pub(crate) fn sql(action: impl Into<String>, database: &str, source: sqlx::Error) -> Error {
+        if sqlstate(&source).as_deref() == Some(LOCK_NOT_AVAILABLE) {
+            return Error::LockBusy {
+                action: action.into(),
+                lock: "a lock".into(),
+                database: database.to_string(),
+                waited_ms: millis(LOCK_WAIT),
+            };
+        }
         Error::Sql {
             action: action.into(),
             database: database.to_string(),
@@ -276,10 +308,16 @@ fn is_transient_sqlstate(code: &str) -> bool {
         // A server shutting down or restarting; not a statement cancelled (57014: its statement timeout or a
         // DBA), which would run just as long again: looked at again slowly, like other failures.
         || (code.starts_with("57") && code != QUERY_CANCELED)
-        || code == "55P03"
+        || code == LOCK_NOT_AVAILABLE
 }
 
 const QUERY_CANCELED: &str = "57014";
+/// `lock_not_available`: a lock timeout ran out (or a NOWAIT lock was taken).
+const LOCK_NOT_AVAILABLE: &str = "55P03";
+
+pub(crate) fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
 
 pub(crate) fn sqlstate(error: &sqlx::Error) -> Option<String> {
     error
@@ -330,5 +368,22 @@ mod tests {
         assert!(failure("57P01").is_retryable());
         assert!(!failure("42P01").is_retryable());
         assert!(!failure("57014").is_retryable());
+    }
+
+    #[test]
+    fn a_lock_wait_says_how_long_and_what_for_and_is_retried() {
+        let busy = Error::LockBusy {
+            action: "building the tenant template".into(),
+            lock: "the template build lock".into(),
+            database: "landlord".into(),
+            waited_ms: 10_000,
+        };
+        assert!(busy.is_retryable());
+        assert_eq!(
+            busy.to_string(),
+            "building the tenant template: waited 10 s for the template build lock in database landlord, \
+             held by another session; retrying"
+        );
+        assert_eq!(seconds(2500), "2.5 s");
     }
 }

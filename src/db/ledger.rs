@@ -67,6 +67,7 @@ pub(crate) async fn ensure(conn: &mut PgConnection, database: &str) -> Result<()
     }
     let fail = |e| Error::sql("creating the ledger", database, e);
     let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(fail)?;
+    // Waited for at most the session's lock_timeout (`LOCK_WAIT`); then `LockBusy`, retried.
     sqlx::query("SELECT pg_catalog.pg_advisory_xact_lock($1)")
         .bind(CREATE_LOCK_KEY)
         .execute(&mut *tx)

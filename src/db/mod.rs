@@ -15,6 +15,7 @@ mod extension;
 mod ident;
 mod ledger;
 mod ledger_copy;
+mod lock;
 pub mod mirror;
 mod owner;
 mod plan;
@@ -27,7 +28,7 @@ mod step;
 mod template;
 
 pub use acl::{register_module_acl, remove_module_acl};
-pub use connect::{Databases, DbConnection, Limits, TenantCredentials};
+pub use connect::{Databases, DbConnection, LOCK_WAIT, Limits, TenantCredentials};
 pub use engine::{Allowed, Executed, Migrator, Report, Status};
 pub use error::{Error, MigrationFailure};
 pub use extension::{available_extensions, ensure_extensions};

@@ -53,17 +53,17 @@ pub fn scratch_server(url: &str, name: Option<&Ident>) -> Result<Databases, Erro
     Databases::new(url, &scratch, limits)
 }
 
-/// CREATE DATABASE `name`, a copy of `template` when given (which must have no session open). Run on a
-/// connection to the URL's own database.
+/// CREATE DATABASE `name`, a copy of `template` when given (which must have no session open), else of
+/// `template0`. Run on a connection to the URL's own database.
 pub async fn create_scratch(
     maintenance: &mut DbConnection,
     name: &Ident,
     template: Option<&Ident>,
 ) -> Result<(), Error> {
-    let mut statement = format!("CREATE DATABASE {}", name.quoted());
-    if let Some(template) = template {
-        statement.push_str(&format!(" TEMPLATE {}", template.quoted()));
-    }
+    // From template0 unless told otherwise: nothing a DBA put in template1 gets in, and no session in
+    // template1 (any login may open it) can block the copy.
+    let source = template.map_or("template0".to_string(), |t| t.quoted());
+    let statement = format!("CREATE DATABASE {} TEMPLATE {source}", name.quoted());
     sqlx::raw_sql(sql(statement))
         .execute(&mut **maintenance)
         .await

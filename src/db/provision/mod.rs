@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use sqlx::{Connection, PgConnection};
 
+mod database;
+
+pub use database::ensure_tenant_database;
+
 use super::connect::{Databases, DbConnection};
 use super::error::sqlstate;
 use super::ident::{Ident, TenantNames, quote_literal, sql};
@@ -81,15 +85,15 @@ pub async fn ensure_tenant(
         }
         admin = databases.admin().await?;
     }
-    let database = ensure_tenant_database(
-        &mut admin,
-        names,
-        request.owner,
-        request.may_create_database,
-    )
-    .await?;
-    if database == Ensured::Created {
-        databases.ledger_copy(names).forget_all().await?;
+    let copy = databases.ledger_copy(names);
+    let may_create = request.may_create_database;
+    let (database, opened) =
+        database::ensure_database(&mut admin, names, request.owner, may_create, Some(&copy))
+            .await?;
+    if opened {
+        // Nobody else could enter it while it was closed; should anyone be there all the same, they are
+        // gone before the first migration.
+        database::end_foreign_sessions(&mut admin, names).await?;
     }
     admin.close().await?;
     log_in(databases, request, role, database, false).await
@@ -260,75 +264,7 @@ async fn set_password(
     })
 }
 
-/// `tenant_<slug>` owned by the tenant's role, with CONNECT and TEMPORARY revoked from PUBLIC so that
-/// no other tenant's credentials open it. An existing database is adopted only if that role (already
-/// checked for the owner's mark by `ensure_tenant_role`) owns it: nobody else can create one it owns. An
-/// absent one is created only if `may_create` (else `DatabaseMissing`), decided on the same look that
-/// found it absent, so a database dropped while a reconcile runs is never made again in its place.
-pub async fn ensure_tenant_database(
-    admin: &mut DbConnection,
-    tenant: &TenantNames,
-    owner: &TenantOwner,
-    may_create: bool,
-) -> Result<Ensured, Error> {
-    let database = tenant.database();
-    let mut ensured = Ensured::Existed;
-    match database_owner(admin, database).await? {
-        Some(db_owner) if db_owner != tenant.role().as_str() => {
-            return Err(refused("database", database, Found::OwnedByRole(db_owner)));
-        }
-        Some(_) => {}
-        None if !may_create => {
-            return Err(Error::DatabaseMissing {
-                database: database.to_string(),
-            });
-        }
-        None => {
-            // CREATE DATABASE cannot run in a transaction; the simple protocol sends it alone.
-            let create = format!(
-                "CREATE DATABASE {} OWNER {}",
-                database.quoted(),
-                tenant.role().quoted()
-            );
-            match exec(admin, create).await {
-                Ok(()) => ensured = Ensured::Created,
-                Err(e) if is_duplicate(&e) => {
-                    return Box::pin(ensure_tenant_database(admin, tenant, owner, may_create))
-                        .await;
-                }
-                Err(e) => {
-                    return Err(Error::sql(
-                        format!("creating database {database}"),
-                        admin.database(),
-                        e,
-                    ));
-                }
-            }
-            // For people reading \l+; the mark that counts is the owning role's.
-            let mark = quote_literal(&owner.mark())?;
-            exec(
-                admin,
-                format!("COMMENT ON DATABASE {} IS {mark}", database.quoted()),
-            )
-            .await
-            .map_err(|e| Error::sql(format!("marking database {database}"), admin.database(), e))?;
-        }
-    }
-    let revoke = format!(
-        "REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC",
-        database.quoted()
-    );
-    exec(admin, revoke).await.map_err(|e| {
-        Error::sql(
-            format!("revoking PUBLIC access to {database}"),
-            admin.database(),
-            e,
-        )
-    })?;
-    Ok(ensured)
-}
-
-fn refused(object: &'static str, name: &Ident, found: Found) -> Error {
+pub(super) fn refused(object: &'static str, name: &Ident, found: Found) -> Error {
     Error::AdoptionRefused {
         object,
         name: name.to_string(),
@@ -403,12 +339,12 @@ async fn database_owner(
         })
 }
 
-async fn exec(conn: &mut PgConnection, statement: String) -> Result<(), sqlx::Error> {
+pub(super) async fn exec(conn: &mut PgConnection, statement: String) -> Result<(), sqlx::Error> {
     sqlx::raw_sql(sql(statement)).execute(conn).await.map(drop)
 }
 
 /// Duplicate role or database (or the unique index behind them when two sessions race).
-fn is_duplicate(error: &sqlx::Error) -> bool {
+pub(super) fn is_duplicate(error: &sqlx::Error) -> bool {
     matches!(
         sqlstate(error).as_deref(),
         Some("42710" | "42P04" | "23505")
