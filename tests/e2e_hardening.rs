@@ -12,7 +12,7 @@ use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use kube::{Api, Resource, ResourceExt};
 use landlord::controller::credentials;
 use landlord::crd::{ModuleInstallation, ModuleRollout, ROLLOUT_LABEL, Tenant, TenantSpec};
-use landlord::db::mirror::{self, Installer, ModuleClaim, TenantRecord, Uninstalling};
+use landlord::db::mirror::{self, Installer, ModuleClaim, ModuleState, TenantRecord, Uninstalling};
 use support::db::{databases, landlord_schema, owner};
 use support::kube::{
     apply_yaml, client, kubectl_with_input, namespace, rejection, tenant_yaml, wait_condition,
@@ -178,7 +178,7 @@ async fn an_uninstall_and_a_dependents_install_cannot_both_go_ahead() {
             pool,
             &slug,
             "tasks",
-            (Some("1.0.0"), "Installed"),
+            (Some("1.0.0"), ModuleState::Installed),
             &tasks.uid,
             None,
         )
@@ -208,7 +208,7 @@ async fn an_uninstall_and_a_dependents_install_cannot_both_go_ahead() {
             let again = mirror::mark_uninstalling(pool, &slug, "tasks", &tasks.uid, &["expenses"]);
             assert_eq!(again.await.unwrap(), Uninstalling::Marked);
             let modules = mirror::installed_modules(pool, &slug).await.unwrap();
-            assert_eq!(modules[0].status, "Uninstalling");
+            assert_eq!(modules[0].status, ModuleState::Uninstalling);
             let later = mirror::claim_module(pool, &slug, "expenses", &expenses, None, &["tasks"]);
             assert!(matches!(
                 later.await.unwrap(),

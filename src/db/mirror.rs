@@ -8,8 +8,10 @@ use sqlx::{PgConnection, PgPool, Row};
 use super::Error;
 pub use super::owner::TenantOwner;
 pub use claims::{ModuleClaim, Uninstalling, claim_module, mark_uninstalling};
+pub use state::{ModuleState, TenantState};
 
 mod claims;
+mod state;
 
 const DATABASE: &str = "landlord";
 
@@ -33,8 +35,8 @@ pub struct TenantRecord<'a> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SlugRecord {
     pub owner: TenantOwner,
-    /// `Provisioning`, `Ready` or `Retained`: written by the operator alone.
-    pub status: String,
+    /// Written by the operator alone.
+    pub status: TenantState,
     /// The resourceVersion of the credentials Secret whose password last logged in.
     pub credentials_version: Option<String>,
     /// Landlord made (or adopted) the slug's database: if it is missing now, it was lost outside Landlord.
@@ -67,7 +69,7 @@ impl SlugRecord {
 
     /// Owned by `uid` and provisioned: what a ModuleInstallation needs before it touches the tenant.
     pub fn is_ready_for(&self, uid: &str) -> bool {
-        self.is_owned_by(uid) && self.status == "Ready"
+        self.is_owned_by(uid) && self.status == TenantState::Ready
     }
 }
 
@@ -121,13 +123,16 @@ pub async fn slug_record(pool: &PgPool, slug: &str) -> Result<Option<SlugRecord>
             .fetch_optional(pool)
             .await
             .map_err(|e| Error::sql("reading the tenant mirror", DATABASE, e))?;
-    Ok(row.map(|row| SlugRecord {
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    Ok(Some(SlugRecord {
         owner: TenantOwner {
             uid: row.get("resource_uid"),
             namespace: row.get("namespace"),
             name: row.get("name"),
         },
-        status: row.get("status"),
+        status: TenantState::parse(row.get("status"))?,
         credentials_version: row.get("credentials_version"),
         database_made: row.get("database_made"),
         recreated: row.get("recreated"),
@@ -139,7 +144,7 @@ pub async fn set_tenant_status(
     pool: &PgPool,
     slug: &str,
     uid: &str,
-    status: &str,
+    status: TenantState,
 ) -> Result<(), Error> {
     sqlx::query(
         "UPDATE tenants SET status = $3, updated_at = now()
@@ -147,7 +152,7 @@ pub async fn set_tenant_status(
     )
     .bind(slug)
     .bind(uid)
-    .bind(status)
+    .bind(status.as_str())
     .execute(pool)
     .await
     .map_err(|e| Error::sql("updating the tenant mirror", DATABASE, e))?;
@@ -258,7 +263,7 @@ pub async fn record_module(
     pool: &PgPool,
     slug: &str,
     module: &str,
-    (version, status): (Option<&str>, &str),
+    (version, status): (Option<&str>, ModuleState),
     uid: &str,
     reinstalled: Option<&str>,
 ) -> Result<(), Error> {
@@ -271,7 +276,7 @@ pub async fn record_module(
     .bind(slug)
     .bind(module)
     .bind(version)
-    .bind(status)
+    .bind(status.as_str())
     .bind(uid)
     .bind(reinstalled)
     .execute(pool)
@@ -305,8 +310,7 @@ pub struct InstalledModule {
     pub module: String,
     /// The release last installed; None while the first install is under way.
     pub version: Option<String>,
-    /// `Installing`, `Installed` or `Uninstalling` (its installation is being deleted: never a dependency).
-    pub status: String,
+    pub status: ModuleState,
     pub installer: Installer,
     /// The last reinstall its installer carried out (the annotation's value).
     pub reinstalled: Option<String>,
@@ -322,20 +326,20 @@ pub async fn installed_modules(pool: &PgPool, slug: &str) -> Result<Vec<Installe
     .fetch_all(pool)
     .await
     .map_err(|e| Error::sql("reading the module mirror", DATABASE, e))?;
-    Ok(rows.into_iter().map(installed_module).collect())
+    rows.into_iter().map(installed_module).collect()
 }
 
-fn installed_module(row: sqlx::postgres::PgRow) -> InstalledModule {
-    InstalledModule {
+fn installed_module(row: sqlx::postgres::PgRow) -> Result<InstalledModule, Error> {
+    Ok(InstalledModule {
         module: row.get("module"),
         version: row.get("version"),
-        status: row.get("status"),
+        status: ModuleState::parse(row.get("status"))?,
         installer: Installer {
             uid: row.get("resource_uid"),
             name: row.get("name"),
         },
         reinstalled: row.get("reinstalled"),
-    }
+    })
 }
 
 /// Removes whatever is recorded as installed by `uid` (its tenant may be gone already).
@@ -377,7 +381,7 @@ mod tests {
                 namespace: namespace.into(),
                 name: name.into(),
             },
-            status: status.into(),
+            status: TenantState::parse(status).unwrap(),
             credentials_version: None,
             database_made: true,
             recreated: None,

@@ -13,7 +13,7 @@ use super::plan::{InstallationPlan, ScopeAction, describe};
 use super::validate::InstallerClaim;
 use crate::catalog::Scope;
 use crate::crd::{ConditionType, ModuleInstallation};
-use crate::db::mirror::{self, Installer};
+use crate::db::mirror::{self, Installer, ModuleState};
 use crate::db::{self, Allowed, DbConnection, ModuleScope};
 
 #[derive(Debug, Default)]
@@ -68,7 +68,7 @@ pub async fn apply(
         ctx.databases.landlord_pool(),
         plan.valid.names.slug(),
         &plan.valid.module.name,
-        (Some(&version), "Installed"),
+        (Some(&version), ModuleState::Installed),
         &uid,
         plan.valid.reinstall.as_deref(),
     )

@@ -8,7 +8,7 @@ use super::gather::{Ledgers, Records, condition_of};
 use super::validate::{InstallerClaim, ValidInstallation};
 use crate::catalog::Scope;
 use crate::crd::{ModuleInstallation, PlanStep, is_ready_at};
-use crate::db::mirror::InstalledModule;
+use crate::db::mirror::{InstalledModule, ModuleState};
 use crate::db::{self, Direction, ModuleScope, records};
 
 #[derive(Debug)]
@@ -95,7 +95,7 @@ pub fn may_be_in_place(
             && is_ready_at(&s.conditions, mi.metadata.generation)
     });
     let recorded = recorded.is_some_and(|r| {
-        r.status == "Installed"
+        r.status == ModuleState::Installed
             && r.version.as_deref() == Some(release.as_str())
             && valid.claim == InstallerClaim::Ours
     });
@@ -398,7 +398,7 @@ pub(super) mod tests {
         let recorded = |version: &str, status: &str| InstalledModule {
             module: "digital_card".into(),
             version: Some(version.into()),
-            status: status.into(),
+            status: ModuleState::parse(status).unwrap(),
             installer: Installer {
                 uid: String::new(),
                 name: "acme-x".into(),

@@ -250,7 +250,7 @@ mod tests {
     use super::*;
     use crate::crd::{ModuleInstallationSpec, Reason, Tenant, TenantSpec};
     use crate::db::TenantOwner;
-    use crate::db::mirror::{InstalledModule, Installer, SlugRecord};
+    use crate::db::mirror::{InstalledModule, Installer, ModuleState, SlugRecord, TenantState};
 
     fn catalog() -> Catalog {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -275,7 +275,7 @@ mod tests {
         InstalledModule {
             module: module.into(),
             version: Some("1.0.0".into()),
-            status: "Installed".into(),
+            status: ModuleState::Installed,
             installer: Installer {
                 uid: uid.into(),
                 name: format!("acme-{module}"),
@@ -297,7 +297,7 @@ mod tests {
                     namespace: "ns".into(),
                     name: "acme".into(),
                 },
-                status: "Ready".into(),
+                status: TenantState::Ready,
                 credentials_version: None,
                 database_made: true,
                 recreated: None,

@@ -12,7 +12,7 @@ use super::super::tenant::validate_spec;
 use super::gather::World;
 use crate::catalog::{Catalog, Module, Release, Scope};
 use crate::crd::{InstallScope, ModuleInstallation, ModuleInstallationSpec, REINSTALL_ANNOTATION};
-use crate::db::mirror::Installer;
+use crate::db::mirror::{Installer, ModuleState};
 use crate::db::{Password, TenantNames};
 
 /// An installation that may act on its tenant, with everything it acts with.
@@ -88,7 +88,7 @@ pub fn validate<'c>(
     let installed: BTreeMap<String, semver::Version> = world
         .installed
         .iter()
-        .filter(|m| m.status == "Installed" && m.module != module.name)
+        .filter(|m| m.status == ModuleState::Installed && m.module != module.name)
         .filter_map(|m| {
             Some((
                 m.module.clone(),
@@ -190,7 +190,7 @@ mod tests {
     use super::*;
     use crate::crd::{ModuleInstallationSpec, Reason, Tenant, TenantSpec};
     use crate::db::TenantOwner;
-    use crate::db::mirror::{InstalledModule, SlugRecord};
+    use crate::db::mirror::{InstalledModule, SlugRecord, TenantState};
 
     fn catalog() -> Catalog {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -225,7 +225,7 @@ mod tests {
                 namespace: "ns".into(),
                 name: "acme".into(),
             },
-            status: status.into(),
+            status: TenantState::parse(status).unwrap(),
             credentials_version: None,
             database_made: true,
             recreated: None,
@@ -236,7 +236,7 @@ mod tests {
         InstalledModule {
             module: module.into(),
             version: Some(version.into()),
-            status: "Installed".into(),
+            status: ModuleState::Installed,
             installer: Installer {
                 uid: uid.into(),
                 name: format!("acme-{module}"),
@@ -371,7 +371,7 @@ mod tests {
         // Being installed, or being uninstalled (its record marked before anything is rolled back).
         for status in ["Installing", "Uninstalling"] {
             let mut recorded = installed("tasks", "1.0.0", "m1");
-            recorded.status = status.into();
+            recorded.status = ModuleState::parse(status).unwrap();
             let w = world(Some(slug("t1", "Ready")), vec![recorded]);
             assert!(matches!(
                 validate(&mi("expenses", "m2"), w, &catalog),

@@ -11,7 +11,7 @@ use super::plan::TenantPlan;
 use super::validate::{ValidTenant, check_claim};
 use crate::catalog::Scope;
 use crate::crd::{ConditionType, RECREATE_DATABASE_ANNOTATION, Tenant};
-use crate::db::mirror::{self, TenantRecord};
+use crate::db::mirror::{self, TenantRecord, TenantState};
 use crate::db::{self, Ensured, ModuleScope, TenantRequest};
 
 /// What a reconcile that went through leaves behind.
@@ -51,9 +51,13 @@ pub async fn apply(
         Ok(provisioned) => provisioned,
         Err(db::Error::DatabaseMissing { database }) => {
             // Installations read readiness from here: they wait until the database is back.
-            let _ =
-                mirror::set_tenant_status(pool, valid.names.slug(), &valid.owner.uid, "Missing")
-                    .await;
+            let _ = mirror::set_tenant_status(
+                pool,
+                valid.names.slug(),
+                &valid.owner.uid,
+                TenantState::Missing,
+            )
+            .await;
             return Err(stop_at(ConditionType::DatabaseReady)(
                 Error::DatabaseMissing { database },
             ));
@@ -135,8 +139,13 @@ pub async fn apply(
         Ok(executed) => executed,
         Err(err) => {
             // Installations read readiness from here: it must not say Ready any longer.
-            let _ = mirror::set_tenant_status(pool, valid.names.slug(), &valid.owner.uid, "Failed")
-                .await;
+            let _ = mirror::set_tenant_status(
+                pool,
+                valid.names.slug(),
+                &valid.owner.uid,
+                TenantState::Failed,
+            )
+            .await;
             return Err(stop_at(ConditionType::Migrated)(err));
         }
     };

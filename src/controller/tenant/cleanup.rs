@@ -251,6 +251,7 @@ mod tests {
     use super::*;
     use crate::crd::{Reason, TenantSpec};
     use crate::db::TenantOwner;
+    use crate::db::mirror::TenantState;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     fn tenant(policy: DeletionPolicy) -> Tenant {
@@ -274,7 +275,7 @@ mod tests {
                     namespace: "ns".into(),
                     name: "acme".into(),
                 },
-                status: "Ready".into(),
+                status: TenantState::Ready,
                 credentials_version: None,
                 database_made: true,
                 recreated: None,

@@ -9,7 +9,7 @@ use kube::ResourceExt;
 use super::super::credentials::secret_name;
 use super::super::{Context, Error};
 use crate::crd::Tenant;
-use crate::db::mirror::{self, SlugRecord};
+use crate::db::mirror::{self, SlugRecord, TenantState};
 use crate::db::{self, Ident, Password};
 
 pub struct World {
@@ -46,7 +46,7 @@ async fn extension_trust(
     slug: Option<&SlugRecord>,
     ctx: &Context,
 ) -> Result<Option<BTreeMap<String, bool>>, Error> {
-    if tenant.spec.extensions.is_empty() || slug.is_some_and(|s| s.status == "Ready") {
+    if tenant.spec.extensions.is_empty() || slug.is_some_and(|s| s.status == TenantState::Ready) {
         return Ok(None);
     }
     // A name PostgreSQL cannot take is validate's to refuse; none is looked up.

@@ -128,6 +128,7 @@ fn needs_write(current: &Secret, desired: &Secret) -> bool {
 mod tests {
     use super::*;
     use crate::crd::TenantSpec;
+    use crate::db::mirror::TenantState;
     use crate::db::{Limits, TenantNames, TenantOwner};
 
     fn fixture() -> (Tenant, ValidTenant, Databases) {
@@ -164,7 +165,7 @@ mod tests {
     fn slug_record(valid: &ValidTenant, made: bool, recreated: Option<&str>) -> SlugRecord {
         SlugRecord {
             owner: valid.owner.clone(),
-            status: "Ready".into(),
+            status: TenantState::Ready,
             credentials_version: None,
             database_made: made,
             recreated: recreated.map(String::from),
@@ -320,7 +321,7 @@ mod tests {
         };
         let record = |status: &str, version: Option<&str>| SlugRecord {
             owner: valid.owner.clone(),
-            status: status.into(),
+            status: TenantState::parse(status).unwrap(),
             credentials_version: version.map(String::from),
             database_made: true,
             recreated: None,

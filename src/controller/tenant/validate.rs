@@ -129,6 +129,7 @@ mod tests {
     use crate::crd::{Reason, TenantSpec};
     use crate::db::Password;
     use crate::db::mirror::SlugRecord;
+    use crate::db::mirror::TenantState;
 
     fn tenant(yaml: &str) -> Tenant {
         serde_yaml::from_str(yaml).unwrap()
@@ -156,7 +157,7 @@ mod tests {
                 namespace: namespace.into(),
                 name: name.into(),
             },
-            status: "Ready".into(),
+            status: TenantState::Ready,
             credentials_version: None,
             database_made: true,
             recreated: None,

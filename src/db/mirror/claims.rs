@@ -106,7 +106,10 @@ pub async fn mark_uninstalling(
     .map_err(failed)?;
     if !blocking.is_empty() {
         return Ok(Uninstalling::Blocked(
-            blocking.into_iter().map(installed_module).collect(),
+            blocking
+                .into_iter()
+                .map(installed_module)
+                .collect::<Result<_, _>>()?,
         ));
     }
     let marked = sqlx::query(
