@@ -109,7 +109,7 @@ fn print_crds() -> anyhow::Result<()> {
 }
 
 fn print_api_reference() -> anyhow::Result<()> {
-    print!("{}", landlord::crd::reference_markdown()?);
+    print!("{}", landlord::docs::reference_markdown()?);
     Ok(())
 }
 

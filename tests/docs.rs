@@ -17,7 +17,7 @@ fn api_md() -> String {
 
 #[test]
 fn api_reference_matches_the_types() {
-    let generated = landlord::crd::reference_markdown().unwrap();
+    let generated = landlord::docs::reference_markdown().unwrap();
     assert!(
         api_md() == generated,
         "docs/api.md is out of date: {REGENERATE}"

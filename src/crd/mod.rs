@@ -3,7 +3,6 @@
 mod condition;
 mod installation;
 mod names;
-mod reference;
 mod rollout;
 mod tenant;
 
@@ -15,7 +14,6 @@ pub use installation::{
     ModuleInstallationStatus, PlanStep, REINSTALL_ANNOTATION, UninstallPolicy,
 };
 pub use names::{MAX_LABEL_VALUE, MAX_OBJECT_NAME, label_value_problem, object_name_problem};
-pub use reference::reference_markdown;
 pub use rollout::{
     FailedTenant, ModuleRollout, ModuleRolloutSpec, ModuleRolloutStatus, ROLLOUT_LABEL,
     RolloutStrategy,
