@@ -8,11 +8,8 @@ use sha2::{Digest, Sha256};
 
 use super::model::{Migration, MigrationScript, MigrationSet};
 use super::problem::Problems;
-use super::script::{Rerun, header_problems, rerun};
+use super::script::{NO_TRANSACTION_MARKER, Rerun, header_problems, rerun};
 use super::sql::split_statements;
-
-/// The exact first line that makes a script run outside a transaction.
-pub const NO_TRANSACTION_MARKER: &str = "-- landlord:no-transaction";
 
 const NAME_RULE: &str = "expected `<version>_<description>.up.sql` or `.down.sql`, e.g. `20251005030440_create_expenses.up.sql`";
 
@@ -215,11 +212,6 @@ fn read_script(path: &Path, problems: &mut Problems) -> Option<(MigrationScript,
     Some((script, bytes))
 }
 
-/// The marker counts only as the exact first line (a trailing `\r` from Windows editors is tolerated).
-pub fn is_no_transaction(sql: &str) -> bool {
-    sql.trim_start_matches('\u{feff}').lines().next() == Some(NO_TRANSACTION_MARKER)
-}
-
 fn check_script(path: &Path, sql: &str, no_transaction: bool, problems: &mut Problems) {
     if !no_transaction && sql.contains("landlord:no-transaction") {
         problems.push(path, format!(
@@ -285,20 +277,5 @@ mod tests {
             let reason = parse_file_name(name).expect_err(name);
             assert!(reason.contains(phrase), "{name}: {reason}");
         }
-    }
-
-    #[test]
-    fn marker_is_the_exact_first_line() {
-        assert!(is_no_transaction(
-            "-- landlord:no-transaction\nCREATE INDEX CONCURRENTLY i ON t (a);"
-        ));
-        assert!(is_no_transaction("-- landlord:no-transaction\r\nSELECT 1;"));
-        assert!(!is_no_transaction("--landlord:no-transaction\nSELECT 1;"));
-        assert!(!is_no_transaction(
-            "-- landlord:no-transaction please\nSELECT 1;"
-        ));
-        assert!(!is_no_transaction(
-            "\n-- landlord:no-transaction\nSELECT 1;"
-        ));
     }
 }

@@ -18,7 +18,6 @@ mod validate;
 
 pub(crate) use check::relative;
 pub use check::{CheckReport, MIGRATIONS_DIR_ENV, MODULES_DIR_ENV, check, check_dirs, summary};
-pub use files::{NO_TRANSACTION_MARKER, is_no_transaction};
 pub use graph::{DependencyCycle, DependencyGraph, UnmetDependency};
 pub use manifest::{MANIFEST_FILE, is_valid_name, is_valid_permission};
 pub use model::{
@@ -26,4 +25,4 @@ pub use model::{
     Scope,
 };
 pub use problem::{CatalogErrors, Problem};
-pub use script::{Rerun, parse_duration, rerun};
+pub use script::{NO_TRANSACTION_MARKER, Rerun, is_no_transaction, parse_duration, rerun};

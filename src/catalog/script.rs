@@ -11,7 +11,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::files::is_no_transaction;
 use super::model::MigrationScript;
 use super::sql::split_statements;
 
@@ -82,6 +81,14 @@ pub(crate) fn header_problems(sql: &str) -> Vec<String> {
         }
     }
     problems
+}
+
+/// The exact first line that makes a script run outside a transaction.
+pub const NO_TRANSACTION_MARKER: &str = "-- landlord:no-transaction";
+
+/// The marker counts only as the exact first line (a trailing `\r` from Windows editors is tolerated).
+pub fn is_no_transaction(sql: &str) -> bool {
+    sql.trim_start_matches('\u{feff}').lines().next() == Some(NO_TRANSACTION_MARKER)
 }
 
 /// `500ms`, `30s`, `5min`, `2h`: positive, at most 24 hours.
@@ -202,6 +209,21 @@ fn words(statement: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn marker_is_the_exact_first_line() {
+        assert!(is_no_transaction(
+            "-- landlord:no-transaction\nCREATE INDEX CONCURRENTLY i ON t (a);"
+        ));
+        assert!(is_no_transaction("-- landlord:no-transaction\r\nSELECT 1;"));
+        assert!(!is_no_transaction("--landlord:no-transaction\nSELECT 1;"));
+        assert!(!is_no_transaction(
+            "-- landlord:no-transaction please\nSELECT 1;"
+        ));
+        assert!(!is_no_transaction(
+            "\n-- landlord:no-transaction\nSELECT 1;"
+        ));
+    }
 
     #[test]
     fn headers_set_timeouts() {

@@ -15,16 +15,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::error::sqlstate;
 use super::ident::{Ident, TenantNames};
 use super::ledger_copy::LedgerCopy;
-use super::{Error, Password};
+use super::plan::ModuleScope;
+use super::{Error, LOCK_WAIT, Password};
 
 /// Every session says who it is, in `pg_stat_activity` and the server log.
 const APPLICATION_NAME: &str = "landlord";
-
-/// The longest any Landlord session waits for a lock, outside migration steps (which bring their own
-/// timeouts): row, table, database and advisory locks alike, and the template build lock's try-loop. A
-/// wait that runs out is `Error::LockBusy`, retried with backoff. Also set in the startup packet of every
-/// session, which outranks `ALTER ROLE/DATABASE … SET`: a tenant cannot lift it for Landlord's sessions.
-pub const LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// Settings of every operator session, in the startup packet: a session the operator left idle inside a
 /// transaction is ended instead of holding locks, and the server notices a dead operator (a killed pod, a
@@ -291,6 +286,13 @@ pub struct DbConnection {
 impl DbConnection {
     pub fn database(&self) -> &str {
         &self.database
+    }
+
+    /// Landlord's copy follows the tenant scope of a tenant connection: the tracks a tenant database holds.
+    pub(crate) fn ledger_copy_of(&self, track: &ModuleScope<'_>) -> Option<LedgerCopy> {
+        self.ledger_copy
+            .clone()
+            .filter(|_| track.scope == crate::catalog::Scope::Tenant)
     }
 
     /// Ends the session (and frees the slot). Dropping does the same without waiting for the server.

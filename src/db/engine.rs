@@ -126,7 +126,7 @@ impl Migrator {
     ) -> Result<Status, Error> {
         let database = conn.database().to_string();
         let applied = ledger::entries(conn, &database, track.scope, track.module).await?;
-        ledger_copy::check_unlocked(conn, track, &applied).await?;
+        ledger_copy::check_unlocked(conn.ledger_copy_of(track), &database, track, &applied).await?;
         let done = |m: &&Migration| applied.iter().any(|e| e.version == m.version);
         let pending = track
             .migrations
@@ -156,7 +156,7 @@ impl Migrator {
     ) -> Result<Plan, Error> {
         let database = conn.database().to_string();
         let applied = ledger::entries(conn, &database, track.scope, track.module).await?;
-        ledger_copy::check_unlocked(conn, track, &applied).await?;
+        ledger_copy::check_unlocked(conn.ledger_copy_of(track), &database, track, &applied).await?;
         plan::plan(track, &applied, target, &database)
     }
 
@@ -320,9 +320,9 @@ async fn run(
     let database = conn.database().to_string();
     ledger::ensure(conn, &database).await?;
     let applied = ledger::entries(conn, &database, track.scope, track.module).await?;
-    let copy = ledger_copy::of(conn, track);
+    let copy = conn.ledger_copy_of(track);
     if let Some(copy) = &copy {
-        ledger_copy::check_under_lock(conn, copy, track, &applied).await?;
+        ledger_copy::check_under_lock(conn, &database, copy, track, &applied).await?;
     }
     let plan = match intent {
         Intent::Reach(target) => plan::plan(track, &applied, target, &database)?,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::catalog::Scope;
 
-use super::connect::LOCK_WAIT;
+use super::LOCK_WAIT;
 use super::owner::Found;
 use super::plan::Direction;
 

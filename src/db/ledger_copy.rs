@@ -3,10 +3,9 @@
 //! row commit together); the copy is written around it — `applying`/`reverting` before, settled after — and
 //! compared with it under the migration lock before anything runs. A difference is refused, never repaired.
 
-use sqlx::{PgPool, Row};
+use sqlx::{PgConnection, PgPool, Row};
 
 use super::Error;
-use super::connect::DbConnection;
 use super::ledger::{self, LedgerEntry};
 use super::plan::{Direction, ModuleScope};
 
@@ -273,32 +272,33 @@ impl LedgerCopy {
 /// difference was written by someone else and stops the run. A tenant seen for the first time (a database
 /// from before the copy existed) has its whole ledger taken as it is.
 pub(crate) async fn check_under_lock(
-    conn: &mut DbConnection,
+    conn: &mut PgConnection,
+    database: &str,
     copy: &LedgerCopy,
     track: &ModuleScope<'_>,
     applied: &[LedgerEntry],
 ) -> Result<(), Error> {
-    let database = conn.database().to_string();
     if !copy.is_kept().await? {
-        let all = ledger::all_entries(conn, &database, track.scope).await?;
+        let all = ledger::all_entries(conn, database, track.scope).await?;
         tracing::info!(database = %database, tenant = copy.slug(), entries = all.len(), "recording the tenant's ledger for the first time");
         return copy.adopt(&all).await;
     }
     let recorded = copy.entries(track.module).await?;
     match compare(applied, &recorded) {
         Ok(settle) => copy.settle(track.module, &settle).await,
-        Err(differences) => Err(mismatch(&database, track, &differences)),
+        Err(differences) => Err(mismatch(database, track, &differences)),
     }
 }
 
 /// Without the lock (status, dry runs): a tenant ledger that differs from Landlord's copy is reported, and
 /// nothing is settled or adopted — that waits for a run under the lock.
 pub(crate) async fn check_unlocked(
-    conn: &mut DbConnection,
+    copy: Option<LedgerCopy>,
+    database: &str,
     track: &ModuleScope<'_>,
     applied: &[LedgerEntry],
 ) -> Result<(), Error> {
-    let Some(copy) = of(conn, track) else {
+    let Some(copy) = copy else {
         return Ok(());
     };
     if !copy.is_kept().await? {
@@ -306,16 +306,9 @@ pub(crate) async fn check_unlocked(
     }
     let recorded = copy.entries(track.module).await?;
     match compare(applied, &recorded) {
-        Err(differences) => Err(mismatch(conn.database(), track, &differences)),
+        Err(differences) => Err(mismatch(database, track, &differences)),
         Ok(_) => Ok(()),
     }
-}
-
-/// Landlord's copy follows the tenant scope of a tenant connection: the tracks a tenant database holds.
-pub(crate) fn of(conn: &DbConnection, track: &ModuleScope<'_>) -> Option<LedgerCopy> {
-    conn.ledger_copy
-        .clone()
-        .filter(|_| track.scope == crate::catalog::Scope::Tenant)
 }
 
 fn mismatch(database: &str, track: &ModuleScope<'_>, differences: &[Difference]) -> Error {

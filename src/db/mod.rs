@@ -28,7 +28,7 @@ mod step;
 mod template;
 
 pub use acl::{register_module_acl, remove_module_acl};
-pub use connect::{Databases, DbConnection, LOCK_WAIT, Limits, TenantCredentials};
+pub use connect::{Databases, DbConnection, Limits, TenantCredentials};
 pub use engine::{Allowed, Executed, Migrator, Report, Status};
 pub use error::{Error, MigrationFailure};
 pub use extension::{available_extensions, ensure_extensions};
@@ -46,3 +46,9 @@ pub use scratch::{
 pub use secret::{PASSWORD_BYTES, Password};
 pub use step::Timeouts;
 pub use template::{Template, Templates};
+
+/// The longest any Landlord session waits for a lock, outside migration steps (which bring their own
+/// timeouts): row, table, database and advisory locks alike, and the template build lock's try-loop. A
+/// wait that runs out is `Error::LockBusy`, retried with backoff. Also set in the startup packet of every
+/// session, which outranks `ALTER ROLE/DATABASE … SET`: a tenant cannot lift it for Landlord's sessions.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);

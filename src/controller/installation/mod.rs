@@ -7,6 +7,7 @@
 
 mod apply;
 mod gather;
+mod ledgers;
 mod plan;
 mod status;
 mod uninstall;
@@ -176,7 +177,7 @@ async fn planned<'c>(mi: &ModuleInstallation, ctx: &'c Context) -> Result<Planne
     let visit_due = ctx.visits.take(&mi.uid().unwrap_or_default());
     if !visit_due && plan::may_be_in_place(mi, &valid, recorded.as_ref()) {
         let started = Instant::now();
-        let records = gather::records(&valid, ctx)
+        let records = ledgers::records(&valid, ctx)
             .await
             .map_err(stop_at(ConditionType::Ready))?;
         phase("records", started);
@@ -187,7 +188,7 @@ async fn planned<'c>(mi: &ModuleInstallation, ctx: &'c Context) -> Result<Planne
         }
     }
     let started = Instant::now();
-    let (ledgers, session) = gather::ledgers(&valid, ctx).await?;
+    let (ledgers, session) = ledgers::ledgers(&valid, ctx).await?;
     phase("ledgers", started);
     Ok(Planned::ToRun(plan::plan(mi, valid, &ledgers)?, session))
 }

@@ -4,7 +4,8 @@
 
 use super::super::Error;
 use super::super::conditions::{Stopped, stop_at};
-use super::gather::{Ledgers, Records, condition_of};
+use super::gather::condition_of;
+use super::ledgers::{Ledgers, Records};
 use super::validate::{InstallerClaim, ValidInstallation};
 use crate::catalog::Scope;
 use crate::crd::{ModuleInstallation, PlanStep, is_ready_at};

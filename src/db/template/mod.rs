@@ -23,7 +23,8 @@ use sqlx::{Connection, PgConnection};
 pub(crate) use clone::{clonable, clone_database};
 
 use super::Error;
-use super::connect::{Databases, DbConnection, LOCK_WAIT};
+use super::LOCK_WAIT;
+use super::connect::{Databases, DbConnection};
 use super::engine::Migrator;
 use super::error::sqlstate;
 use super::ident::{Ident, quote_literal, sql};
