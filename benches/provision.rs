@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use landlord::catalog::{Catalog, Migration, Scope};
-use landlord::db::{
-    self, Databases, Limits, Migrator, ModuleScope, Password, TenantNames, TenantOwner,
-};
+use landlord::db::{self, Databases, Limits, Migrator, Password, TenantNames, TenantOwner, Track};
 
 /// Every tenant of the benchmark belongs to one make-believe Tenant, so both sides can be dropped alike.
 fn bench_owner() -> TenantOwner {
@@ -67,7 +65,7 @@ fn main() -> anyhow::Result<()> {
         Migrator::new()
             .apply(
                 &mut landlord,
-                &ModuleScope::core(&catalog, Scope::Landlord),
+                &Track::core(&catalog, Scope::Landlord),
                 catalog.core_landlord.latest(),
             )
             .await?;
@@ -157,7 +155,7 @@ async fn run_landlord_db(
     catalog: &Catalog,
     ours: &[TenantNames],
 ) -> anyhow::Result<Duration> {
-    let core = ModuleScope::core(catalog, Scope::Tenant);
+    let core = Track::core(catalog, Scope::Tenant);
     let migrator = Migrator::new();
     let started = Instant::now();
     for tenant in ours {

@@ -4,7 +4,7 @@
 mod support;
 
 use landlord::catalog::{MigrationSet, Scope};
-use landlord::db::{Allowed, Direction, Drift, Error, Migrator, ModuleScope};
+use landlord::db::{Allowed, Direction, Drift, Error, Migrator, Track};
 use support::db::{TestTenant, core_catalog, databases, migration, set};
 use support::pg;
 
@@ -48,9 +48,9 @@ async fn up_then_down_restores_the_schema() {
     let databases = databases();
     let tenant = TestTenant::provision(&databases, "updown", &[]).await;
     let catalog = core_catalog();
-    let core = ModuleScope::core(&catalog, Scope::Tenant);
+    let core = Track::core(&catalog, Scope::Tenant);
     let cards = varied_module();
-    let module = ModuleScope::new("cards", Scope::Tenant, &cards);
+    let module = Track::new("cards", Scope::Tenant, &cards);
     let migrator = Migrator::new();
 
     let empty = pg::schema_dump(tenant.database());
@@ -102,7 +102,7 @@ async fn objects_belong_to_the_tenant_role() {
     Migrator::new()
         .migrate(
             &mut conn,
-            &ModuleScope::core(&catalog, Scope::Tenant),
+            &Track::core(&catalog, Scope::Tenant),
             catalog.core_tenant.latest(),
         )
         .await
@@ -132,7 +132,7 @@ async fn failing_third_statement_leaves_nothing_behind() {
         ),
         migration(2, "broken", broken, None),
     ]);
-    let track = ModuleScope::new("broken", Scope::Tenant, &migrations);
+    let track = Track::new("broken", Scope::Tenant, &migrations);
     let mut conn = databases
         .tenant(&tenant.names, &tenant.password)
         .await
@@ -194,7 +194,7 @@ async fn tampered_migration_is_drift_and_nothing_runs() {
     migrator
         .apply(
             &mut conn,
-            &ModuleScope::new("m", Scope::Tenant, &original),
+            &Track::new("m", Scope::Tenant, &original),
             Some(2),
         )
         .await
@@ -221,7 +221,7 @@ async fn tampered_migration_is_drift_and_nothing_runs() {
             Some("DROP TABLE three"),
         ),
     ]);
-    let track = ModuleScope::new("m", Scope::Tenant, &tampered);
+    let track = Track::new("m", Scope::Tenant, &tampered);
     for target in [Some(3), Some(1), None] {
         let err = migrator
             .migrate(&mut conn, &track, target)
@@ -273,16 +273,12 @@ async fn applied_migration_missing_from_the_catalog_is_refused() {
         .unwrap();
     let migrator = Migrator::new();
     migrator
-        .apply(
-            &mut conn,
-            &ModuleScope::new("m", Scope::Tenant, &two),
-            Some(2),
-        )
+        .apply(&mut conn, &Track::new("m", Scope::Tenant, &two), Some(2))
         .await
         .unwrap();
     let one = set(vec![two.migrations[0].clone()]);
     let err = migrator
-        .migrate(&mut conn, &ModuleScope::new("m", Scope::Tenant, &one), None)
+        .migrate(&mut conn, &Track::new("m", Scope::Tenant, &one), None)
         .await
         .unwrap_err();
     assert!(
@@ -312,7 +308,7 @@ async fn rollback_through_irreversible_migration_is_refused_before_anything_runs
             Some("DROP TABLE three"),
         ),
     ]);
-    let track = ModuleScope::new("m", Scope::Tenant, &migrations);
+    let track = Track::new("m", Scope::Tenant, &migrations);
     let mut conn = databases
         .tenant(&tenant.names, &tenant.password)
         .await
@@ -366,7 +362,7 @@ async fn no_transaction_migration_runs_outside_a_transaction() {
         ),
     ]);
     assert!(migrations.migrations[1].up.no_transaction);
-    let track = ModuleScope::new("m", Scope::Tenant, &migrations);
+    let track = Track::new("m", Scope::Tenant, &migrations);
     let mut conn = databases
         .tenant(&tenant.names, &tenant.password)
         .await
@@ -384,7 +380,7 @@ async fn status_and_plan_read_without_writing() {
     let databases = databases();
     let tenant = TestTenant::provision(&databases, "status", &[]).await;
     let cards = varied_module();
-    let track = ModuleScope::new("cards", Scope::Tenant, &cards);
+    let track = Track::new("cards", Scope::Tenant, &cards);
     let mut conn = databases
         .tenant(&tenant.names, &tenant.password)
         .await
@@ -432,7 +428,7 @@ async fn a_given_plan_runs_exactly_or_not_at_all() {
     let databases = databases();
     let tenant = TestTenant::provision(&databases, "execute", &[]).await;
     let cards = varied_module();
-    let track = ModuleScope::new("cards", Scope::Tenant, &cards);
+    let track = Track::new("cards", Scope::Tenant, &cards);
     let mut conn = databases
         .tenant(&tenant.names, &tenant.password)
         .await

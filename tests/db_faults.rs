@@ -7,7 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use landlord::catalog::Scope;
-use landlord::db::{Error, Migrator, ModuleScope, Timeouts};
+use landlord::db::{Error, Migrator, Timeouts, Track};
 use sqlx::Connection;
 use support::db::{TestTenant, databases, migration, set};
 use support::pg;
@@ -41,7 +41,7 @@ async fn a_lock_held_by_the_application_bounds_the_wait_and_names_the_table() {
             Some("ALTER TABLE t DROP COLUMN b"),
         ),
     ]);
-    let track = ModuleScope::new("m", Scope::Tenant, &migrations);
+    let track = Track::new("m", Scope::Tenant, &migrations);
     let mut conn = databases
         .tenant(&tenant.names, &tenant.password)
         .await
@@ -131,7 +131,7 @@ async fn a_concurrent_index_build_killed_midway_converges_on_the_next_run() {
             Some("-- landlord:no-transaction\nDROP INDEX CONCURRENTLY IF EXISTS t_a_idx;"),
         ),
     ]);
-    let track = ModuleScope::new("m", Scope::Tenant, &migrations);
+    let track = Track::new("m", Scope::Tenant, &migrations);
     let mut conn = databases
         .tenant(&tenant.names, &tenant.password)
         .await
@@ -155,7 +155,7 @@ async fn a_concurrent_index_build_killed_midway_converges_on_the_next_run() {
         let password = tenant.password.clone();
         let migrations = migrations.clone();
         tokio::spawn(async move {
-            let track = ModuleScope::new("m", Scope::Tenant, &migrations);
+            let track = Track::new("m", Scope::Tenant, &migrations);
             let mut conn = databases.tenant(&names, &password).await.unwrap();
             Migrator::new().apply(&mut conn, &track, Some(2)).await
         })

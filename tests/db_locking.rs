@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use landlord::catalog::Scope;
-use landlord::db::{Error, Migrator, ModuleScope};
+use landlord::db::{Error, Migrator, Track};
 use sqlx::Connection;
 use support::db::{TestTenant, databases, migration, set};
 use support::pg;
@@ -49,7 +49,7 @@ async fn racing_engines_apply_each_migration_once() {
         let password = &tenant.password;
         async move {
             let mut conn = databases.tenant(names, password).await.unwrap();
-            let track = ModuleScope::new("effects", Scope::Tenant, effects);
+            let track = Track::new("effects", Scope::Tenant, effects);
             let report = Migrator::new()
                 .apply(&mut conn, &track, Some(5))
                 .await
@@ -91,7 +91,7 @@ async fn lock_is_released_after_a_failing_migration() {
     let err = migrator
         .apply(
             &mut first,
-            &ModuleScope::new("m", Scope::Tenant, &broken),
+            &Track::new("m", Scope::Tenant, &broken),
             Some(1),
         )
         .await
@@ -120,7 +120,7 @@ async fn lock_is_released_after_a_failing_migration() {
     let report = migrator
         .apply(
             &mut second,
-            &ModuleScope::new("m", Scope::Tenant, &fixed),
+            &Track::new("m", Scope::Tenant, &fixed),
             Some(1),
         )
         .await
@@ -135,7 +135,7 @@ async fn a_held_lock_makes_the_other_engine_wait_then_time_out() {
     let databases = databases();
     let tenant = TestTenant::provision(&databases, "busy", &[]).await;
     let slow = set(vec![migration(1, "slow", "SELECT pg_sleep(3)", None)]);
-    let track = ModuleScope::new("slow", Scope::Tenant, &slow);
+    let track = Track::new("slow", Scope::Tenant, &slow);
     let mut first = databases
         .tenant(&tenant.names, &tenant.password)
         .await
@@ -169,7 +169,7 @@ async fn a_cancelled_apply_leaves_no_lock_behind() {
         "CREATE TABLE slow (id int); SELECT pg_sleep(1.5);",
         Some("DROP TABLE slow; SELECT pg_sleep(1.5);"),
     )]);
-    let track = ModuleScope::new("slow", Scope::Tenant, &slow);
+    let track = Track::new("slow", Scope::Tenant, &slow);
     let migrator = Migrator::new().with_lock_timeout(Duration::from_secs(10));
 
     // Cancelled mid-migration (the reconcile was dropped): the lock is still held by the session...

@@ -4,7 +4,7 @@
 mod support;
 
 use landlord::catalog::{Catalog, Module, Scope};
-use landlord::db::{self, Migrator, ModuleScope};
+use landlord::db::{self, Migrator, Track};
 use sqlx::Connection;
 use support::db::{TestTenant, databases};
 use support::pg;
@@ -52,7 +52,7 @@ async fn sample_modules_install_upgrade_downgrade_and_uninstall() {
     migrator
         .apply(
             &mut conn,
-            &ModuleScope::core(&catalog, Scope::Tenant),
+            &Track::core(&catalog, Scope::Tenant),
             catalog.core_tenant.latest(),
         )
         .await
@@ -68,15 +68,11 @@ async fn sample_modules_install_upgrade_downgrade_and_uninstall() {
 
     let newest = |m: &Module| m.newest_release().and_then(|r| r.tenant);
     migrator
-        .apply(
-            &mut conn,
-            &ModuleScope::of(tasks, Scope::Tenant),
-            newest(tasks),
-        )
+        .apply(&mut conn, &Track::of(tasks, Scope::Tenant), newest(tasks))
         .await
         .unwrap();
     db::register_module_acl(&mut conn, tasks).await.unwrap();
-    let expenses_track = ModuleScope::of(expenses, Scope::Tenant);
+    let expenses_track = Track::of(expenses, Scope::Tenant);
     migrator
         .apply(&mut conn, &expenses_track, tenant_target(expenses, "1.0.0"))
         .await
@@ -135,7 +131,7 @@ async fn sample_modules_install_upgrade_downgrade_and_uninstall() {
         .unwrap();
     db::remove_module_acl(&mut conn, "expenses").await.unwrap();
     migrator
-        .rollback(&mut conn, &ModuleScope::of(tasks, Scope::Tenant), None)
+        .rollback(&mut conn, &Track::of(tasks, Scope::Tenant), None)
         .await
         .unwrap();
     db::remove_module_acl(&mut conn, "tasks").await.unwrap();
@@ -163,7 +159,7 @@ async fn both_scopes_of_a_module_keep_separate_ledgers() {
         .tenant(&tenant.names, &tenant.password)
         .await
         .unwrap();
-    let core = ModuleScope::core(&catalog, Scope::Tenant);
+    let core = Track::core(&catalog, Scope::Tenant);
     migrator
         .apply(&mut conn, &core, catalog.core_tenant.latest())
         .await
@@ -171,7 +167,7 @@ async fn both_scopes_of_a_module_keep_separate_ledgers() {
     // Landlord-scope migrations normally run in the landlord database; here the tenant database stands in
     // for it so that the test leaves the shared one alone.
     for scope in [Scope::Landlord, Scope::Tenant] {
-        let track = ModuleScope::of(card, scope);
+        let track = Track::of(card, scope);
         migrator
             .apply(&mut conn, &track, card.migrations(scope).latest())
             .await
@@ -184,11 +180,11 @@ async fn both_scopes_of_a_module_keep_separate_ledgers() {
         assert!(status.pending.is_empty() && status.drift.is_empty());
     }
     migrator
-        .rollback(&mut conn, &ModuleScope::of(card, Scope::Tenant), None)
+        .rollback(&mut conn, &Track::of(card, Scope::Tenant), None)
         .await
         .unwrap();
     let landlord = migrator
-        .status(&mut conn, &ModuleScope::of(card, Scope::Landlord))
+        .status(&mut conn, &Track::of(card, Scope::Landlord))
         .await
         .unwrap();
     assert_eq!(landlord.applied.len(), card.landlord.migrations.len());

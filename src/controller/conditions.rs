@@ -7,17 +7,17 @@ use crate::crd::{ConditionType, DesiredCondition, Reason, merge_conditions};
 
 /// How far one step of a pipeline (one condition type) got.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Step {
+pub enum StepOutcome {
     Done(String),
     Failed(Reason, String),
     /// Not attempted because an earlier step failed or is still waiting.
     NotReached,
 }
 
-impl Step {
+impl StepOutcome {
     /// A step that failed with `err`: its reason, and its message for a person to act on.
-    pub fn failed(err: &super::Error) -> Step {
-        Step::Failed(err.reason(), err.to_string())
+    pub fn failed(err: &super::Error) -> StepOutcome {
+        StepOutcome::Failed(err.reason(), err.to_string())
     }
 }
 
@@ -40,9 +40,12 @@ pub fn stop_at<E: Into<super::Error>>(at: ConditionType) -> impl FnOnce(E) -> St
 /// Conditions for `steps` in order, followed by the `Ready` summary: True only when every step is done;
 /// otherwise False with the first failure's reason and message (a `Ready` entry among the steps speaks for
 /// itself and comes first), or Unknown while steps are still ahead.
-pub fn summarize(steps: Vec<(ConditionType, Step)>, ready_message: &str) -> Vec<DesiredCondition> {
-    let failure = |(type_, step): &(ConditionType, Step)| match step {
-        Step::Failed(reason, message) => Some((*type_, *reason, message.clone())),
+pub fn summarize(
+    steps: Vec<(ConditionType, StepOutcome)>,
+    ready_message: &str,
+) -> Vec<DesiredCondition> {
+    let failure = |(type_, step): &(ConditionType, StepOutcome)| match step {
+        StepOutcome::Failed(reason, message) => Some((*type_, *reason, message.clone())),
         _ => None,
     };
     let first_failure = steps
@@ -54,13 +57,13 @@ pub fn summarize(steps: Vec<(ConditionType, Step)>, ready_message: &str) -> Vec<
         .into_iter()
         .filter(|(type_, _)| *type_ != ConditionType::Ready)
         .map(|(type_, step)| match step {
-            Step::Done(message) => {
+            StepOutcome::Done(message) => {
                 DesiredCondition::new(type_, Some(true), Reason::Reconciled, message)
             }
-            Step::Failed(reason, message) => {
+            StepOutcome::Failed(reason, message) => {
                 DesiredCondition::new(type_, Some(false), reason, message)
             }
-            Step::NotReached => {
+            StepOutcome::NotReached => {
                 let message = match &first_failure {
                     Some((blocking, _, _)) => {
                         format!("Waiting until {} is True.", blocking.as_str())
@@ -165,8 +168,8 @@ mod tests {
     fn all_done_is_ready() {
         let conditions = summarize(
             vec![
-                (DatabaseReady, Step::Done("db".into())),
-                (Migrated, Step::Done("migrated".into())),
+                (DatabaseReady, StepOutcome::Done("db".into())),
+                (Migrated, StepOutcome::Done("migrated".into())),
             ],
             "ready",
         );
@@ -187,9 +190,9 @@ mod tests {
             vec![
                 (
                     DatabaseReady,
-                    Step::Failed(Reason::DatabaseUnavailable, "down".into()),
+                    StepOutcome::Failed(Reason::DatabaseUnavailable, "down".into()),
                 ),
-                (Migrated, Step::NotReached),
+                (Migrated, StepOutcome::NotReached),
             ],
             "ready",
         );
@@ -212,10 +215,10 @@ mod tests {
     fn later_failure_is_the_summary() {
         let conditions = summarize(
             vec![
-                (DatabaseReady, Step::Done("db".into())),
+                (DatabaseReady, StepOutcome::Done("db".into())),
                 (
                     Migrated,
-                    Step::Failed(Reason::ChecksumMismatch, "drift".into()),
+                    StepOutcome::Failed(Reason::ChecksumMismatch, "drift".into()),
                 ),
             ],
             "ready",
@@ -228,9 +231,12 @@ mod tests {
     fn a_ready_entry_speaks_for_the_summary() {
         let conditions = summarize(
             vec![
-                (DatabaseReady, Step::Failed(Reason::DryRun, "one".into())),
-                (Migrated, Step::Failed(Reason::DryRun, "two".into())),
-                (Ready, Step::Failed(Reason::DryRun, "both".into())),
+                (
+                    DatabaseReady,
+                    StepOutcome::Failed(Reason::DryRun, "one".into()),
+                ),
+                (Migrated, StepOutcome::Failed(Reason::DryRun, "two".into())),
+                (Ready, StepOutcome::Failed(Reason::DryRun, "both".into())),
             ],
             "ready",
         );

@@ -17,7 +17,7 @@ use super::Context;
 use super::context::{BACKOFF_BASE, BACKOFF_CAP};
 use crate::catalog::{Catalog, Scope};
 use crate::config::Config;
-use crate::db::{Databases, Limits, ModuleScope};
+use crate::db::{Databases, Limits, Track};
 use crate::metrics::Metrics;
 
 const LEASE_NAME: &str = "landlord";
@@ -188,7 +188,7 @@ async fn check_landlord_database(ctx: &Context) {
 /// Core landlord migrations run once per leadership, before any reconcile; retried until the landlord
 /// database answers.
 async fn migrate_landlord_core(ctx: &Context) {
-    let track = ModuleScope::core(&ctx.catalog, Scope::Landlord);
+    let track = Track::core(&ctx.catalog, Scope::Landlord);
     let mut delay = BACKOFF_BASE;
     loop {
         let started = std::time::Instant::now();

@@ -15,7 +15,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::error::sqlstate;
 use super::ident::{Ident, TenantNames};
 use super::ledger_copy::LedgerCopy;
-use super::plan::ModuleScope;
+use super::plan::Track;
 use super::{Error, LOCK_WAIT, Password};
 
 /// Every session says who it is, in `pg_stat_activity` and the server log.
@@ -289,7 +289,7 @@ impl DbConnection {
     }
 
     /// Landlord's copy follows the tenant scope of a tenant connection: the tracks a tenant database holds.
-    pub(crate) fn ledger_copy_of(&self, track: &ModuleScope<'_>) -> Option<LedgerCopy> {
+    pub(crate) fn ledger_copy_of(&self, track: &Track<'_>) -> Option<LedgerCopy> {
         self.ledger_copy
             .clone()
             .filter(|_| track.scope == crate::catalog::Scope::Tenant)

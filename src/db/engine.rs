@@ -17,7 +17,7 @@ use super::connect::DbConnection;
 use super::ledger::{self, LedgerEntry};
 use super::ledger_copy;
 use super::mirror;
-use super::plan::{self, Direction, Drift, ModuleScope, Plan, Step};
+use super::plan::{self, Direction, Drift, MigrationStep, Plan, Track};
 use super::step::{self, Timeouts};
 use crate::catalog::Migration;
 
@@ -28,14 +28,14 @@ pub struct Status {
     /// Highest applied version.
     pub current: Option<i64>,
     /// Catalog migrations not applied yet, oldest first.
-    pub pending: Vec<Step>,
+    pub pending: Vec<MigrationStep>,
     /// Applied migrations that differ from the catalog; a non-empty list blocks every change.
     pub drift: Vec<Drift>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Executed {
-    pub step: Step,
+    pub step: MigrationStep,
     pub execution_ms: i64,
 }
 
@@ -68,7 +68,7 @@ impl Allowed {
     }
 
     /// The first of `steps` this does not allow.
-    pub fn refused<'s>(&self, steps: &'s [Step]) -> Option<&'s Step> {
+    pub fn refused<'s>(&self, steps: &'s [MigrationStep]) -> Option<&'s MigrationStep> {
         match self {
             Allowed::Both => None,
             Allowed::Only(direction) => steps.iter().find(|s| s.direction != *direction),
@@ -122,7 +122,7 @@ impl Migrator {
     pub async fn status(
         &self,
         conn: &mut DbConnection,
-        track: &ModuleScope<'_>,
+        track: &Track<'_>,
     ) -> Result<Status, Error> {
         let database = conn.database().to_string();
         let applied = ledger::entries(conn, &database, track.scope, track.module).await?;
@@ -133,7 +133,7 @@ impl Migrator {
             .migrations
             .iter()
             .filter(|m| !done(m))
-            .map(|m| Step {
+            .map(|m| MigrationStep {
                 version: m.version,
                 name: m.name(),
                 direction: Direction::Up,
@@ -151,7 +151,7 @@ impl Migrator {
     pub async fn plan(
         &self,
         conn: &mut DbConnection,
-        track: &ModuleScope<'_>,
+        track: &Track<'_>,
         target: Option<i64>,
     ) -> Result<Plan, Error> {
         let database = conn.database().to_string();
@@ -164,7 +164,7 @@ impl Migrator {
     pub async fn migrate(
         &self,
         conn: &mut DbConnection,
-        track: &ModuleScope<'_>,
+        track: &Track<'_>,
         target: Option<i64>,
     ) -> Result<Report, Error> {
         self.locked(conn, track, Intent::Reach(target), Allowed::Both, None)
@@ -176,7 +176,7 @@ impl Migrator {
     pub async fn migrate_guarded(
         &self,
         conn: &mut DbConnection,
-        track: &ModuleScope<'_>,
+        track: &Track<'_>,
         target: Option<i64>,
         allowed: Allowed,
         shared_by: Option<&str>,
@@ -192,7 +192,7 @@ impl Migrator {
     pub async fn execute(
         &self,
         conn: &mut DbConnection,
-        track: &ModuleScope<'_>,
+        track: &Track<'_>,
         plan: &Plan,
         allowed: Allowed,
         shared_by: Option<&str>,
@@ -205,7 +205,7 @@ impl Migrator {
     pub async fn apply(
         &self,
         conn: &mut DbConnection,
-        track: &ModuleScope<'_>,
+        track: &Track<'_>,
         target: Option<i64>,
     ) -> Result<Report, Error> {
         self.locked(
@@ -222,7 +222,7 @@ impl Migrator {
     pub async fn rollback(
         &self,
         conn: &mut DbConnection,
-        track: &ModuleScope<'_>,
+        track: &Track<'_>,
         target: Option<i64>,
     ) -> Result<Report, Error> {
         self.locked(
@@ -238,7 +238,7 @@ impl Migrator {
     async fn locked(
         &self,
         conn: &mut DbConnection,
-        track: &ModuleScope<'_>,
+        track: &Track<'_>,
         intent: Intent<'_>,
         allowed: Allowed,
         shared_by: Option<&str>,
@@ -252,7 +252,7 @@ impl Migrator {
         Ok(report)
     }
 
-    async fn lock(&self, conn: &mut DbConnection, track: &ModuleScope<'_>) -> Result<(), Error> {
+    async fn lock(&self, conn: &mut DbConnection, track: &Track<'_>) -> Result<(), Error> {
         // A call cancelled while holding a lock left it on this session.
         unlock(conn).await?;
         let key = lock_key(track);
@@ -286,7 +286,7 @@ impl Migrator {
 }
 
 /// Advisory locks are per database, so (scope, module) is enough; hashed to the lock's 64-bit key.
-fn lock_key(track: &ModuleScope<'_>) -> i64 {
+fn lock_key(track: &Track<'_>) -> i64 {
     let digest = Sha256::digest(format!(
         "landlord_migrations/{}/{}",
         track.scope, track.module
@@ -311,7 +311,7 @@ async fn unlock(conn: &mut DbConnection) -> Result<(), Error> {
 
 async fn run(
     conn: &mut DbConnection,
-    track: &ModuleScope<'_>,
+    track: &Track<'_>,
     intent: Intent<'_>,
     allowed: Allowed,
     shared_by: Option<&str>,
@@ -401,7 +401,7 @@ mod tests {
 
     #[test]
     fn production_allows_only_steps_up() {
-        let step = |version, direction| Step {
+        let step = |version, direction| MigrationStep {
             version,
             name: format!("{version}_m"),
             direction,
@@ -418,7 +418,7 @@ mod tests {
     #[test]
     fn lock_keys_differ_per_module_and_scope() {
         let set = MigrationSet::default();
-        let key = |module, scope| lock_key(&ModuleScope::new(module, scope, &set));
+        let key = |module, scope| lock_key(&Track::new(module, scope, &set));
         assert_ne!(key("tasks", Scope::Tenant), key("tasks", Scope::Landlord));
         assert_ne!(key("tasks", Scope::Tenant), key("expenses", Scope::Tenant));
         assert_eq!(key("tasks", Scope::Tenant), key("tasks", Scope::Tenant));

@@ -7,7 +7,7 @@ use sqlx::{PgConnection, PgPool, Row};
 
 use super::Error;
 use super::ledger::{self, LedgerEntry};
-use super::plan::{Direction, ModuleScope};
+use super::plan::{Direction, Track};
 
 const DATABASE: &str = "landlord";
 
@@ -275,7 +275,7 @@ pub(crate) async fn check_under_lock(
     conn: &mut PgConnection,
     database: &str,
     copy: &LedgerCopy,
-    track: &ModuleScope<'_>,
+    track: &Track<'_>,
     applied: &[LedgerEntry],
 ) -> Result<(), Error> {
     if !copy.is_kept().await? {
@@ -295,7 +295,7 @@ pub(crate) async fn check_under_lock(
 pub(crate) async fn check_unlocked(
     copy: Option<LedgerCopy>,
     database: &str,
-    track: &ModuleScope<'_>,
+    track: &Track<'_>,
     applied: &[LedgerEntry],
 ) -> Result<(), Error> {
     let Some(copy) = copy else {
@@ -311,7 +311,7 @@ pub(crate) async fn check_unlocked(
     }
 }
 
-fn mismatch(database: &str, track: &ModuleScope<'_>, differences: &[Difference]) -> Error {
+fn mismatch(database: &str, track: &Track<'_>, differences: &[Difference]) -> Error {
     let listed: Vec<String> = differences
         .iter()
         .map(|d| format!("migration {d}"))
@@ -362,7 +362,7 @@ mod tests {
 
     #[test]
     fn interrupted_steps_settle_from_the_tenant_ledger() {
-        // Step 2 committed in the tenant database before the crash; step 3 never did; 4's rollback did not.
+        // MigrationStep 2 committed in the tenant database before the crash; step 3 never did; 4's rollback did not.
         let ledger = [applied(1, 7), applied(2, 8), applied(4, 9)];
         let recorded = [
             copy(1, 7, CopyState::Applied),

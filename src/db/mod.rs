@@ -35,7 +35,7 @@ pub use extension::{available_extensions, ensure_extensions};
 pub use ident::{Ident, MAX_IDENT_BYTES, TenantNames};
 pub use ledger::{LEDGER_SCHEMA, LedgerEntry};
 pub use owner::{Adoption, Found, TenantOwner, adoption};
-pub use plan::{Direction, Drift, ModuleScope, Plan, Step, drift, plan, reinstall};
+pub use plan::{Direction, Drift, MigrationStep, Plan, Track, drift, plan, reinstall};
 pub use provision::{
     Dropped, Ensured, Provisioned, TenantRequest, drop_tenant, ensure_tenant,
     ensure_tenant_database, ensure_tenant_role,

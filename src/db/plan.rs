@@ -11,15 +11,15 @@ use super::ledger::LedgerEntry;
 
 /// The migrations of one module (or the core) in one scope: one track in a database's ledger.
 #[derive(Clone, Copy, Debug)]
-pub struct ModuleScope<'a> {
+pub struct Track<'a> {
     pub module: &'a str,
     pub scope: Scope,
     pub migrations: &'a MigrationSet,
 }
 
-impl<'a> ModuleScope<'a> {
+impl<'a> Track<'a> {
     pub fn new(module: &'a str, scope: Scope, migrations: &'a MigrationSet) -> Self {
-        ModuleScope {
+        Track {
             module,
             scope,
             migrations,
@@ -52,7 +52,7 @@ impl fmt::Display for Direction {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Step {
+pub struct MigrationStep {
     pub version: i64,
     /// `<version>_<description>`.
     pub name: String,
@@ -68,7 +68,7 @@ pub struct Plan {
     /// None: nothing of this module in this scope.
     pub target: Option<i64>,
     /// Downs first (newest first), then ups (oldest first).
-    pub steps: Vec<Step>,
+    pub steps: Vec<MigrationStep>,
     /// The ledger the plan was made from: version and checksum of every applied migration, oldest first.
     /// The engine runs the plan only if the ledger still says exactly this under its lock.
     pub basis: Vec<(i64, Vec<u8>)>,
@@ -106,7 +106,7 @@ pub enum Drift {
 }
 
 /// Every applied entry that differs from the catalog.
-pub fn drift(track: &ModuleScope<'_>, applied: &[LedgerEntry]) -> Vec<Drift> {
+pub fn drift(track: &Track<'_>, applied: &[LedgerEntry]) -> Vec<Drift> {
     applied
         .iter()
         .filter_map(|entry| match track.migrations.get(entry.version) {
@@ -128,7 +128,7 @@ pub fn drift(track: &ModuleScope<'_>, applied: &[LedgerEntry]) -> Vec<Drift> {
 /// The steps from `applied` to `target`; an error, and no plan, on drift, an unknown target or a step
 /// down through a migration without a down script.
 pub fn plan(
-    track: &ModuleScope<'_>,
+    track: &Track<'_>,
     applied: &[LedgerEntry],
     target: Option<i64>,
     database: &str,
@@ -186,7 +186,7 @@ pub fn plan(
 
 /// A fresh reinstall: every applied migration down, then up again to `target`, as one plan.
 pub fn reinstall(
-    track: &ModuleScope<'_>,
+    track: &Track<'_>,
     applied: &[LedgerEntry],
     target: Option<i64>,
     database: &str,
@@ -198,7 +198,7 @@ pub fn reinstall(
     Ok(reinstall)
 }
 
-pub(crate) fn drift_error(track: &ModuleScope<'_>, drift: Drift, database: &str) -> Error {
+pub(crate) fn drift_error(track: &Track<'_>, drift: Drift, database: &str) -> Error {
     match drift {
         Drift::Changed {
             file,
@@ -225,8 +225,8 @@ pub(crate) fn drift_error(track: &ModuleScope<'_>, drift: Drift, database: &str)
     }
 }
 
-fn step(m: &Migration, direction: Direction) -> Step {
-    Step {
+fn step(m: &Migration, direction: Direction) -> MigrationStep {
+    MigrationStep {
         version: m.version,
         name: m.name(),
         direction,
@@ -288,7 +288,7 @@ mod tests {
     #[test]
     fn a_plan_stands_only_on_the_ledger_it_was_made_from() {
         let set = set(&[(1, true), (2, true), (3, true)]);
-        let track = ModuleScope::new("m", Scope::Tenant, &set);
+        let track = Track::new("m", Scope::Tenant, &set);
         let at_one = applied(&set, &[1]);
         let planned = plan(&track, &at_one, Some(3), "db").unwrap();
         assert!(planned.stands_on(&at_one));
@@ -305,7 +305,7 @@ mod tests {
     #[test]
     fn a_reinstall_is_everything_down_then_up_to_the_target_in_one_plan() {
         let set = set(&[(1, true), (2, true), (3, true)]);
-        let track = ModuleScope::new("m", Scope::Tenant, &set);
+        let track = Track::new("m", Scope::Tenant, &set);
         let at_two = applied(&set, &[1, 2]);
         let planned = reinstall(&track, &at_two, Some(3), "db").unwrap();
         assert_eq!(
@@ -334,7 +334,7 @@ mod tests {
     #[test]
     fn plans_up_to_target_in_order() {
         let set = set(&[(1, true), (2, true), (3, true)]);
-        let track = ModuleScope::new("tasks", Scope::Tenant, &set);
+        let track = Track::new("tasks", Scope::Tenant, &set);
         let plan = plan(&track, &applied(&set, &[1]), Some(3), "db").unwrap();
         assert_eq!(steps(&plan), [(2, Up), (3, Up)]);
         assert_eq!(plan.current, Some(1));
@@ -343,7 +343,7 @@ mod tests {
     #[test]
     fn plans_down_newest_first_and_none_means_everything() {
         let set = set(&[(1, true), (2, true), (3, true)]);
-        let track = ModuleScope::new("tasks", Scope::Tenant, &set);
+        let track = Track::new("tasks", Scope::Tenant, &set);
         let plan = plan(&track, &applied(&set, &[1, 2, 3]), None, "db").unwrap();
         assert_eq!(steps(&plan), [(3, Down), (2, Down), (1, Down)]);
     }
@@ -351,7 +351,7 @@ mod tests {
     #[test]
     fn at_target_is_empty() {
         let set = set(&[(1, true), (2, false)]);
-        let track = ModuleScope::new("tasks", Scope::Tenant, &set);
+        let track = Track::new("tasks", Scope::Tenant, &set);
         assert!(
             plan(&track, &applied(&set, &[1, 2]), Some(2), "db")
                 .unwrap()
@@ -362,7 +362,7 @@ mod tests {
     #[test]
     fn refuses_down_through_irreversible_migration() {
         let set = set(&[(1, true), (2, false), (3, true)]);
-        let track = ModuleScope::new("tasks", Scope::Tenant, &set);
+        let track = Track::new("tasks", Scope::Tenant, &set);
         let err = plan(&track, &applied(&set, &[1, 2, 3]), Some(1), "db").unwrap_err();
         assert!(
             matches!(err, Error::IrreversibleMigration { ref file, .. } if file == "2_m2.up.sql")
@@ -372,7 +372,7 @@ mod tests {
     #[test]
     fn refuses_unknown_target() {
         let set = set(&[(1, true)]);
-        let track = ModuleScope::new("tasks", Scope::Tenant, &set);
+        let track = Track::new("tasks", Scope::Tenant, &set);
         let err = plan(&track, &[], Some(7), "db").unwrap_err();
         assert!(matches!(err, Error::UnknownTarget { version: 7, .. }));
     }
@@ -380,7 +380,7 @@ mod tests {
     #[test]
     fn changed_checksum_is_drift() {
         let set = set(&[(1, true), (2, true)]);
-        let track = ModuleScope::new("tasks", Scope::Tenant, &set);
+        let track = Track::new("tasks", Scope::Tenant, &set);
         let mut entries = applied(&set, &[1]);
         entries[0].checksum[0] ^= 0xff;
         assert_eq!(drift(&track, &entries).len(), 1);
@@ -392,7 +392,7 @@ mod tests {
     fn applied_version_missing_from_catalog_is_refused() {
         let full = set(&[(1, true), (2, true)]);
         let short = set(&[(1, true)]);
-        let track = ModuleScope::new("tasks", Scope::Tenant, &short);
+        let track = Track::new("tasks", Scope::Tenant, &short);
         let err = plan(&track, &applied(&full, &[1, 2]), Some(1), "db").unwrap_err();
         assert!(matches!(
             err,
@@ -403,7 +403,7 @@ mod tests {
     #[test]
     fn fills_gaps_below_the_current_version() {
         let set = set(&[(1, true), (2, true), (3, true)]);
-        let track = ModuleScope::new("tasks", Scope::Tenant, &set);
+        let track = Track::new("tasks", Scope::Tenant, &set);
         let plan = plan(&track, &applied(&set, &[1, 3]), Some(3), "db").unwrap();
         assert_eq!(steps(&plan), [(2, Up)]);
     }

@@ -7,7 +7,7 @@ use sqlx::{PgPool, Row};
 use super::Error;
 use super::error::sqlstate;
 use super::ledger::LedgerEntry;
-use super::plan::ModuleScope;
+use super::plan::Track;
 
 const DATABASE: &str = "landlord";
 
@@ -22,7 +22,7 @@ pub struct Recorded {
 
 /// Whether the records say `track` stands exactly at `target`: every migration of the catalog up to it
 /// recorded, settled, with the catalog's checksum, and nothing else. Anything less needs a visit. Pure.
-pub fn in_place(track: &ModuleScope<'_>, target: Option<i64>, recorded: &[Recorded]) -> bool {
+pub fn in_place(track: &Track<'_>, target: Option<i64>, recorded: &[Recorded]) -> bool {
     let wanted: Vec<_> = track
         .migrations
         .migrations
@@ -36,7 +36,7 @@ pub fn in_place(track: &ModuleScope<'_>, target: Option<i64>, recorded: &[Record
 }
 
 /// The ledger the records stand for, as `plan` reads ledgers (times are not recorded).
-pub fn as_ledger(track: &ModuleScope<'_>, recorded: &[Recorded]) -> Vec<LedgerEntry> {
+pub fn as_ledger(track: &Track<'_>, recorded: &[Recorded]) -> Vec<LedgerEntry> {
     recorded
         .iter()
         .map(|r| LedgerEntry {
@@ -139,7 +139,7 @@ mod tests {
     #[test]
     fn only_exactly_the_catalog_up_to_the_target_is_in_place() {
         let set = test_set(&[1, 2, 3]);
-        let track = ModuleScope::new("m", Scope::Tenant, &set);
+        let track = Track::new("m", Scope::Tenant, &set);
         let two = [rec(&set, 1), rec(&set, 2)];
         assert!(in_place(&track, Some(2), &two));
         assert!(in_place(&track, None, &[]));

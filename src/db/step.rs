@@ -15,7 +15,7 @@ use super::Error;
 use super::error::{MigrationFailure, sqlstate};
 use super::ident::{Ident, sql};
 use super::ledger;
-use super::plan::{Direction, ModuleScope, Step, file_name};
+use super::plan::{Direction, MigrationStep, Track, file_name};
 use crate::catalog::{Migration, MigrationScript};
 
 /// How long a migration statement may wait for a lock and run, unless its file says otherwise
@@ -43,8 +43,8 @@ const LOCK_NOT_AVAILABLE: &str = "55P03";
 pub(crate) async fn run_step(
     conn: &mut PgConnection,
     database: &str,
-    track: &ModuleScope<'_>,
-    step: &Step,
+    track: &Track<'_>,
+    step: &MigrationStep,
     defaults: Timeouts,
 ) -> Result<i64, Error> {
     let file = |m: &Migration| file_name(m, step.direction);
@@ -105,10 +105,10 @@ enum StepError {
 
 async fn run_in_transaction(
     conn: &mut PgConnection,
-    track: &ModuleScope<'_>,
+    track: &Track<'_>,
     migration: &Migration,
     script: &MigrationScript,
-    step: &Step,
+    step: &MigrationStep,
     timeouts: Timeouts,
 ) -> Result<i64, StepError> {
     let started = Instant::now();
@@ -138,10 +138,10 @@ async fn run_in_transaction(
 async fn run_alone(
     conn: &mut PgConnection,
     database: &str,
-    track: &ModuleScope<'_>,
+    track: &Track<'_>,
     migration: &Migration,
     script: &MigrationScript,
-    step: &Step,
+    step: &MigrationStep,
     timeouts: Timeouts,
 ) -> Result<i64, StepError> {
     let direction = step.direction.to_string();
@@ -265,7 +265,7 @@ async fn execute(conn: &mut PgConnection, script: &MigrationScript) -> Result<()
 
 async fn bookkeep(
     conn: &mut PgConnection,
-    track: &ModuleScope<'_>,
+    track: &Track<'_>,
     migration: &Migration,
     direction: Direction,
     execution_ms: i64,
@@ -284,7 +284,7 @@ fn elapsed_ms(started: Instant) -> i64 {
 
 /// PostgreSQL's own words, SQLSTATE and position when it refused the SQL; an interruption otherwise.
 fn failure(
-    track: &ModuleScope<'_>,
+    track: &Track<'_>,
     file: &str,
     direction: Direction,
     script: &MigrationScript,

@@ -19,7 +19,7 @@ mod walk;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::catalog::{Catalog, Module, Scope};
-use crate::db::{self, DbConnection, Ident, Migrator, ModuleScope};
+use crate::db::{self, DbConnection, Ident, Migrator, Track};
 
 pub use error::Error;
 pub use report::Findings;
@@ -148,7 +148,7 @@ impl Testbed<'_> {
         if scope == Scope::Tenant {
             db::ensure_extensions(&mut conn, &self.extensions).await?;
         }
-        let track = ModuleScope::core(self.catalog, scope);
+        let track = Track::core(self.catalog, scope);
         let checkpoints: Vec<Checkpoint> = track
             .migrations
             .migrations
@@ -180,7 +180,7 @@ impl Testbed<'_> {
         let name = db::scratch_name(&self.run, &format!("{}_{}", scope.as_str(), self.copies))?;
         let mut conn = self.create(&name, Some(template)).await?;
         if self.install_dependencies(&mut conn, module, scope).await? {
-            let track = ModuleScope::of(module, scope);
+            let track = Track::of(module, scope);
             let checkpoints = release_checkpoints(module, scope);
             self.walk(&mut conn, &track, &checkpoints).await?;
         }
@@ -192,7 +192,7 @@ impl Testbed<'_> {
     async fn walk(
         &mut self,
         conn: &mut DbConnection,
-        track: &ModuleScope<'_>,
+        track: &Track<'_>,
         checkpoints: &[Checkpoint],
     ) -> Result<Walked, Error> {
         walk::walk(conn, &self.migrator, track, checkpoints, &mut self.findings).await
@@ -259,7 +259,7 @@ impl Testbed<'_> {
             else {
                 continue;
             };
-            let track = ModuleScope::of(dependency, scope);
+            let track = Track::of(dependency, scope);
             match self.migrator.apply(conn, &track, Some(target)).await {
                 Ok(_) => {}
                 Err(e) if walk::is_finding(&e) => {

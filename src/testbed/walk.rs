@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::catalog::Migration;
 use crate::db::snapshot::{Difference, Snapshot, condensed, snapshot};
-use crate::db::{self, DbConnection, Migrator, ModuleScope};
+use crate::db::{self, DbConnection, Migrator, Track};
 
 use super::Error;
 use super::report::Findings;
@@ -38,7 +38,7 @@ pub(crate) enum Walked {
 pub(crate) async fn walk(
     conn: &mut DbConnection,
     migrator: &Migrator,
-    track: &ModuleScope<'_>,
+    track: &Track<'_>,
     checkpoints: &[Checkpoint],
     findings: &mut Findings,
 ) -> Result<Walked, Error> {
@@ -103,7 +103,7 @@ impl Transition<'_> {
 struct Walk<'w, 'c> {
     conn: &'w mut DbConnection,
     migrator: &'w Migrator,
-    track: &'w ModuleScope<'c>,
+    track: &'w Track<'c>,
     findings: &'w mut Findings,
 }
 

@@ -30,7 +30,7 @@ pub fn databases() -> Databases {
 /// Landlord's copy of their ledger there. Idempotent (the engine locks and skips what is applied).
 pub async fn landlord_schema(databases: &Databases) {
     let catalog = core_catalog();
-    let track = db::ModuleScope::core(&catalog, landlord::catalog::Scope::Landlord);
+    let track = db::Track::core(&catalog, landlord::catalog::Scope::Landlord);
     let mut conn = databases.landlord().await.expect("landlord connection");
     db::Migrator::new()
         .apply(&mut conn, &track, catalog.core_landlord.latest())

@@ -14,10 +14,10 @@ use super::validate::InstallerClaim;
 use crate::catalog::Scope;
 use crate::crd::{ConditionType, ModuleInstallation};
 use crate::db::mirror::{self, Installer, ModuleState};
-use crate::db::{self, Allowed, DbConnection, ModuleScope};
+use crate::db::{self, Allowed, DbConnection, Track};
 
 #[derive(Debug, Default)]
-pub struct Applied {
+pub struct InstallOutcome {
     pub dry_run: bool,
     /// Scopes whose steps down were skipped: the other tenants that still have the module.
     pub kept_for: BTreeMap<Scope, Vec<String>>,
@@ -29,9 +29,9 @@ pub async fn apply(
     plan: &InstallationPlan<'_>,
     ctx: &Context,
     mut session: Option<DbConnection>,
-) -> Result<Applied, Stopped> {
+) -> Result<InstallOutcome, Stopped> {
     if plan.dry_run {
-        return Ok(Applied {
+        return Ok(InstallOutcome {
             dry_run: true,
             ..Default::default()
         });
@@ -39,7 +39,7 @@ pub async fn apply(
     claim(mi, plan, ctx)
         .await
         .map_err(stop_at(ConditionType::DependenciesSatisfied))?;
-    let mut applied = Applied::default();
+    let mut applied = InstallOutcome::default();
     for scope in &plan.scopes {
         if let ScopeAction::Migrate(planned) = &scope.action {
             let conn = match (scope.scope, session.take()) {
@@ -133,7 +133,7 @@ async fn migrate(
     ctx: &Context,
     mut conn: DbConnection,
 ) -> Result<db::Report, Error> {
-    let track = ModuleScope::of(plan.valid.module, scope);
+    let track = Track::of(plan.valid.module, scope);
     let allowed = Allowed::in_environment(ctx.config.is_production());
     let shared_by = (scope == Scope::Landlord).then(|| plan.valid.names.slug());
     let result = async {
@@ -152,7 +152,8 @@ async fn migrate(
     ctx.metrics
         .migrations_applied(scope.as_str(), report.executed.len());
     if !report.executed.is_empty() {
-        let steps: Vec<db::Step> = report.executed.iter().map(|e| e.step.clone()).collect();
+        let steps: Vec<db::MigrationStep> =
+            report.executed.iter().map(|e| e.step.clone()).collect();
         let note = format!(
             "Ran {} in the {} scope of module {}.",
             describe(&steps),

@@ -12,7 +12,7 @@ use crate::crd::{ConditionType, ModuleInstallation, Tenant};
 use crate::db::mirror::{self, InstalledModule, SlugRecord};
 use crate::db::{DbConnection, Password, TenantNames};
 
-pub struct World {
+pub struct InstallationFacts {
     pub tenant: Option<Tenant>,
     /// The landlord's record of the tenant's slug: who owns it, whether it is provisioned.
     pub slug: Option<SlugRecord>,
@@ -24,11 +24,11 @@ pub struct World {
     pub password: Option<Password>,
 }
 
-pub async fn gather(mi: &ModuleInstallation, ctx: &Context) -> Result<World, Error> {
+pub async fn gather(mi: &ModuleInstallation, ctx: &Context) -> Result<InstallationFacts, Error> {
     let namespace = mi.namespace().unwrap_or_default();
     let tenant = ctx.tenant(&namespace, &mi.spec.tenant).await?;
     let Some(tenant_object) = &tenant else {
-        return Ok(World {
+        return Ok(InstallationFacts {
             tenant,
             slug: None,
             installed: Vec::new(),
@@ -62,7 +62,7 @@ pub async fn gather(mi: &ModuleInstallation, ctx: &Context) -> Result<World, Err
     let password = secret
         .filter(|s| credentials::is_ours(s, &tenant_object.name_any(), &tenant_uid))
         .and_then(|s| credentials::password(&s));
-    Ok(World {
+    Ok(InstallationFacts {
         tenant,
         slug: record,
         installed,

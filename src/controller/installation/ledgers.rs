@@ -8,7 +8,7 @@ use super::gather::{condition_of, connect};
 use super::validate::ValidInstallation;
 use crate::catalog::Scope;
 use crate::db::records::{self, Recorded};
-use crate::db::{DbConnection, LedgerEntry, ModuleScope};
+use crate::db::{DbConnection, LedgerEntry, Track};
 
 /// What the ledger of each managed scope holds (None: a scope this installation leaves alone).
 #[derive(Debug, Default)]
@@ -46,7 +46,7 @@ impl Records {
     pub fn as_ledgers(&self, valid: &ValidInstallation<'_>) -> Ledgers {
         let ledger = |scope| {
             self.of(scope)
-                .map(|r| records::as_ledger(&ModuleScope::of(valid.module, scope), r))
+                .map(|r| records::as_ledger(&Track::of(valid.module, scope), r))
         };
         Ledgers {
             landlord: ledger(Scope::Landlord),
@@ -92,7 +92,7 @@ pub async fn ledgers(
             let mut conn = connect(ctx, scope, &valid.names, &valid.password).await?;
             let status = ctx
                 .migrator
-                .status(&mut conn, &ModuleScope::of(valid.module, scope))
+                .status(&mut conn, &Track::of(valid.module, scope))
                 .await;
             match (scope, &status) {
                 (Scope::Tenant, Ok(_)) => session = Some(conn),

@@ -135,10 +135,10 @@ async fn install<'c>(
     ctx: &'c Context,
 ) -> (
     Option<InstallationPlan<'c>>,
-    Result<apply::Applied, Stopped>,
+    Result<apply::InstallOutcome, Stopped>,
 ) {
     let (plan, session) = match planned(mi, ctx).await {
-        Ok(Planned::InPlace(plan)) => return (Some(plan), Ok(apply::Applied::default())),
+        Ok(Planned::InPlace(plan)) => return (Some(plan), Ok(apply::InstallOutcome::default())),
         Ok(Planned::ToRun(plan, session)) => (plan, session),
         Err(stopped) => return (None, Err(stopped)),
     };

@@ -10,7 +10,7 @@ use super::validate::{InstallerClaim, ValidInstallation};
 use crate::catalog::Scope;
 use crate::crd::{ModuleInstallation, PlanStep, is_ready_at};
 use crate::db::mirror::{InstalledModule, ModuleState};
-use crate::db::{self, Direction, ModuleScope, records};
+use crate::db::{self, Direction, Track, records};
 
 #[derive(Debug)]
 pub struct InstallationPlan<'c> {
@@ -51,7 +51,7 @@ pub fn plan<'c>(
             _ if !valid.scopes.contains(&scope) => ScopeAction::NotManaged,
             None => ScopeAction::Empty,
             Some(applied) => {
-                let track = ModuleScope::of(valid.module, scope);
+                let track = Track::of(valid.module, scope);
                 let target = valid.release.target(scope);
                 let database = match scope {
                     Scope::Landlord => "landlord",
@@ -109,7 +109,7 @@ pub fn in_place(valid: &ValidInstallation<'_>, records: &Records) -> bool {
     valid.scopes.iter().all(|&scope| match records.of(scope) {
         None => valid.module.migrations(scope).is_empty(),
         Some(recorded) => records::in_place(
-            &ModuleScope::of(valid.module, scope),
+            &Track::of(valid.module, scope),
             valid.release.target(scope),
             recorded,
         ),
@@ -148,7 +148,7 @@ pub fn check(plan: &InstallationPlan<'_>, production: bool) -> Result<(), Stoppe
 }
 
 impl ScopePlan {
-    pub fn steps(&self) -> &[db::Step] {
+    pub fn steps(&self) -> &[db::MigrationStep] {
         match &self.action {
             ScopeAction::Migrate(plan) => &plan.steps,
             _ => &[],
@@ -185,7 +185,7 @@ impl InstallationPlan<'_> {
 }
 
 /// `20250101_x up, 20250102_y down`.
-pub fn describe(steps: &[db::Step]) -> String {
+pub fn describe(steps: &[db::MigrationStep]) -> String {
     let steps: Vec<String> = steps
         .iter()
         .map(|s| format!("{} {}", s.name, s.direction))

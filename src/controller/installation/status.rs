@@ -4,8 +4,8 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::super::Error;
-use super::super::conditions::{self, Step, Stopped, summarize};
-use super::apply::Applied;
+use super::super::conditions::{self, StepOutcome, Stopped, summarize};
+use super::apply::InstallOutcome;
 use super::gather::condition_of;
 use super::plan::{InstallationPlan, ScopeAction, ScopePlan, describe};
 use crate::catalog::Scope;
@@ -20,7 +20,7 @@ const READY: &str = "The module is installed at the requested release.";
 pub fn desired_status(
     mi: &ModuleInstallation,
     plan: Option<&InstallationPlan<'_>>,
-    result: &Result<Applied, Stopped>,
+    result: &Result<InstallOutcome, Stopped>,
     now: &Time,
 ) -> ModuleInstallationStatus {
     let current = mi.status.clone().unwrap_or_default();
@@ -40,10 +40,10 @@ pub fn desired_status(
             }
             let mut steps = vec![(
                 ConditionType::DependenciesSatisfied,
-                Step::Done(plan.valid.dependencies.clone()),
+                StepOutcome::Done(plan.valid.dependencies.clone()),
             )];
             steps.extend(in_condition_order(plan, |scope| {
-                Step::Done(done_message(
+                StepOutcome::Done(done_message(
                     plan,
                     scope,
                     applied.kept_for.get(&scope.scope),
@@ -66,8 +66,11 @@ pub fn desired_status(
 
 /// A reconcile that stopped: every step before the blamed one done (in the order they ran), the blamed
 /// one failed, the rest not reached.
-fn blamed(plan: Option<&InstallationPlan<'_>>, stopped: &Stopped) -> Vec<(ConditionType, Step)> {
-    let failed = Step::failed(&stopped.error);
+fn blamed(
+    plan: Option<&InstallationPlan<'_>>,
+    stopped: &Stopped,
+) -> Vec<(ConditionType, StepOutcome)> {
+    let failed = StepOutcome::failed(&stopped.error);
     let Some(plan) = plan else {
         // No plan yet: the tenant, module, release or dependencies, or reading a ledger.
         return [
@@ -80,7 +83,7 @@ fn blamed(plan: Option<&InstallationPlan<'_>>, stopped: &Stopped) -> Vec<(Condit
             let step = if type_ == stopped.at {
                 failed.clone()
             } else {
-                Step::NotReached
+                StepOutcome::NotReached
             };
             (type_, step)
         })
@@ -89,7 +92,7 @@ fn blamed(plan: Option<&InstallationPlan<'_>>, stopped: &Stopped) -> Vec<(Condit
     let dependencies = if stopped.at == ConditionType::DependenciesSatisfied {
         failed.clone()
     } else {
-        Step::Done(plan.valid.dependencies.clone())
+        StepOutcome::Done(plan.valid.dependencies.clone())
     };
     let mut reached = stopped.at != ConditionType::DependenciesSatisfied;
     let mut by_run_order = Vec::new();
@@ -99,9 +102,9 @@ fn blamed(plan: Option<&InstallationPlan<'_>>, stopped: &Stopped) -> Vec<(Condit
             reached = false;
             failed.clone()
         } else if reached {
-            Step::Done(done_message(plan, scope, None))
+            StepOutcome::Done(done_message(plan, scope, None))
         } else {
-            Step::NotReached
+            StepOutcome::NotReached
         };
         by_run_order.push((scope.scope, step));
     }
@@ -118,23 +121,23 @@ fn blamed(plan: Option<&InstallationPlan<'_>>, stopped: &Stopped) -> Vec<(Condit
     steps
 }
 
-fn dry_run(plan: &InstallationPlan<'_>) -> Vec<(ConditionType, Step)> {
+fn dry_run(plan: &InstallationPlan<'_>) -> Vec<(ConditionType, StepOutcome)> {
     let mut steps = vec![(
         ConditionType::DependenciesSatisfied,
-        Step::Done(plan.valid.dependencies.clone()),
+        StepOutcome::Done(plan.valid.dependencies.clone()),
     )];
     steps.extend(in_condition_order(plan, |scope| match &scope.action {
         ScopeAction::Migrate(planned) if planned.is_empty() => {
-            Step::Failed(Reason::DryRun, "Dry run: nothing to apply.".into())
+            StepOutcome::Failed(Reason::DryRun, "Dry run: nothing to apply.".into())
         }
-        ScopeAction::Migrate(planned) => Step::Failed(
+        ScopeAction::Migrate(planned) => StepOutcome::Failed(
             Reason::DryRun,
             format!(
                 "Dry run: would run {}; nothing was applied.",
                 describe(&planned.steps)
             ),
         ),
-        _ => Step::Done(done_message(plan, scope, None)),
+        _ => StepOutcome::Done(done_message(plan, scope, None)),
     }));
     let pending = plan.pending().len();
     let summary = match pending {
@@ -144,14 +147,17 @@ fn dry_run(plan: &InstallationPlan<'_>) -> Vec<(ConditionType, Step)> {
             if n == 1 { "" } else { "s" }
         ),
     };
-    steps.push((ConditionType::Ready, Step::Failed(Reason::DryRun, summary)));
+    steps.push((
+        ConditionType::Ready,
+        StepOutcome::Failed(Reason::DryRun, summary),
+    ));
     steps
 }
 
 fn in_condition_order<'p>(
     plan: &'p InstallationPlan<'_>,
-    step: impl Fn(&'p ScopePlan) -> Step,
-) -> Vec<(ConditionType, Step)> {
+    step: impl Fn(&'p ScopePlan) -> StepOutcome,
+) -> Vec<(ConditionType, StepOutcome)> {
     let mut scopes: Vec<&ScopePlan> = plan.scopes.iter().collect();
     scopes.sort_by_key(|s| s.scope);
     scopes
@@ -252,7 +258,7 @@ mod tests {
         let mut object = mi("expenses", Some("1.1.0"), false);
         object.metadata.generation = Some(2);
         let plan = plan_for(&catalog, &object, None, false);
-        let done = Ok(Applied::default());
+        let done = Ok(InstallOutcome::default());
         let first = desired_status(&object, Some(&plan), &done, &at(10));
         assert!(first.plan.is_empty());
         assert_eq!(first.installed_version.as_deref(), Some("1.1.0"));
@@ -281,7 +287,7 @@ mod tests {
         let status = desired_status(
             &object,
             Some(&plan),
-            &Ok(Applied {
+            &Ok(InstallOutcome {
                 dry_run: true,
                 ..Default::default()
             }),
@@ -369,7 +375,7 @@ mod tests {
         let catalog = catalog();
         let object = mi("digital_card", None, false);
         let plan = plan_for(&catalog, &object, None, false);
-        let applied = Applied {
+        let applied = InstallOutcome {
             dry_run: false,
             kept_for: [(Scope::Landlord, vec!["globex".to_string()])].into(),
         };

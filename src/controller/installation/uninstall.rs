@@ -8,11 +8,11 @@ use kube::ResourceExt;
 use kube::runtime::controller::Action;
 
 use super::super::{Context, Error};
-use super::gather::{self, World, connect};
+use super::gather::{self, InstallationFacts, connect};
 use crate::catalog::{Catalog, Module, Scope};
 use crate::crd::{InstallScope, ModuleInstallation, UninstallPolicy};
 use crate::db::mirror;
-use crate::db::{self, Allowed, ModuleScope, Password, TenantNames};
+use crate::db::{self, Allowed, Password, TenantNames, Track};
 
 #[derive(Debug)]
 enum Uninstall<'c> {
@@ -38,7 +38,7 @@ pub async fn cleanup(mi: &ModuleInstallation, ctx: &Context) -> Result<Action, E
 
 fn plan<'c>(
     mi: &ModuleInstallation,
-    world: World,
+    world: InstallationFacts,
     catalog: &'c Catalog,
     production: bool,
 ) -> Result<Uninstall<'c>, Error> {
@@ -219,7 +219,7 @@ async fn rollback(
     module: &Module,
     scope: Scope,
 ) -> Result<(), Error> {
-    let track = ModuleScope::of(module, scope);
+    let track = Track::of(module, scope);
     let shared_by = (scope == Scope::Landlord).then(|| names.slug());
     let mut conn = connect(ctx, scope, names, password).await?;
     let result = async {
@@ -285,11 +285,11 @@ mod tests {
     }
 
     /// The Tenant `acme` (UID t1) in namespace ns; `slug_owner` is who the landlord's record says owns it.
-    fn world(slug_owner: &str, modules: Vec<InstalledModule>) -> World {
+    fn world(slug_owner: &str, modules: Vec<InstalledModule>) -> InstallationFacts {
         let mut tenant = Tenant::new("acme", TenantSpec::default());
         tenant.metadata.namespace = Some("ns".into());
         tenant.metadata.uid = Some("t1".into());
-        World {
+        InstallationFacts {
             tenant: Some(tenant),
             slug: Some(SlugRecord {
                 owner: TenantOwner {

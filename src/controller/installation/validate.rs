@@ -9,7 +9,7 @@ use kube::ResourceExt;
 
 use super::super::Error;
 use super::super::tenant::validate_spec;
-use super::gather::World;
+use super::gather::InstallationFacts;
 use crate::catalog::{Catalog, Module, Release, Scope};
 use crate::crd::{InstallScope, ModuleInstallation, ModuleInstallationSpec, REINSTALL_ANNOTATION};
 use crate::db::mirror::{Installer, ModuleState};
@@ -44,7 +44,7 @@ pub enum InstallerClaim {
 
 pub fn validate<'c>(
     mi: &ModuleInstallation,
-    world: World,
+    world: InstallationFacts,
     catalog: &'c Catalog,
 ) -> Result<ValidInstallation<'c>, Error> {
     let namespace = mi.namespace().unwrap_or_default();
@@ -245,8 +245,8 @@ mod tests {
         }
     }
 
-    fn world(slug_record: Option<SlugRecord>, modules: Vec<InstalledModule>) -> World {
-        World {
+    fn world(slug_record: Option<SlugRecord>, modules: Vec<InstalledModule>) -> InstallationFacts {
+        InstallationFacts {
             tenant: Some(tenant()),
             slug: slug_record,
             installed: modules,

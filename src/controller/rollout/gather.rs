@@ -8,12 +8,12 @@ use kube::api::ListParams;
 use super::super::{Context, Error};
 use crate::crd::{ModuleInstallation, ModuleRollout, Tenant};
 
-pub struct World {
+pub struct RolloutFacts {
     pub tenants: Vec<Tenant>,
     pub installations: Vec<ModuleInstallation>,
 }
 
-pub async fn gather(rollout: &ModuleRollout, ctx: &Context) -> Result<World, Error> {
+pub async fn gather(rollout: &ModuleRollout, ctx: &Context) -> Result<RolloutFacts, Error> {
     let namespace = rollout.namespace().unwrap_or_default();
     let tenants = ctx
         .api::<Tenant>(&namespace)
@@ -25,7 +25,7 @@ pub async fn gather(rollout: &ModuleRollout, ctx: &Context) -> Result<World, Err
         .list(&ListParams::default())
         .await?
         .items;
-    Ok(World {
+    Ok(RolloutFacts {
         tenants,
         installations,
     })

@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::core::SelectorExt;
 use kube::{Resource, ResourceExt};
 
-use super::gather::World;
+use super::gather::RolloutFacts;
 use super::validate::ValidRollout;
 use crate::crd::{
     ConditionType, FailedTenant, ModuleInstallation, ModuleInstallationSpec, ModuleRollout,
@@ -97,7 +97,7 @@ pub fn owned_by(mi: &ModuleInstallation, rollout: &ModuleRollout) -> bool {
             .any(|o| o.controller == Some(true) && Some(&o.uid) == rollout.meta().uid.as_ref())
 }
 
-pub fn plan(rollout: &ModuleRollout, valid: &ValidRollout, world: &World) -> RolloutPlan {
+pub fn plan(rollout: &ModuleRollout, valid: &ValidRollout, world: &RolloutFacts) -> RolloutPlan {
     let module = &valid.spec.module;
     let strategy = &rollout.spec.strategy;
     let ours: Vec<&ModuleInstallation> = world

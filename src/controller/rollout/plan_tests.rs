@@ -79,8 +79,8 @@ fn ours(rollout: &ModuleRollout, tenant: &str, ready: Option<(&str, &str)>) -> M
     mi
 }
 
-fn world(tenants: Vec<Tenant>, installations: Vec<ModuleInstallation>) -> World {
-    World {
+fn world(tenants: Vec<Tenant>, installations: Vec<ModuleInstallation>) -> RolloutFacts {
+    RolloutFacts {
         tenants,
         installations,
     }
@@ -96,7 +96,7 @@ fn fleet() -> Vec<Tenant> {
     ]
 }
 
-fn run(rollout: &ModuleRollout, world: &World) -> RolloutPlan {
+fn run(rollout: &ModuleRollout, world: &RolloutFacts) -> RolloutPlan {
     let catalog = catalog();
     let valid = validate(rollout, &catalog).unwrap();
     plan(rollout, &valid, world)

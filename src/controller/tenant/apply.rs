@@ -12,11 +12,11 @@ use super::validate::{ValidTenant, check_claim};
 use crate::catalog::Scope;
 use crate::crd::{ConditionType, RECREATE_DATABASE_ANNOTATION, Tenant};
 use crate::db::mirror::{self, TenantRecord, TenantState};
-use crate::db::{self, Ensured, ModuleScope, TenantRequest};
+use crate::db::{self, Ensured, TenantRequest, Track};
 
 /// What a reconcile that went through leaves behind.
 #[derive(Debug)]
-pub struct Applied {
+pub struct TenantOutcome {
     pub core_version: Option<i64>,
 }
 
@@ -25,7 +25,7 @@ pub async fn apply(
     valid: &ValidTenant,
     plan: TenantPlan,
     ctx: &Context,
-) -> Result<Applied, Stopped> {
+) -> Result<TenantOutcome, Stopped> {
     let pool = ctx.databases.landlord_pool();
     let record = TenantRecord {
         slug: valid.names.slug(),
@@ -123,7 +123,7 @@ pub async fn apply(
         credentials_version = written.metadata.resource_version;
     }
 
-    let track = ModuleScope::core(&ctx.catalog, Scope::Tenant);
+    let track = Track::core(&ctx.catalog, Scope::Tenant);
     // A clone's ledger, and Landlord's copy of it, are the template's: every core migration of this
     // catalog, written moments ago by Landlord. A later reconcile migrates it like any other database.
     let executed = if provisioned.cloned {
@@ -160,7 +160,7 @@ pub async fn apply(
     mirror::record_tenant_ready(pool, valid.names.slug(), &valid.owner.uid, verified)
         .await
         .map_err(stop_at(ConditionType::Ready))?;
-    Ok(Applied {
+    Ok(TenantOutcome {
         core_version: plan.core_target,
     })
 }

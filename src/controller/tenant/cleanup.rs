@@ -20,7 +20,7 @@ use crate::crd::{DeletionPolicy, ModuleInstallation, Tenant};
 use crate::db::mirror::{self, SlugRecord};
 use crate::db::{self, Dropped};
 
-struct World {
+struct DeletionFacts {
     slug: Option<SlugRecord>,
     secret: Option<Secret>,
     /// ModuleInstallations of this tenant still in the namespace.
@@ -79,7 +79,7 @@ fn claimants(tenants: &[Arc<Tenant>], slug: &str, releasing: &Tenant) -> Vec<Obj
         .collect()
 }
 
-async fn gather(tenant: &Tenant, ctx: &Context) -> Result<World, Error> {
+async fn gather(tenant: &Tenant, ctx: &Context) -> Result<DeletionFacts, Error> {
     let found = super::gather::gather(tenant, ctx).await?;
     // The API, not the cache: a deletion must not miss an installation created a moment ago.
     let mut remaining: Vec<String> = ctx
@@ -91,14 +91,14 @@ async fn gather(tenant: &Tenant, ctx: &Context) -> Result<World, Error> {
         .map(|mi| mi.name_any())
         .collect();
     remaining.sort();
-    Ok(World {
+    Ok(DeletionFacts {
         slug: found.slug,
         secret: found.secret,
         remaining,
     })
 }
 
-fn plan(tenant: &Tenant, world: World, production: bool) -> Result<Deletion, Error> {
+fn plan(tenant: &Tenant, world: DeletionFacts, production: bool) -> Result<Deletion, Error> {
     // An invalid slug never reached a database, and a slug owned by someone else is not ours to clean.
     let Ok(valid) = validate_spec(tenant) else {
         return Ok(Deletion::NothingOurs);
@@ -267,8 +267,8 @@ mod tests {
         tenant
     }
 
-    fn world(owner_uid: &str, remaining: &[&str]) -> World {
-        World {
+    fn world(owner_uid: &str, remaining: &[&str]) -> DeletionFacts {
+        DeletionFacts {
             slug: Some(SlugRecord {
                 owner: TenantOwner {
                     uid: owner_uid.into(),

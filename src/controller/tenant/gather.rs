@@ -12,7 +12,7 @@ use crate::crd::Tenant;
 use crate::db::mirror::{self, SlugRecord, TenantState};
 use crate::db::{self, Ident, Password};
 
-pub struct World {
+pub struct TenantFacts {
     /// Who the landlord database says owns the slug (None: nobody yet).
     pub slug: Option<SlugRecord>,
     /// Whatever Secret has the credentials' name, ours or not.
@@ -24,7 +24,7 @@ pub struct World {
     pub fresh_password: Password,
 }
 
-pub async fn gather(tenant: &Tenant, ctx: &Context) -> Result<World, Error> {
+pub async fn gather(tenant: &Tenant, ctx: &Context) -> Result<TenantFacts, Error> {
     let namespace = tenant.namespace().unwrap_or_default();
     let slug = mirror::slug_record(ctx.databases.landlord_pool(), &tenant.slug()).await?;
     let secret = ctx
@@ -32,7 +32,7 @@ pub async fn gather(tenant: &Tenant, ctx: &Context) -> Result<World, Error> {
         .get_opt(&secret_name(&tenant.name_any()))
         .await?;
     let extensions = extension_trust(tenant, slug.as_ref(), ctx).await?;
-    Ok(World {
+    Ok(TenantFacts {
         slug,
         secret,
         extensions,

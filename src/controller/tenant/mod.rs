@@ -28,7 +28,7 @@ use super::pipeline::{Pipeline, reconcile};
 use super::{Context, Error, TENANT_CONTROLLER};
 use crate::catalog::{CORE_MODULE, Scope};
 use crate::crd::{ConditionType, ModuleInstallation, Tenant, TenantStatus};
-use crate::db::{ModuleScope, records};
+use crate::db::{Track, records};
 
 pub(super) use validate::validate_spec;
 
@@ -107,7 +107,7 @@ impl Pipeline for Tenant {
     }
 }
 
-async fn provision(tenant: &Tenant, ctx: &Context) -> Result<apply::Applied, Stopped> {
+async fn provision(tenant: &Tenant, ctx: &Context) -> Result<apply::TenantOutcome, Stopped> {
     let phase = |name, started| ctx.metrics.phase(TENANT_CONTROLLER, name, started);
     let started = Instant::now();
     let world = gather::gather(tenant, ctx)
@@ -128,10 +128,10 @@ async fn provision(tenant: &Tenant, ctx: &Context) -> Result<apply::Applied, Sto
             .await
             .map_err(stop_at(ConditionType::Ready))?;
         phase("records", started);
-        let core = ModuleScope::core(&ctx.catalog, Scope::Tenant);
+        let core = Track::core(&ctx.catalog, Scope::Tenant);
         if records::in_place(&core, plan.core_target, &records) {
             ctx.metrics.in_place(TENANT_CONTROLLER);
-            return Ok(apply::Applied {
+            return Ok(apply::TenantOutcome {
                 core_version: plan.core_target,
             });
         }

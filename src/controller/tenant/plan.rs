@@ -4,7 +4,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 
 use super::super::credentials;
-use super::gather::World;
+use super::gather::TenantFacts;
 use super::validate::ValidTenant;
 use crate::catalog::Catalog;
 use crate::crd::{RECREATE_DATABASE_ANNOTATION, Tenant, is_ready_at};
@@ -54,7 +54,7 @@ impl std::fmt::Debug for TenantPlan {
 pub fn plan(
     tenant: &Tenant,
     valid: &ValidTenant,
-    world: World,
+    world: TenantFacts,
     databases: &Databases,
     catalog: &Catalog,
 ) -> TenantPlan {
@@ -153,8 +153,8 @@ mod tests {
         (tenant, valid, databases)
     }
 
-    fn world(secret: Option<Secret>) -> World {
-        World {
+    fn world(secret: Option<Secret>) -> TenantFacts {
+        TenantFacts {
             slug: None,
             secret,
             extensions: None,

@@ -5,9 +5,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
 use super::super::Error;
-use super::super::conditions::{self, Step, Stopped, summarize};
+use super::super::conditions::{self, StepOutcome, Stopped, summarize};
 use super::super::credentials::secret_name;
-use super::apply::Applied;
+use super::apply::TenantOutcome;
 use crate::crd::{ConditionType, DesiredCondition, Tenant, TenantStatus, merge_conditions};
 
 const STEPS: [ConditionType; 2] = [ConditionType::DatabaseReady, ConditionType::Migrated];
@@ -15,16 +15,16 @@ const READY: &str = "The tenant database is provisioned and its core schema is u
 
 pub fn desired_status(
     tenant: &Tenant,
-    result: &Result<Applied, Stopped>,
+    result: &Result<TenantOutcome, Stopped>,
     now: &Time,
 ) -> TenantStatus {
     let database = tenant.database_name();
     let secret = secret_name(&tenant.name_any());
-    let provisioned = Step::Done(format!(
+    let provisioned = StepOutcome::Done(format!(
         "Database {database} and its role exist; credentials are in Secret {secret}."
     ));
     let migrated = |version: Option<i64>| {
-        Step::Done(match version {
+        StepOutcome::Done(match version {
             Some(version) => format!("Core tenant schema is at version {version}."),
             None => "The catalog has no core tenant migrations.".to_string(),
         })
@@ -57,10 +57,14 @@ pub fn desired_status(
 }
 
 /// The steps of a reconcile that stopped: done before the blamed one, failed there, not reached after.
-fn blamed(stopped: &Stopped, provisioned: Step, migrated: Step) -> Vec<(ConditionType, Step)> {
-    let failed = Step::failed(&stopped.error);
+fn blamed(
+    stopped: &Stopped,
+    provisioned: StepOutcome,
+    migrated: StepOutcome,
+) -> Vec<(ConditionType, StepOutcome)> {
+    let failed = StepOutcome::failed(&stopped.error);
     let (database, core, ready) = match stopped.at {
-        ConditionType::DatabaseReady => (failed, Step::NotReached, None),
+        ConditionType::DatabaseReady => (failed, StepOutcome::NotReached, None),
         ConditionType::Migrated => (provisioned, failed, None),
         // Every step done; what failed after them (the mirror) is Ready's alone.
         _ => (provisioned, migrated, Some(failed)),
@@ -119,13 +123,13 @@ mod tests {
         tenant
     }
 
-    fn ready() -> Result<Applied, Stopped> {
-        Ok(Applied {
+    fn ready() -> Result<TenantOutcome, Stopped> {
+        Ok(TenantOutcome {
             core_version: Some(3),
         })
     }
 
-    fn stopped(at: ConditionType) -> Result<Applied, Stopped> {
+    fn stopped(at: ConditionType) -> Result<TenantOutcome, Stopped> {
         Err(Stopped {
             at,
             error: Error::Database(db::Error::ConnectTimeout {

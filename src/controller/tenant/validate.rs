@@ -5,7 +5,7 @@ use kube::ResourceExt;
 
 use super::super::Error;
 use super::super::credentials;
-use super::gather::World;
+use super::gather::TenantFacts;
 use crate::crd::{MAX_LABEL_VALUE, Tenant, label_value_problem, object_name_problem};
 use crate::db::mirror::Claim;
 use crate::db::{self, Ident, TenantNames, TenantOwner};
@@ -18,7 +18,7 @@ pub struct ValidTenant {
     pub owner: TenantOwner,
 }
 
-pub fn validate(tenant: &Tenant, world: &World) -> Result<ValidTenant, Error> {
+pub fn validate(tenant: &Tenant, world: &TenantFacts) -> Result<ValidTenant, Error> {
     let valid = validate_spec(tenant)?;
     check_names(tenant)?;
     check_extensions(&valid, world)?;
@@ -81,8 +81,8 @@ fn check_names(tenant: &Tenant) -> Result<(), Error> {
 }
 
 /// Extensions the server does not have, or that only a superuser may create, refused before the role and
-/// database exist (`World::extensions` is None once the database was made: the tenant's own session judges).
-fn check_extensions(valid: &ValidTenant, world: &World) -> Result<(), Error> {
+/// database exist (`TenantFacts::extensions` is None once the database was made: the tenant's own session judges).
+fn check_extensions(valid: &ValidTenant, world: &TenantFacts) -> Result<(), Error> {
     let Some(available) = &world.extensions else {
         return Ok(());
     };
@@ -141,8 +141,8 @@ mod tests {
         )
     }
 
-    fn world(slug: Option<SlugRecord>) -> World {
-        World {
+    fn world(slug: Option<SlugRecord>) -> TenantFacts {
+        TenantFacts {
             slug,
             secret: None,
             extensions: None,

@@ -30,7 +30,7 @@ use super::error::sqlstate;
 use super::ident::{Ident, quote_literal, sql};
 use super::ledger::{self, LedgerEntry};
 use super::lock;
-use super::plan::ModuleScope;
+use super::plan::Track;
 use crate::catalog::{CORE_MODULE, MigrationSet, Scope};
 
 /// Runs the template's migrations; what it creates is handed to `pg_database_owner`.
@@ -269,7 +269,7 @@ impl Templates {
             exec(&mut conn, format!("SET ROLE {TEMPLATE_ROLE}"))
                 .await
                 .map_err(fail("preparing the template", &conn))?;
-            let track = ModuleScope::new(CORE_MODULE, Scope::Tenant, &self.core);
+            let track = Track::new(CORE_MODULE, Scope::Tenant, &self.core);
             self.migrator
                 .apply(&mut conn, &track, self.core.latest())
                 .await?;
