@@ -39,14 +39,50 @@ pub enum Error {
     TenantNotFound { tenant: String, namespace: String },
     #[error("Tenant {tenant} is not Ready yet; installing once it is.")]
     TenantNotReady { tenant: String },
-    #[error("{0}")]
-    ModuleNotFound(String),
-    #[error("{0}")]
-    VersionNotFound(String),
-    #[error("{0}")]
-    DependencyMissing(String),
-    #[error("{0}")]
-    UninstallBlocked(String),
+    #[error("Module {module} is not in the catalog; available modules: {}.", available.join(", "))]
+    ModuleNotFound {
+        module: String,
+        available: Vec<String>,
+    },
+    #[error(
+        "Module {module} is no longer in the catalog, so its down migrations cannot run for uninstallPolicy \
+         Rollback. Put the module back in the catalog, or set uninstallPolicy: Retain to keep its tables and \
+         let the deletion finish."
+    )]
+    RollbackOfMissingModule { module: String },
+    #[error(
+        "Module {module} has no release {}; releases: {}.",
+        version.as_deref().unwrap_or("(newest)"),
+        releases.join(", ")
+    )]
+    VersionNotFound {
+        module: String,
+        version: Option<String>,
+        releases: Vec<String>,
+    },
+    /// `unmet`: each dependency as a person reads it, e.g. `tasks >=1.0.0 (not installed)`.
+    #[error("Module {module} needs, for this tenant: {}.", unmet.join("; "))]
+    DependencyMissing { module: String, unmet: Vec<String> },
+    /// `dependents`: each as `<module> (ModuleInstallation <name>)`.
+    #[error(
+        "Module {module} cannot be uninstalled while installed modules depend on it: {}. Delete those first.",
+        dependents.join(", ")
+    )]
+    DependentsInstalled {
+        module: String,
+        dependents: Vec<String>,
+    },
+    #[error(
+        "Deletion waits for the ModuleInstallations of this tenant to be deleted first: {}.",
+        installations.join(", ")
+    )]
+    InstallationsRemain { installations: Vec<String> },
+    #[error(
+        "Deletion waits for its {} installations to be deleted (their uninstallPolicy applies): {}.",
+        installations.len(),
+        installations.join(", ")
+    )]
+    RolloutInstallationsRemain { installations: Vec<String> },
     #[error("{0}")]
     DestructiveActionBlocked(String),
     #[error("{0}")]
@@ -64,10 +100,14 @@ impl Error {
             Error::DatabaseMissing { .. } => Reason::DatabaseMissing,
             Error::TenantNotFound { .. } => Reason::TenantNotFound,
             Error::TenantNotReady { .. } => Reason::TenantNotReady,
-            Error::ModuleNotFound(_) => Reason::ModuleNotFound,
-            Error::VersionNotFound(_) => Reason::VersionNotFound,
-            Error::DependencyMissing(_) => Reason::DependencyMissing,
-            Error::UninstallBlocked(_) => Reason::UninstallBlocked,
+            Error::ModuleNotFound { .. } | Error::RollbackOfMissingModule { .. } => {
+                Reason::ModuleNotFound
+            }
+            Error::VersionNotFound { .. } => Reason::VersionNotFound,
+            Error::DependencyMissing { .. } => Reason::DependencyMissing,
+            Error::DependentsInstalled { .. }
+            | Error::InstallationsRemain { .. }
+            | Error::RolloutInstallationsRemain { .. } => Reason::UninstallBlocked,
             Error::DestructiveActionBlocked(_) => Reason::DestructiveActionBlocked,
             Error::Paused(_) => Reason::Paused,
         }
@@ -89,8 +129,10 @@ impl Error {
             self,
             Error::TenantNotReady { .. }
                 | Error::TenantNotFound { .. }
-                | Error::DependencyMissing(_)
-                | Error::UninstallBlocked(_)
+                | Error::DependencyMissing { .. }
+                | Error::DependentsInstalled { .. }
+                | Error::InstallationsRemain { .. }
+                | Error::RolloutInstallationsRemain { .. }
         )
     }
 

@@ -106,11 +106,13 @@ async fn claim(
         mirror::ModuleClaim::Recorded(recorded) => recorded,
         // Validate saw them installed; since then one began to be uninstalled (or went).
         mirror::ModuleClaim::DependenciesMissing(missing) => {
-            return Err(Error::DependencyMissing(format!(
-                "Module {module} needs, for this tenant: {}, which is being uninstalled or is not \
-                 installed; installing once it is installed again.",
-                missing.join(", ")
-            )));
+            return Err(Error::DependencyMissing {
+                module: module.clone(),
+                unmet: missing
+                    .into_iter()
+                    .map(|m| format!("{m} (being uninstalled, or not installed)"))
+                    .collect(),
+            });
         }
     };
     if recorded.uid == me.uid {

@@ -85,12 +85,9 @@ fn plan<'c>(
     }
     // Its down migrations are gone with it: keeping the tables instead must be the user's choice.
     let Some(module) = catalog.module(&mi.spec.module) else {
-        return Err(Error::ModuleNotFound(format!(
-            "Module {} is no longer in the catalog, so its down migrations cannot run for uninstallPolicy \
-             Rollback. Put the module back in the catalog, or set uninstallPolicy: Retain to keep its tables \
-             and let the deletion finish.",
-            mi.spec.module
-        )));
+        return Err(Error::RollbackOfMissingModule {
+            module: mi.spec.module.clone(),
+        });
     };
     let password = world.password.ok_or_else(|| Error::TenantNotReady {
         tenant: mi.spec.tenant.clone(),
@@ -206,10 +203,10 @@ fn blocked(module: &str, dependents: &[mirror::InstalledModule]) -> Error {
         .iter()
         .map(|m| format!("{} (ModuleInstallation {})", m.module, m.installer.name))
         .collect();
-    Error::UninstallBlocked(format!(
-        "Module {module} cannot be uninstalled while installed modules depend on it: {}. Delete those first.",
-        listed.join(", ")
-    ))
+    Error::DependentsInstalled {
+        module: module.to_string(),
+        dependents: listed,
+    }
 }
 
 async fn rollback(
@@ -344,7 +341,10 @@ mod tests {
             false,
         )
         .unwrap_err();
-        assert!(matches!(err, Error::ModuleNotFound(_)), "{err:?}");
+        assert!(
+            matches!(err, Error::RollbackOfMissingModule { .. }),
+            "{err:?}"
+        );
         let message = err.to_string();
         assert!(
             message.contains("back in the catalog") && message.contains("uninstallPolicy: Retain"),

@@ -98,12 +98,10 @@ pub fn validate<'c>(
         .collect();
     let unmet = catalog.unmet_dependencies(&module.name, &installed);
     if !unmet.is_empty() {
-        let listed: Vec<String> = unmet.iter().map(ToString::to_string).collect();
-        return Err(Error::DependencyMissing(format!(
-            "Module {} needs, for this tenant: {}.",
-            module.name,
-            listed.join("; ")
-        )));
+        return Err(Error::DependencyMissing {
+            module: module.name.clone(),
+            unmet: unmet.iter().map(ToString::to_string).collect(),
+        });
     }
     let met: Vec<String> = catalog
         .dependencies_of(&module.name)
@@ -157,11 +155,10 @@ pub fn resolve<'c>(
 ) -> Result<(&'c Module, &'c Release), Error> {
     let Some(module) = catalog.module(&spec.module) else {
         let known: Vec<&str> = catalog.modules.keys().map(String::as_str).collect();
-        return Err(Error::ModuleNotFound(format!(
-            "Module {} is not in the catalog; available modules: {}.",
-            spec.module,
-            known.join(", ")
-        )));
+        return Err(Error::ModuleNotFound {
+            module: spec.module.clone(),
+            available: known.into_iter().map(String::from).collect(),
+        });
     };
     let release = match &spec.version {
         None => module.newest_release(),
@@ -175,12 +172,11 @@ pub fn resolve<'c>(
             .iter()
             .map(|r| r.version.to_string())
             .collect();
-        Error::VersionNotFound(format!(
-            "Module {} has no release {}; releases: {}.",
-            module.name,
-            spec.version.as_deref().unwrap_or("(newest)"),
-            releases.join(", ")
-        ))
+        Error::VersionNotFound {
+            module: module.name.clone(),
+            version: spec.version.clone(),
+            releases,
+        }
     })?;
     Ok((module, release))
 }
@@ -375,7 +371,7 @@ mod tests {
             let w = world(Some(slug("t1", "Ready")), vec![recorded]);
             assert!(matches!(
                 validate(&mi("expenses", "m2"), w, &catalog),
-                Err(Error::DependencyMissing(_))
+                Err(Error::DependencyMissing { .. })
             ));
         }
         let w = world(

@@ -119,11 +119,9 @@ impl Pipeline for ModuleRollout {
             apply::delete(&api, name).await?;
         }
         remaining.sort();
-        Err(Error::UninstallBlocked(format!(
-            "Deletion waits for its {} installations to be deleted (their uninstallPolicy applies): {}.",
-            remaining.len(),
-            remaining.join(", ")
-        )))
+        Err(Error::RolloutInstallationsRemain {
+            installations: remaining,
+        })
     }
 
     fn cleanup_status(&self, error: &Error, now: &Time) -> ModuleRolloutStatus {

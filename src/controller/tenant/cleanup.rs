@@ -112,10 +112,9 @@ fn plan(tenant: &Tenant, world: DeletionFacts, production: bool) -> Result<Delet
     };
     let made = record.database_made;
     if !world.remaining.is_empty() {
-        return Err(Error::UninstallBlocked(format!(
-            "Deletion waits for the ModuleInstallations of this tenant to be deleted first: {}.",
-            world.remaining.join(", ")
-        )));
+        return Err(Error::InstallationsRemain {
+            installations: world.remaining,
+        });
     }
     let secret = world
         .secret
@@ -303,7 +302,7 @@ mod tests {
             world("u1", &["acme-tasks"]),
             false,
         );
-        assert!(matches!(blocked, Err(Error::UninstallBlocked(_))));
+        assert!(matches!(blocked, Err(Error::InstallationsRemain { .. })));
         let refused = plan(&tenant(DeletionPolicy::Delete), world("u1", &[]), true).unwrap_err();
         assert_eq!(refused.reason(), Reason::DestructiveActionBlocked);
         assert!(matches!(

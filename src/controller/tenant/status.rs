@@ -220,7 +220,9 @@ mod tests {
         let paused = paused(&tenant, &at(1));
         assert!(paused.conditions.iter().all(|c| c.reason == "Paused"));
         tenant.status = Some(desired_status(&tenant, &ready(), &at(1)));
-        let blocked = Error::UninstallBlocked("waits for acme-tasks".into());
+        let blocked = Error::InstallationsRemain {
+            installations: vec!["acme-tasks".into()],
+        };
         let deleting = deleting(&tenant, &blocked, &at(2));
         assert_eq!(
             conditions::rows(&deleting.conditions),
