@@ -20,7 +20,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// `src/db/mirror/claims.rs` → `[db, mirror, claims]`; a `mod.rs` or `lib.rs` is its folder's module.
+/// `src/db/landlord/mirror/claims.rs` → `[db, mirror, claims]`; a `mod.rs` or `lib.rs` is its folder's module.
 fn module_of(src: &Path, file: &Path) -> Vec<String> {
     let mut parts: Vec<String> = file
         .strip_prefix(src)

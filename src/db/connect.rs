@@ -12,11 +12,11 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::error::sqlstate;
-use super::ident::{Ident, TenantNames};
-use super::ledger_copy::LedgerCopy;
-use super::plan::Track;
-use super::{Error, LOCK_WAIT, Password};
+use crate::db::error::sqlstate;
+use crate::db::ident::{Ident, TenantNames};
+use crate::db::migrating::ledger_copy::LedgerCopy;
+use crate::db::migrating::plan::Track;
+use crate::db::{Error, LOCK_WAIT, Password};
 
 /// Every session says who it is, in `pg_stat_activity` and the server log.
 const APPLICATION_NAME: &str = "landlord";

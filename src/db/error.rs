@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use crate::catalog::Scope;
 
-use super::LOCK_WAIT;
-use super::owner::Found;
-use super::plan::Direction;
+use crate::db::LOCK_WAIT;
+use crate::db::migrating::plan::Direction;
+use crate::db::provisioning::owner::Found;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -6,7 +6,7 @@ use std::fmt;
 
 use sqlx::{AssertSqlSafe, SqlStr};
 
-use super::Error;
+use crate::db::Error;
 
 /// PostgreSQL truncates longer identifiers silently (NAMEDATALEN - 1), so two long names could collide.
 pub const MAX_IDENT_BYTES: usize = 63;

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use super::Error;
-use super::connect::DbConnection;
-use super::error::millis;
+use crate::db::Error;
+use crate::db::connect::DbConnection;
+use crate::db::error::millis;
 
 /// The 64-bit key of the advisory lock named `name` (the first 8 bytes of its SHA-256).
 pub(crate) fn advisory_key(name: &str) -> i64 {

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use super::Error;
+use crate::db::Error;
 
 /// Bytes of OS randomness in a generated password (hex-encoded: 48 characters).
 pub const PASSWORD_BYTES: usize = 24;

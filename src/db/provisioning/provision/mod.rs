@@ -11,12 +11,12 @@ mod database;
 
 pub use database::ensure_tenant_database;
 
-use super::connect::{Databases, DbConnection};
-use super::error::sqlstate;
-use super::ident::{Ident, TenantNames, quote_literal, sql};
-use super::owner::{Adoption, Found, TenantOwner, adoption};
-use super::template::{self, Templates};
-use super::{Error, Password};
+use crate::db::connect::{Databases, DbConnection};
+use crate::db::error::sqlstate;
+use crate::db::ident::{Ident, TenantNames, quote_literal, sql};
+use crate::db::provisioning::owner::{Adoption, Found, TenantOwner, adoption};
+use crate::db::provisioning::template::{self, Templates};
+use crate::db::{Error, Password};
 
 /// Tries of DROP DATABASE while an autovacuum worker is in the database (about 4.5 s in all).
 const DROP_ATTEMPTS: u64 = 10;

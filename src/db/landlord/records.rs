@@ -4,10 +4,10 @@
 
 use sqlx::{PgPool, Row};
 
-use super::Error;
-use super::error::sqlstate;
-use super::ledger::LedgerEntry;
-use super::plan::Track;
+use crate::db::Error;
+use crate::db::error::sqlstate;
+use crate::db::migrating::ledger::LedgerEntry;
+use crate::db::migrating::plan::Track;
 
 const DATABASE: &str = "landlord";
 

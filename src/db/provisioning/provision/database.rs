@@ -7,13 +7,13 @@
 //! an idle session in `template1` cannot block it. A crash before the transaction leaves the database
 //! closed, which the next call finishes the same way.
 
-use super::{exec, is_duplicate, refused};
 use crate::db::Error;
 use crate::db::connect::DbConnection;
 use crate::db::ident::{Ident, TenantNames, quote_literal};
-use crate::db::ledger_copy::LedgerCopy;
-use crate::db::owner::{Found, TenantOwner};
-use crate::db::provision::Ensured;
+use crate::db::migrating::ledger_copy::LedgerCopy;
+use crate::db::provisioning::owner::{Found, TenantOwner};
+use crate::db::provisioning::provision::Ensured;
+use crate::db::provisioning::provision::{exec, is_duplicate, refused};
 
 /// How long to wait for each foreign session to end once signalled.
 const TERMINATE_WAIT_MS: i64 = 5_000;

@@ -5,8 +5,10 @@
 use sqlx::PgConnection;
 use sqlx::PgPool;
 
-use super::{DATABASE, InstalledModule, Installer, installed_module, module_installer};
 use crate::db::Error;
+use crate::db::landlord::mirror::{
+    DATABASE, InstalledModule, Installer, installed_module, module_installer,
+};
 
 /// How a claim of a module ended.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -22,16 +22,16 @@ use sqlx::{Connection, PgConnection};
 
 pub(crate) use clone::{clonable, clone_database};
 
-use super::Error;
-use super::LOCK_WAIT;
-use super::connect::{Databases, DbConnection};
-use super::engine::Migrator;
-use super::error::sqlstate;
-use super::ident::{Ident, quote_literal, sql};
-use super::ledger::{self, LedgerEntry};
-use super::lock;
-use super::plan::Track;
 use crate::catalog::{CORE_MODULE, MigrationSet, Scope};
+use crate::db::Error;
+use crate::db::LOCK_WAIT;
+use crate::db::connect::{Databases, DbConnection};
+use crate::db::error::sqlstate;
+use crate::db::ident::{Ident, quote_literal, sql};
+use crate::db::lock;
+use crate::db::migrating::engine::Migrator;
+use crate::db::migrating::ledger::{self, LedgerEntry};
+use crate::db::migrating::plan::Track;
 
 /// Runs the template's migrations; what it creates is handed to `pg_database_owner`.
 const TEMPLATE_ROLE: &str = "landlord_template";

@@ -2,12 +2,12 @@
 
 use sha2::{Digest, Sha256};
 
-use super::{Template, Templates, exec, fail, hex};
 use crate::db::Error;
 use crate::db::connect::{Databases, DbConnection};
 use crate::db::error::sqlstate;
 use crate::db::ident::{Ident, TenantNames, quote_literal};
-use crate::db::owner::TenantOwner;
+use crate::db::provisioning::owner::TenantOwner;
+use crate::db::provisioning::template::{Template, Templates, exec, fail, hex};
 
 /// Whether `tenant_<slug>` is for cloning: absent, or an unfinished clone for `owner` (owned by the admin
 /// role, marked as such, never entered by the tenant), which is dropped to be made again.

@@ -7,7 +7,7 @@ use sqlx::{PgConnection, Row};
 
 use crate::catalog::{Migration, Scope};
 
-use super::Error;
+use crate::db::Error;
 
 pub const LEDGER_SCHEMA: &str = "landlord_migrations";
 

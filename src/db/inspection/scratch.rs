@@ -8,10 +8,10 @@ use std::time::Duration;
 use sqlx::ConnectOptions;
 use sqlx::postgres::PgConnectOptions;
 
-use super::Error;
-use super::connect::{Databases, DbConnection, Limits};
-use super::error::sqlstate;
-use super::ident::{Ident, sql};
+use crate::db::Error;
+use crate::db::connect::{Databases, DbConnection, Limits};
+use crate::db::error::sqlstate;
+use crate::db::ident::{Ident, sql};
 
 /// Every scratch database name starts with this.
 pub const SCRATCH_PREFIX: &str = "landlord_test_";

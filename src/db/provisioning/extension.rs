@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use super::Error;
-use super::connect::{Databases, DbConnection};
-use super::error::sqlstate;
-use super::ident::{Ident, sql};
+use crate::db::Error;
+use crate::db::connect::{Databases, DbConnection};
+use crate::db::error::sqlstate;
+use crate::db::ident::{Ident, sql};
 
 /// `CREATE EXTENSION IF NOT EXISTS` for each, on a tenant connection (so the tenant's role owns them).
 pub async fn ensure_extensions(

@@ -5,8 +5,8 @@
 
 use sqlx::{PgConnection, PgPool, Row};
 
-use super::Error;
-pub use super::owner::TenantOwner;
+use crate::db::Error;
+pub use crate::db::provisioning::owner::TenantOwner;
 pub use claims::{ModuleClaim, Uninstalling, claim_module, mark_uninstalling};
 pub use state::{ModuleState, TenantState};
 

@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 use sqlx::postgres::{PgDatabaseError, PgErrorPosition};
 use sqlx::{Connection, PgConnection};
 
-use super::Error;
-use super::error::{MigrationFailure, sqlstate};
-use super::ident::{Ident, sql};
-use super::ledger;
-use super::plan::{Direction, MigrationStep, Track, file_name};
 use crate::catalog::{Migration, MigrationScript};
+use crate::db::Error;
+use crate::db::error::{MigrationFailure, sqlstate};
+use crate::db::ident::{Ident, sql};
+use crate::db::migrating::ledger;
+use crate::db::migrating::plan::{Direction, MigrationStep, Track, file_name};
 
 /// How long a migration statement may wait for a lock and run, unless its file says otherwise
 /// (`-- landlord:lock-timeout=…`, `-- landlord:statement-timeout=…`).

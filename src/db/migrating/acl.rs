@@ -3,9 +3,9 @@
 
 use sqlx::Connection;
 
-use super::Error;
-use super::connect::DbConnection;
 use crate::catalog::Module;
+use crate::db::Error;
+use crate::db::connect::DbConnection;
 
 /// Makes the tables say what the module declares: adds what is missing, removes what a newer release
 /// dropped. Names another module or the application already registered are left to their owner.

@@ -5,9 +5,9 @@
 
 use sqlx::{PgConnection, PgPool, Row};
 
-use super::Error;
-use super::ledger::{self, LedgerEntry};
-use super::plan::{Direction, Track};
+use crate::db::Error;
+use crate::db::migrating::ledger::{self, LedgerEntry};
+use crate::db::migrating::plan::{Direction, Track};
 
 const DATABASE: &str = "landlord";
 

@@ -12,14 +12,14 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use super::Error;
-use super::connect::DbConnection;
-use super::ledger::{self, LedgerEntry};
-use super::ledger_copy;
-use super::mirror;
-use super::plan::{self, Direction, Drift, MigrationStep, Plan, Track};
-use super::step::{self, Timeouts};
 use crate::catalog::Migration;
+use crate::db::Error;
+use crate::db::connect::DbConnection;
+use crate::db::landlord::mirror;
+use crate::db::migrating::ledger::{self, LedgerEntry};
+use crate::db::migrating::ledger_copy;
+use crate::db::migrating::plan::{self, Direction, Drift, MigrationStep, Plan, Track};
+use crate::db::migrating::step::{self, Timeouts};
 
 /// Where a track stands in one database.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -6,8 +6,8 @@ use std::fmt;
 
 use crate::catalog::{CORE_MODULE, Catalog, Migration, MigrationSet, Module, Scope};
 
-use super::Error;
-use super::ledger::LedgerEntry;
+use crate::db::Error;
+use crate::db::migrating::ledger::LedgerEntry;
 
 /// The migrations of one module (or the core) in one scope: one track in a database's ledger.
 #[derive(Clone, Copy, Debug)]

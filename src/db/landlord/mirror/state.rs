@@ -3,8 +3,8 @@
 
 use std::fmt;
 
-use super::DATABASE;
 use crate::db::Error;
+use crate::db::landlord::mirror::DATABASE;
 
 /// `tenants.status`: written by the operator alone, read by applications and by installations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

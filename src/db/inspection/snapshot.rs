@@ -15,9 +15,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::Error;
-use super::connect::DbConnection;
-use super::ledger::LEDGER_SCHEMA;
+use crate::db::Error;
+use crate::db::connect::DbConnection;
+use crate::db::migrating::ledger::LEDGER_SCHEMA;
 
 /// Every object of a database's schema, by key.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
