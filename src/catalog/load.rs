@@ -13,6 +13,16 @@ use super::validate::{LoadedModule, check_catalog};
 const SCOPES: [Scope; 2] = [Scope::Landlord, Scope::Tenant];
 
 impl Catalog {
+    /// The repository's own catalog (`modules/`, `migrations/`), for unit tests.
+    #[cfg(test)]
+    pub(crate) fn shipped() -> Catalog {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        match Catalog::load(&root.join("modules"), &root.join("migrations")) {
+            Ok(catalog) => catalog,
+            Err(errors) => panic!("the shipped catalog does not load: {errors}"),
+        }
+    }
+
     /// Loads and validates the modules under `modules_dir` and the core migrations under `migrations_dir`
     /// (`landlord/` and `tenant/`). Every problem is reported, not just the first.
     pub fn load(modules_dir: &Path, migrations_dir: &Path) -> Result<Catalog, CatalogErrors> {

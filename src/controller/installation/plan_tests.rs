@@ -5,11 +5,6 @@ use crate::crd::ConditionType;
 use crate::crd::ModuleInstallationSpec;
 use crate::db::{LedgerEntry, Password, TenantNames};
 
-pub fn catalog() -> Catalog {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    Catalog::load(&root.join("modules"), &root.join("migrations")).unwrap()
-}
-
 pub fn mi(module: &str, version: Option<&str>, dry_run: bool) -> ModuleInstallation {
     ModuleInstallation::new(
         "acme-x",
@@ -94,7 +89,7 @@ fn shape(plan: &InstallationPlan<'_>) -> Vec<(Scope, Vec<String>)> {
 
 #[test]
 fn install_upgrade_downgrade_and_reinstall_are_one_value() {
-    let catalog = catalog();
+    let catalog = Catalog::shipped();
     let expenses = |v| mi("expenses", Some(v), false);
     let install = plan_for(&catalog, &expenses("1.0.0"), None, false);
     assert_eq!(
@@ -141,7 +136,7 @@ fn install_upgrade_downgrade_and_reinstall_are_one_value() {
 
 #[test]
 fn production_refuses_every_step_down_and_blames_its_scope() {
-    let catalog = catalog();
+    let catalog = Catalog::shipped();
     let downgrade = plan_for(
         &catalog,
         &mi("expenses", Some("1.0.0"), false),
@@ -181,7 +176,7 @@ fn only_an_installation_whose_records_stand_at_its_release_skips_the_databases()
     use crate::db::mirror::{InstalledModule, Installer};
     use crate::db::records::Recorded;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-    let catalog = catalog();
+    let catalog = Catalog::shipped();
     let mut mi = mi("digital_card", None, false);
     mi.metadata.generation = Some(3);
     let planned = plan_for(&catalog, &mi, Some("1.0.0"), false);

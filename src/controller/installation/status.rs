@@ -235,7 +235,7 @@ pub fn deleting(mi: &ModuleInstallation, error: &Error, now: &Time) -> ModuleIns
 
 #[cfg(test)]
 mod tests {
-    use super::super::plan::tests::{catalog, mi, plan_for};
+    use super::super::plan::tests::{mi, plan_for};
     use super::*;
     use crate::db;
 
@@ -254,7 +254,7 @@ mod tests {
 
     #[test]
     fn installed_is_ready_and_a_second_reconcile_changes_nothing() {
-        let catalog = catalog();
+        let catalog = crate::catalog::Catalog::shipped();
         let mut object = mi("expenses", Some("1.1.0"), false);
         object.metadata.generation = Some(2);
         let plan = plan_for(&catalog, &object, None, false);
@@ -281,7 +281,7 @@ mod tests {
 
     #[test]
     fn a_dry_run_summarises_every_scope_in_ready() {
-        let catalog = catalog();
+        let catalog = crate::catalog::Catalog::shipped();
         let object = mi("digital_card", None, true);
         let plan = plan_for(&catalog, &object, None, false);
         let status = desired_status(
@@ -314,7 +314,7 @@ mod tests {
 
     #[test]
     fn a_failed_scope_is_blamed_in_the_order_the_scopes_ran() {
-        let catalog = catalog();
+        let catalog = crate::catalog::Catalog::shipped();
         let failure = || {
             Error::Database(db::Error::ConnectTimeout {
                 database: "tenant_acme".into(),
@@ -372,7 +372,7 @@ mod tests {
 
     #[test]
     fn a_shared_landlord_scope_kept_for_others_says_so() {
-        let catalog = catalog();
+        let catalog = crate::catalog::Catalog::shipped();
         let object = mi("digital_card", None, false);
         let plan = plan_for(&catalog, &object, None, false);
         let applied = InstallOutcome {

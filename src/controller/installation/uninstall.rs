@@ -249,11 +249,6 @@ mod tests {
     use crate::db::TenantOwner;
     use crate::db::mirror::{InstalledModule, Installer, ModuleState, SlugRecord, TenantState};
 
-    fn catalog() -> Catalog {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        Catalog::load(&root.join("modules"), &root.join("migrations")).unwrap()
-    }
-
     fn mi(module: &str, uid: &str, policy: UninstallPolicy) -> ModuleInstallation {
         let mut mi = ModuleInstallation::new(
             &format!("acme-{module}"),
@@ -307,7 +302,7 @@ mod tests {
 
     #[test]
     fn only_the_recorded_installer_of_a_tenant_that_owns_its_slug_rolls_back() {
-        let catalog = catalog();
+        let catalog = Catalog::shipped();
         let rollback = mi("tasks", "m1", UninstallPolicy::Rollback);
         let plan = |w| plan(&rollback, w, &catalog, false);
         assert!(matches!(
@@ -331,7 +326,7 @@ mod tests {
 
     #[test]
     fn a_rollback_of_a_module_gone_from_the_catalog_is_refused_not_retained() {
-        let mut catalog = catalog();
+        let mut catalog = Catalog::shipped();
         catalog.modules.remove("tasks");
         let rollback = mi("tasks", "m1", UninstallPolicy::Rollback);
         let err = plan(
@@ -365,7 +360,7 @@ mod tests {
 
     #[test]
     fn dependents_block_and_production_refuses() {
-        let catalog = catalog();
+        let catalog = Catalog::shipped();
         let tasks = mi("tasks", "m1", UninstallPolicy::Rollback);
         let both = vec![installed("tasks", "m1"), installed("expenses", "m2")];
         let err = plan(&tasks, world("t1", both), &catalog, false).unwrap_err();

@@ -188,11 +188,6 @@ mod tests {
     use crate::db::TenantOwner;
     use crate::db::mirror::{InstalledModule, SlugRecord, TenantState};
 
-    fn catalog() -> Catalog {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        Catalog::load(&root.join("modules"), &root.join("migrations")).unwrap()
-    }
-
     fn mi(module: &str, uid: &str) -> ModuleInstallation {
         let mut mi = ModuleInstallation::new(
             &format!("acme-{module}"),
@@ -257,7 +252,7 @@ mod tests {
 
     #[test]
     fn the_tenant_must_own_its_slug_by_the_landlords_record() {
-        let catalog = catalog();
+        let catalog = Catalog::shipped();
         let ok = world(Some(slug("t1", "Ready")), vec![]);
         assert_eq!(reason(validate(&mi("tasks", "m1"), ok, &catalog)), None);
         for record in [
@@ -296,7 +291,7 @@ mod tests {
 
     #[test]
     fn a_reinstall_is_done_by_the_landlords_record_not_by_status() {
-        let catalog = catalog();
+        let catalog = Catalog::shipped();
         // (recorded reinstall, status.reinstalled, annotation) → the reinstall still to carry out.
         let cases = [
             (None, None, Some("1"), Some("1")),
@@ -329,7 +324,7 @@ mod tests {
 
     #[test]
     fn the_recorded_installer_owns_the_module() {
-        let catalog = catalog();
+        let catalog = Catalog::shipped();
         let claim = |w| validate(&mi("tasks", "m1"), w, &catalog).map(|v| v.claim);
         let mine = world(
             Some(slug("t1", "Ready")),
@@ -356,7 +351,7 @@ mod tests {
 
     #[test]
     fn dependencies_come_from_the_landlords_record() {
-        let catalog = catalog();
+        let catalog = Catalog::shipped();
         let missing = world(Some(slug("t1", "Ready")), vec![]);
         let err = validate(&mi("expenses", "m2"), missing, &catalog).unwrap_err();
         assert_eq!(err.reason(), Reason::DependencyMissing);
@@ -384,7 +379,7 @@ mod tests {
 
     #[test]
     fn unknown_module_and_release_name_what_exists() {
-        let catalog = catalog();
+        let catalog = Catalog::shipped();
         let spec = |module: &str, version: Option<&str>| ModuleInstallationSpec {
             tenant: "acme".into(),
             module: module.into(),

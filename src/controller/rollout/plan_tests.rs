@@ -10,11 +10,6 @@ use crate::crd::{
     ModuleInstallationStatus, ModuleRolloutSpec, RolloutStrategy, Tenant, TenantSpec,
 };
 
-fn catalog() -> Catalog {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    Catalog::load(&root.join("modules"), &root.join("migrations")).unwrap()
-}
-
 fn selector(key: &str, value: &str) -> Option<LabelSelector> {
     Some(LabelSelector {
         match_labels: Some(BTreeMap::from([(key.into(), value.into())])),
@@ -97,7 +92,7 @@ fn fleet() -> Vec<Tenant> {
 }
 
 fn run(rollout: &ModuleRollout, world: &RolloutFacts) -> RolloutPlan {
-    let catalog = catalog();
+    let catalog = Catalog::shipped();
     let valid = validate(rollout, &catalog).unwrap();
     plan(rollout, &valid, world)
 }
