@@ -5,11 +5,14 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod support;
+
 use landlord::catalog::{Catalog, CatalogErrors, Problem, Scope};
 use sha2::{Digest, Sha256};
+use support::catalog::copy_dir;
 
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    support::repo_root()
 }
 
 fn fixture(case: &str) -> PathBuf {
@@ -555,19 +558,6 @@ fn every_fixture_is_tested() {
 }
 
 // Fixtures built in a temporary directory from the shipped catalog.
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create dir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
 
 fn shipped_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -14,7 +14,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use kube::api::ListParams;
 use landlord::crd::{ModuleInstallation, Tenant};
-use support::kube::{apply_yaml, client, condition, namespace};
+use support::kube::{apply_yaml, client, condition, lease_holder, namespace};
 use support::operator::Operator;
 use support::{pg, repo_root, unique_slug};
 
@@ -61,11 +61,6 @@ async fn wait_progress(
     }
 }
 
-async fn holder(leases: &Api<Lease>) -> Option<String> {
-    let lease = leases.get_opt("landlord").await.ok()??;
-    lease.spec?.holder_identity
-}
-
 /// SIGKILLs whichever operator holds the Lease and starts a replacement under a new name, as a Deployment
 /// replaces a pod: the standby or the replacement takes over once the Lease expires.
 async fn kill_leader(
@@ -75,7 +70,7 @@ async fn kill_leader(
 ) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
     let leader = loop {
-        if let Some(h) = holder(leases).await
+        if let Some(h) = lease_holder(leases).await
             && operators.iter().any(|(name, _)| *name == h)
         {
             break h;

@@ -71,22 +71,13 @@ async fn provision(
     Ok(provisioned)
 }
 
-async fn superuser_exec(database: &str, statement: String) {
-    let mut su = pg::connect(database).await;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
-        .execute(&mut su)
-        .await
-        .unwrap();
-    su.close().await.unwrap();
-}
-
 /// The maintenance database opened to one role for the length of a test, as PostgreSQL's default opens it
 /// to everyone (revoked again before the role is dropped).
 struct ConnectGrant(String);
 
 impl ConnectGrant {
     async fn new(role: &str) -> ConnectGrant {
-        superuser_exec(
+        pg::superuser_exec(
             "postgres",
             format!("GRANT CONNECT ON DATABASE postgres TO \"{role}\""),
         )
@@ -103,7 +94,7 @@ impl Drop for ConnectGrant {
                 .enable_all()
                 .build()
                 .unwrap()
-                .block_on(superuser_exec(
+                .block_on(pg::superuser_exec(
                     "postgres",
                     format!("REVOKE CONNECT ON DATABASE postgres FROM \"{role}\""),
                 ))
@@ -303,7 +294,7 @@ async fn a_login_loop_of_another_tenant_never_enters_the_template_being_built_no
     assert!(provisioned.expect("cloned").cloned);
     // A session in the template (a DBA's) makes PostgreSQL refuse to clone: the database is made the
     // ordinary way, as closed as a clone.
-    superuser_exec(
+    pg::superuser_exec(
         "postgres",
         format!("ALTER DATABASE \"{template}\" ALLOW_CONNECTIONS true"),
     )
@@ -369,7 +360,7 @@ async fn a_database_a_crash_left_closed_is_finished_and_foreign_sessions_are_end
     // What an older Landlord could leave: created open to PUBLIC, another tenant got in; then closed.
     let database = tenant.database();
     let role = tenant.names.role().as_str();
-    superuser_exec(
+    pg::superuser_exec(
         "postgres",
         format!("CREATE DATABASE \"{database}\" OWNER \"{role}\" TEMPLATE template0"),
     )
@@ -378,7 +369,7 @@ async fn a_database_a_crash_left_closed_is_finished_and_foreign_sessions_are_end
         .connect_as_tenant(database)
         .await
         .expect("open to PUBLIC");
-    superuser_exec(
+    pg::superuser_exec(
         "postgres",
         format!("ALTER DATABASE \"{database}\" ALLOW_CONNECTIONS false"),
     )

@@ -9,20 +9,11 @@ use landlord::db::{self, Ensured, Error, Templates, TenantRequest};
 use support::db::{TestTenant, core_catalog, databases};
 use support::pg;
 
-async fn drop_database(database: &str) {
-    let mut conn = pg::connect("postgres").await;
-    let drop = format!("DROP DATABASE \"{database}\" WITH (FORCE)");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn a_database_that_may_not_be_made_is_missing_and_stays_missing() {
     let databases = databases();
     let tenant = TestTenant::provision(&databases, "vanish", &[]).await;
-    drop_database(tenant.database()).await;
+    pg::drop_database(tenant.database()).await;
 
     // A tenant login tells the missing database from a server that does not answer.
     let err = databases

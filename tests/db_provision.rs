@@ -264,25 +264,19 @@ async fn role_state(role: &str) -> (Option<String>, i64, Option<String>) {
     state
 }
 
-async fn superuser_exec(statement: String) {
-    let mut su = pg::connect("postgres").await;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
-        .execute(&mut su)
-        .await
-        .unwrap();
-    su.close().await.unwrap();
-}
-
 #[tokio::test]
 async fn a_role_landlord_did_not_mark_is_refused_and_left_as_it_was() {
     let databases = databases();
     landlord_schema(&databases).await;
     let names = TenantNames::new(&unique_slug("squat")).unwrap();
     let role = names.role().as_str().to_string();
-    superuser_exec(format!(
-        "CREATE ROLE {} LOGIN PASSWORD 'squatter'",
-        names.role().quoted()
-    ))
+    pg::superuser_exec(
+        "postgres",
+        format!(
+            "CREATE ROLE {} LOGIN PASSWORD 'squatter'",
+            names.role().quoted()
+        ),
+    )
     .await;
     let before = role_state(&role).await;
 
@@ -386,10 +380,13 @@ async fn a_database_owned_by_another_role_is_not_adopted() {
     let databases = databases();
     landlord_schema(&databases).await;
     let names = TenantNames::new(&unique_slug("foreign")).unwrap();
-    superuser_exec(format!(
-        "CREATE DATABASE {} OWNER landlord",
-        names.database().quoted()
-    ))
+    pg::superuser_exec(
+        "postgres",
+        format!(
+            "CREATE DATABASE {} OWNER landlord",
+            names.database().quoted()
+        ),
+    )
     .await;
 
     let err = provision_spec(&databases, names.slug(), &[])

@@ -10,20 +10,11 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use kube::api::ListParams;
 use landlord::crd::{ModuleInstallation, Tenant};
-use support::kube::{apply_yaml, client, condition, namespace, wait_until};
+use support::kube::{apply_yaml, client, condition, lease_holder, namespace, wait_until};
 use support::operator::{Operator, http_get};
 use support::{pg, unique_slug};
 
 const TENANTS: usize = 12;
-
-async fn holder(leases: &Api<Lease>) -> Option<String> {
-    leases
-        .get_opt("landlord")
-        .await
-        .unwrap()
-        .and_then(|l| l.spec)
-        .and_then(|s| s.holder_identity)
-}
 
 fn ready_count<K: support::kube::Conditions>(items: &[K]) -> usize {
     items
@@ -128,7 +119,7 @@ async fn the_standby_takes_over_when_the_leader_dies_mid_rollout() {
 async fn wait_for_holder(leases: &Api<Lease>, not: Option<&str>) -> String {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        if let Some(holder) = holder(leases).await
+        if let Some(holder) = lease_holder(leases).await
             && Some(holder.as_str()) != not
         {
             return holder;

@@ -50,15 +50,6 @@ async fn ready_tenant(prefix: &str) -> Ready {
     }
 }
 
-async fn superuser_exec(database: &str, statement: &str) {
-    let mut conn = pg::connect(database).await;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_string()))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    conn.close().await.unwrap();
-}
-
 async fn count(database: &str, query: &'static str) -> i64 {
     let mut conn = pg::connect(database).await;
     let n: i64 = sqlx::query_scalar(query)
@@ -75,7 +66,7 @@ async fn victim(client: &kube::Client, ns: &str, slug: &str) {
     apply_yaml(ns, &installation_yaml("acme-tasks", "tasks", ""));
     let installations: Api<ModuleInstallation> = Api::namespaced(client.clone(), ns);
     wait_ready(&installations, "acme-tasks").await;
-    superuser_exec(
+    pg::superuser_exec(
         &format!("tenant_{slug}"),
         "INSERT INTO tasks (title, created_by) VALUES ('precious', 'victim')",
     )
@@ -275,7 +266,7 @@ async fn squatted_role_database_and_secret_are_refused_and_left_as_they_were() {
     let tenants: Api<Tenant> = Api::namespaced(client.clone(), &ns);
 
     let role_slug = unique_slug("squatrole");
-    superuser_exec(
+    pg::superuser_exec(
         "postgres",
         &format!("CREATE ROLE tenant_{role_slug} LOGIN PASSWORD 'squatter'"),
     )
@@ -292,7 +283,7 @@ async fn squatted_role_database_and_secret_are_refused_and_left_as_they_were() {
     assert!(!pg::database_exists(&format!("tenant_{role_slug}")).await);
 
     let db_slug = unique_slug("squatdb");
-    superuser_exec("postgres", &format!("CREATE DATABASE tenant_{db_slug}")).await;
+    pg::superuser_exec("postgres", &format!("CREATE DATABASE tenant_{db_slug}")).await;
     apply_yaml(
         &ns,
         &tenant_yaml("database", &db_slug, "  deletionPolicy: Delete\n"),
@@ -361,7 +352,7 @@ async fn a_retained_database_goes_back_only_to_its_namespace_and_name() {
     wait_ready(&tenants, "acme").await;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &home);
     let password = secret_value(&secrets.get("acme-db").await.unwrap(), "password");
-    superuser_exec(
+    pg::superuser_exec(
         &database,
         "INSERT INTO audit_log (actor, action) VALUES ('victim', 'secret business')",
     )
@@ -494,7 +485,7 @@ async fn a_role_password_changed_in_postgresql_is_put_back_when_an_installation_
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     // Someone with a superuser session changes the role's password; the Secret still has the old one, and
     // the Tenant's resyncs, decided from Landlord's records, open no session that would notice.
-    superuser_exec(
+    pg::superuser_exec(
         "postgres",
         &format!("ALTER ROLE tenant_{slug} PASSWORD 'set-behind-landlords-back'"),
     )

@@ -21,16 +21,6 @@ use support::operator::{Operator, http_get};
 use support::proxy::Proxy;
 use support::{TestEnv, pg, unique_slug};
 
-/// Drops `database` as the superuser, as a DBA's mistake would.
-async fn drop_database(database: &str) {
-    let mut conn = pg::connect("postgres").await;
-    let drop = format!("DROP DATABASE \"{database}\" WITH (FORCE)");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-}
-
 /// A deletion that must complete: bounded by the minute the issue allows, as a person would wait.
 async fn gone_within_a_minute<K>(api: &Api<K>, name: &str)
 where
@@ -85,8 +75,8 @@ async fn deleting_installations_and_tenants_whose_database_vanished_completes() 
         wait_ready(&installs, name).await;
     }
     let (acme_db, beta_db) = (format!("tenant_{acme}"), format!("tenant_{beta}"));
-    drop_database(&acme_db).await;
-    drop_database(&beta_db).await;
+    pg::drop_database(&acme_db).await;
+    pg::drop_database(&beta_db).await;
 
     for name in ["acme-tasks", "beta-tasks"] {
         installs
@@ -178,7 +168,7 @@ async fn a_live_tenant_whose_database_vanished_is_never_given_an_empty_one_behin
     pg::superuser_tool("pg_dump", &database, &["-Fc", "-f", &path]);
 
     // Dropped outside Landlord: the drift check finds it, the installation waits behind its Tenant.
-    drop_database(&database).await;
+    pg::drop_database(&database).await;
     let missing = wait_condition(&tenants, "acme", "Ready", "False", "DatabaseMissing").await;
     assert_eq!(
         condition(&missing, "DatabaseReady"),
@@ -220,7 +210,7 @@ async fn a_live_tenant_whose_database_vanished_is_never_given_an_empty_one_behin
     assert_eq!(task_titles(&database).await, ["kept in the backup"]);
 
     // Lost again, with nothing to restore: a person asks for a new, empty database, once.
-    drop_database(&database).await;
+    pg::drop_database(&database).await;
     wait_condition(&tenants, "acme", "Ready", "False", "DatabaseMissing").await;
     wait_condition(&installs, "acme-tasks", "Ready", "False", "TenantNotReady").await;
     let recreate = json!({"metadata": {"annotations": {"tenancy.landlord.dev/recreate-database": "2026-12-04"}}});
@@ -240,7 +230,7 @@ async fn a_live_tenant_whose_database_vanished_is_never_given_an_empty_one_behin
     has_event(&client, &ns, "acme", "Normal Recreated").await;
 
     // The same value asks for nothing more: a third loss is reported, not papered over.
-    drop_database(&database).await;
+    pg::drop_database(&database).await;
     wait_condition(&tenants, "acme", "Ready", "False", "DatabaseMissing").await;
     more_drift_visits(&operator, 4).await;
     assert!(

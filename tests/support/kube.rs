@@ -237,3 +237,12 @@ pub fn acme_yaml(slug: &str) -> String {
         "apiVersion: tenancy.landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: acme}}\nspec: {{slug: {slug}, deletionPolicy: Delete}}\n"
     )
 }
+
+/// Who holds the leader Lease `landlord` in `leases`' namespace; None while nobody does, or while the API
+/// cannot be asked (the chaos suite restarts it).
+pub async fn lease_holder(
+    leases: &Api<k8s_openapi::api::coordination::v1::Lease>,
+) -> Option<String> {
+    let lease = leases.get_opt("landlord").await.ok()??;
+    lease.spec?.holder_identity
+}

@@ -100,6 +100,25 @@ async fn text_rows(database: &str, query: &'static str, bind: Option<&str>) -> V
         .collect()
 }
 
+/// Runs `statement` (a test's own SQL) in `database` as the superuser.
+pub async fn superuser_exec(database: &str, statement: impl AsRef<str>) {
+    let mut conn = connect(database).await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(statement.as_ref().to_string()))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+}
+
+/// Drops `database` as the superuser, its sessions ended: as a DBA's mistake would.
+pub async fn drop_database(database: &str) {
+    superuser_exec(
+        "postgres",
+        format!("DROP DATABASE \"{database}\" WITH (FORCE)"),
+    )
+    .await;
+}
+
 /// Drops a tenant's database and role left behind by a test (Retain policies keep them on purpose).
 pub async fn drop_tenant(database: &str) {
     let mut conn = connect("postgres").await;
