@@ -3,41 +3,18 @@
 //! probed Deployment, the metrics Service, CRDs identical to `crds/`, and the objects' fields accepted by a
 //! real kube-apiserver (server-side dry run with strict field validation).
 
+mod helm;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 
-use serde::Deserialize;
+use helm::{documents, kustomize as render};
 use serde_json::{Value, json};
 use support::kube::{client, kubectl_with_input, namespace};
 use support::repo_root;
 
 const NAMESPACE: &str = "landlord-system";
 const SAMPLES: &str = "landlord-samples";
-
-/// `kubectl kustomize <dir>` (relative to the repository), as one JSON value per rendered object.
-fn render(dir: &str) -> Vec<Value> {
-    let out = Command::new("kubectl")
-        .args(["kustomize", dir])
-        .current_dir(repo_root())
-        .output()
-        .expect("run kubectl kustomize");
-    assert!(
-        out.status.success(),
-        "kubectl kustomize {dir} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    documents(&String::from_utf8(out.stdout).unwrap())
-}
-
-/// Every non-empty document of a multi-document YAML stream.
-fn documents(yaml: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(yaml)
-        .map(|doc| Value::deserialize(doc).expect("YAML document"))
-        .filter(|doc| !doc.is_null())
-        .collect()
-}
 
 fn kind(object: &Value) -> &str {
     object["kind"].as_str().unwrap_or_default()
