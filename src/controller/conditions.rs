@@ -95,9 +95,49 @@ pub fn summarize(
     conditions
 }
 
+/// A kind's status as far as its conditions go: what a deletion that cannot finish rewrites.
+pub trait ConditionedStatus: Default + Clone {
+    fn conditions(&self) -> &[Condition];
+    fn set_conditions(&mut self, generation: Option<i64>, conditions: Vec<Condition>);
+}
+
+macro_rules! conditioned_status {
+    ($($status:ty),*) => {$(
+        impl ConditionedStatus for $status {
+            fn conditions(&self) -> &[Condition] {
+                &self.conditions
+            }
+            fn set_conditions(&mut self, generation: Option<i64>, conditions: Vec<Condition>) {
+                self.observed_generation = generation;
+                self.conditions = conditions;
+            }
+        }
+    )*};
+}
+
+conditioned_status!(
+    crate::crd::TenantStatus,
+    crate::crd::ModuleInstallationStatus,
+    crate::crd::ModuleRolloutStatus
+);
+
+/// The status of a deletion that cannot finish: the last status with `Ready` (and kstatus) saying what the
+/// deletion waits for.
+pub fn deleting_status<S: ConditionedStatus>(
+    current: Option<&S>,
+    generation: Option<i64>,
+    error: &super::Error,
+    now: &Time,
+) -> S {
+    let mut status = current.cloned().unwrap_or_default();
+    let conditions = deleting(status.conditions(), error, generation, now);
+    status.set_conditions(generation, conditions);
+    status
+}
+
 /// While a resource is being deleted, `Ready` says what the deletion waits for; the other conditions stay
 /// as the last reconcile left them.
-pub fn deleting(
+fn deleting(
     current: &[Condition],
     error: &super::Error,
     generation: Option<i64>,

@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
+use super::conditions::{ConditionedStatus, deleting_status};
 use super::context::object_key;
 use super::status::publish_status;
 use super::{Context, Error, FINALIZER};
@@ -32,7 +33,7 @@ pub trait Pipeline:
 {
     /// Field manager, Event reporter and metrics label.
     const CONTROLLER: &'static str;
-    type Status: Serialize + PartialEq + Send + Sync;
+    type Status: Serialize + PartialEq + Send + Sync + ConditionedStatus;
 
     fn status(&self) -> Option<&Self::Status>;
 
@@ -46,7 +47,9 @@ pub trait Pipeline:
     fn cleanup(&self, ctx: &Context) -> impl Future<Output = Result<Action, Error>> + Send;
 
     /// The status of a deletion that cannot finish: `Ready` says what it waits for.
-    fn cleanup_status(&self, error: &Error, now: &Time) -> Self::Status;
+    fn cleanup_status(&self, error: &Error, now: &Time) -> Self::Status {
+        deleting_status(self.status(), self.meta().generation, error, now)
+    }
 }
 
 pub async fn reconcile<K: Pipeline>(object: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {

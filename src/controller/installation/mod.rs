@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::Stream;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
@@ -121,10 +120,6 @@ impl Pipeline for ModuleInstallation {
 
     async fn cleanup(&self, ctx: &Context) -> Result<Action, Error> {
         uninstall::cleanup(self, ctx).await
-    }
-
-    fn cleanup_status(&self, error: &Error, now: &Time) -> ModuleInstallationStatus {
-        status::deleting(self, error, now)
     }
 }
 

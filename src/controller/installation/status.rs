@@ -3,8 +3,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::super::Error;
-use super::super::conditions::{self, StepOutcome, Stopped, summarize};
+use super::super::conditions::{StepOutcome, Stopped, summarize};
 use super::apply::InstallOutcome;
 use super::gather::condition_of;
 use super::plan::{InstallationPlan, ScopeAction, ScopePlan, describe};
@@ -222,21 +221,12 @@ fn applied_counts(plan: &InstallationPlan<'_>) -> AppliedCounts {
     }
 }
 
-/// A deletion that cannot finish: the finer conditions stay, `Ready` says what it waits for.
-pub fn deleting(mi: &ModuleInstallation, error: &Error, now: &Time) -> ModuleInstallationStatus {
-    let current = mi.status.clone().unwrap_or_default();
-    let generation = mi.metadata.generation;
-    ModuleInstallationStatus {
-        observed_generation: generation,
-        conditions: conditions::deleting(&current.conditions, error, generation, now),
-        ..current
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::plan::tests::{mi, plan_for};
     use super::*;
+    use crate::controller::Error;
+    use crate::controller::conditions;
     use crate::db;
 
     fn at(secs: i64) -> Time {

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::Stream;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
@@ -122,10 +121,6 @@ impl Pipeline for ModuleRollout {
         Err(Error::RolloutInstallationsRemain {
             installations: remaining,
         })
-    }
-
-    fn cleanup_status(&self, error: &Error, now: &Time) -> ModuleRolloutStatus {
-        status::deleting(self, error, now)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::super::{Error, conditions};
+use super::super::Error;
 use super::plan::{RolloutPlan, State};
 use super::validate::ValidRollout;
 use crate::crd::{
@@ -113,16 +113,5 @@ fn ready_condition(
                 plan.in_flight, rollout.spec.strategy.max_parallel
             ),
         ),
-    }
-}
-
-/// A deletion that cannot finish yet: `Ready` says what it waits for.
-pub fn deleting(rollout: &ModuleRollout, error: &Error, now: &Time) -> ModuleRolloutStatus {
-    let current = rollout.status.clone().unwrap_or_default();
-    let generation = rollout.metadata.generation;
-    ModuleRolloutStatus {
-        observed_generation: generation,
-        conditions: conditions::deleting(&current.conditions, error, generation, now),
-        ..current
     }
 }

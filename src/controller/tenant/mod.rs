@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use futures::Stream;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
@@ -100,10 +99,6 @@ impl Pipeline for Tenant {
 
     async fn cleanup(&self, ctx: &Context) -> Result<Action, Error> {
         cleanup::cleanup(self, ctx).await
-    }
-
-    fn cleanup_status(&self, error: &Error, now: &Time) -> TenantStatus {
-        status::deleting(self, error, now)
     }
 }
 

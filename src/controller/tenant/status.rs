@@ -4,7 +4,6 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
-use super::super::Error;
 use super::super::conditions::{self, StepOutcome, Stopped, summarize};
 use super::super::credentials::secret_name;
 use super::apply::TenantOutcome;
@@ -85,17 +84,6 @@ pub fn paused(tenant: &Tenant, now: &Time) -> TenantStatus {
     build(tenant, &conditions, now)
 }
 
-/// A deletion that cannot finish: the finer conditions stay, `Ready` says what it waits for.
-pub fn deleting(tenant: &Tenant, error: &Error, now: &Time) -> TenantStatus {
-    let current = tenant.status.clone().unwrap_or_default();
-    let generation = tenant.metadata.generation;
-    TenantStatus {
-        observed_generation: generation,
-        conditions: conditions::deleting(&current.conditions, error, generation, now),
-        ..current
-    }
-}
-
 fn build(tenant: &Tenant, desired: &[DesiredCondition], now: &Time) -> TenantStatus {
     let current = tenant.status.clone().unwrap_or_default();
     let generation = tenant.metadata.generation;
@@ -110,6 +98,7 @@ fn build(tenant: &Tenant, desired: &[DesiredCondition], now: &Time) -> TenantSta
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller::Error;
     use crate::crd::{Reason, TenantSpec};
     use crate::db;
 
@@ -223,7 +212,12 @@ mod tests {
         let blocked = Error::InstallationsRemain {
             installations: vec!["acme-tasks".into()],
         };
-        let deleting = deleting(&tenant, &blocked, &at(2));
+        let deleting: TenantStatus = crate::controller::conditions::deleting_status(
+            tenant.status.as_ref(),
+            tenant.metadata.generation,
+            &blocked,
+            &at(2),
+        );
         assert_eq!(
             conditions::rows(&deleting.conditions),
             [
