@@ -8,14 +8,13 @@
 //! exactly (`execute`), under the lock and only if the ledger is still what it was made from; either way two
 //! engines racing on one database apply each migration exactly once, and what a dry run published is what runs.
 
-use std::time::{Duration, Instant};
-
-use sha2::{Digest, Sha256};
+use std::time::Duration;
 
 use crate::catalog::Migration;
 use crate::db::Error;
 use crate::db::connect::DbConnection;
 use crate::db::landlord::mirror;
+use crate::db::lock::{advisory_key, lock_within, unlock};
 use crate::db::migrating::ledger::{self, LedgerEntry};
 use crate::db::migrating::ledger_copy;
 use crate::db::migrating::plan::{self, Direction, Drift, MigrationStep, Plan, Track};
@@ -255,58 +254,33 @@ impl Migrator {
     async fn lock(&self, conn: &mut DbConnection, track: &Track<'_>) -> Result<(), Error> {
         // A call cancelled while holding a lock left it on this session.
         unlock(conn).await?;
-        let key = lock_key(track);
-        let deadline = Instant::now() + self.lock_timeout;
-        let mut pause = Duration::from_millis(10);
-        loop {
-            // Recorded before asking, so a cancellation mid-query still gets it released.
-            conn.advisory_lock = Some(key);
-            let locked: bool = sqlx::query_scalar("SELECT pg_catalog.pg_try_advisory_lock($1)")
-                .bind(key)
-                .fetch_one(&mut **conn)
-                .await
-                .map_err(|e| Error::sql("taking the migration lock", conn.database(), e))?;
-            if locked {
-                return Ok(());
-            }
-            conn.advisory_lock = None;
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(Error::LockTimeout {
-                    module: track.module.to_string(),
-                    scope: track.scope,
-                    database: conn.database().to_string(),
-                    seconds: self.lock_timeout.as_secs(),
-                });
-            }
-            tokio::time::sleep(pause.min(deadline - now)).await;
-            pause = (pause * 2).min(Duration::from_millis(250));
+        let what = format!("migrating module {} ({} scope)", track.module, track.scope);
+        match lock_within(
+            conn,
+            lock_key(track),
+            "the migration lock",
+            &what,
+            self.lock_timeout,
+        )
+        .await
+        {
+            Err(Error::LockBusy { database, .. }) => Err(Error::LockTimeout {
+                module: track.module.to_string(),
+                scope: track.scope,
+                database,
+                seconds: self.lock_timeout.as_secs(),
+            }),
+            other => other,
         }
     }
 }
 
 /// Advisory locks are per database, so (scope, module) is enough; hashed to the lock's 64-bit key.
 fn lock_key(track: &Track<'_>) -> i64 {
-    let digest = Sha256::digest(format!(
+    advisory_key(&format!(
         "landlord_migrations/{}/{}",
         track.scope, track.module
-    ));
-    let mut key = [0u8; 8];
-    key.copy_from_slice(&digest[..8]);
-    i64::from_be_bytes(key)
-}
-
-async fn unlock(conn: &mut DbConnection) -> Result<(), Error> {
-    let Some(key) = conn.advisory_lock else {
-        return Ok(());
-    };
-    sqlx::query_scalar::<_, bool>("SELECT pg_catalog.pg_advisory_unlock($1)")
-        .bind(key)
-        .fetch_one(&mut **conn)
-        .await
-        .map_err(|e| Error::sql("releasing the migration lock", conn.database(), e))?;
-    conn.advisory_lock = None;
-    Ok(())
+    ))
 }
 
 async fn run(
