@@ -171,14 +171,7 @@ async fn apply(tenant: &Tenant, deletion: Deletion, ctx: &Context) -> Result<(),
                 );
                 ctx.event(tenant, false, "Retained", "Delete", note).await;
             } else {
-                ctx.event(
-                    tenant,
-                    true,
-                    "DatabaseMissing",
-                    "Delete",
-                    already_gone(&valid),
-                )
-                .await;
+                warn_already_gone(ctx, tenant, &valid).await;
             }
         }
         Deletion::Drop {
@@ -203,14 +196,7 @@ async fn apply(tenant: &Tenant, deletion: Deletion, ctx: &Context) -> Result<(),
                 .collect();
             let lost = made && database == Dropped::AlreadyGone;
             if lost {
-                ctx.event(
-                    tenant,
-                    true,
-                    "DatabaseMissing",
-                    "Delete",
-                    already_gone(&valid),
-                )
-                .await;
+                warn_already_gone(ctx, tenant, &valid).await;
             }
             let note = if !kept.is_empty() {
                 format!(
@@ -237,12 +223,15 @@ async fn apply(tenant: &Tenant, deletion: Deletion, ctx: &Context) -> Result<(),
     Ok(())
 }
 
-fn already_gone(valid: &ValidTenant) -> String {
-    format!(
+/// A Warning Event: the database Landlord made was gone before the deletion got to it.
+async fn warn_already_gone(ctx: &Context, tenant: &Tenant, valid: &ValidTenant) {
+    let note = format!(
         "Database {} was already gone when the Tenant was deleted (dropped or lost outside Landlord): there \
          was nothing in it to keep or drop.",
         valid.names.database()
-    )
+    );
+    ctx.event(tenant, true, "DatabaseMissing", "Delete", note)
+        .await;
 }
 
 #[cfg(test)]
