@@ -21,8 +21,8 @@ pub use check::{CheckReport, MIGRATIONS_DIR_ENV, MODULES_DIR_ENV, check, check_d
 pub use graph::{DependencyCycle, DependencyGraph, UnmetDependency};
 pub use manifest::{MANIFEST_FILE, is_valid_name, is_valid_permission};
 pub use model::{
-    CORE_MODULE, Catalog, Dependency, Migration, MigrationScript, MigrationSet, Module, Release,
-    Scope,
+    CORE_MODULE, Catalog, Dependency, Direction, Migration, MigrationScript, MigrationSet, Module,
+    Release, Scope,
 };
 pub use problem::{CatalogErrors, Problem};
 pub use script::{NO_TRANSACTION_MARKER, Rerun, is_no_transaction, parse_duration, rerun};

@@ -28,6 +28,33 @@ impl fmt::Display for Scope {
     }
 }
 
+/// Which way a migration runs: its up script, or its down script. One type for the planner, the engine and
+/// the plan an installation publishes in its status (where it reads `Up` / `Down`).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+pub enum Direction {
+    Up,
+    Down,
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Direction::Up => "up",
+            Direction::Down => "down",
+        })
+    }
+}
+
 /// Module name under which core migrations are recorded in a ledger.
 pub const CORE_MODULE: &str = "core";
 

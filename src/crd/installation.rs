@@ -104,11 +104,7 @@ pub enum UninstallPolicy {
     Rollback,
 }
 
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
-pub enum Direction {
-    Up,
-    Down,
-}
+pub use crate::catalog::Direction;
 
 /// One pending migration of the plan.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]

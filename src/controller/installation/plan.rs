@@ -174,10 +174,7 @@ impl InstallationPlan<'_> {
                         Scope::Tenant => "Tenant".into(),
                     },
                     migration: step.name.clone(),
-                    direction: match step.direction {
-                        Direction::Up => crate::crd::Direction::Up,
-                        Direction::Down => crate::crd::Direction::Down,
-                    },
+                    direction: step.direction,
                 })
             })
             .collect()

@@ -2,7 +2,6 @@
 //! reach a target version. Drift and irreversible steps are refused here, before anything runs.
 
 use std::collections::BTreeSet;
-use std::fmt;
 
 use crate::catalog::{CORE_MODULE, Catalog, Migration, MigrationSet, Module, Scope};
 
@@ -36,20 +35,7 @@ impl<'a> Track<'a> {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Direction {
-    Up,
-    Down,
-}
-
-impl fmt::Display for Direction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Direction::Up => "up",
-            Direction::Down => "down",
-        })
-    }
-}
+pub use crate::catalog::Direction;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MigrationStep {
