@@ -51,12 +51,9 @@ pub(crate) fn parse(text: &str) -> Result<Manifest, String> {
     })
 }
 
-/// `^[a-z][a-z0-9_]*$`: module and role names.
+/// Module and role names follow the one name rule (`NAME_PATTERN`, at most 63 bytes).
 pub fn is_valid_name(name: &str) -> bool {
-    name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .bytes()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+    super::name_problem(name).is_none()
 }
 
 /// `^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$`: permission names such as `expenses.view`.

@@ -10,6 +10,7 @@ mod graph;
 mod load;
 mod manifest;
 mod model;
+mod name;
 mod problem;
 mod release;
 mod script;
@@ -24,5 +25,6 @@ pub use model::{
     CORE_MODULE, Catalog, Dependency, Direction, Migration, MigrationScript, MigrationSet, Module,
     Release, Scope,
 };
+pub use name::{MAX_NAME_BYTES, NAME_PATTERN, name_problem};
 pub use problem::{CatalogErrors, Problem};
 pub use script::{NO_TRANSACTION_MARKER, Rerun, is_no_transaction, parse_duration, rerun};

@@ -69,6 +69,57 @@ pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
 
 #[cfg(test)]
 mod tests {
+    use crate::catalog::{MAX_NAME_BYTES, NAME_PATTERN};
+
+    /// The CRDs state the catalog's one name rule: every name field that becomes an identifier has its
+    /// pattern, and its length limit where the schema carries one (a slug's is 56, for `tenant_<slug>`).
+    #[test]
+    fn name_fields_follow_the_one_name_rule() {
+        let crds = serde_json::to_value(super::crds()).unwrap();
+        let field = |kind: &str, path: &[&str]| {
+            let crd = crds
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["spec"]["names"]["kind"] == kind)
+                .unwrap();
+            let mut schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+            for step in path {
+                schema = if *step == "[]" {
+                    &schema["items"]
+                } else {
+                    &schema["properties"][step]
+                };
+            }
+            schema.clone()
+        };
+        let named = [
+            ("Tenant", &["spec", "slug"][..], None),
+            (
+                "Tenant",
+                &["spec", "extensions", "[]"][..],
+                Some(MAX_NAME_BYTES),
+            ),
+            (
+                "ModuleInstallation",
+                &["spec", "module"][..],
+                Some(MAX_NAME_BYTES),
+            ),
+            (
+                "ModuleRollout",
+                &["spec", "module"][..],
+                Some(MAX_NAME_BYTES),
+            ),
+        ];
+        for (kind, path, max) in named {
+            let schema = field(kind, path);
+            assert_eq!(schema["pattern"], NAME_PATTERN, "{kind} {path:?}");
+            if let Some(max) = max {
+                assert_eq!(schema["maxLength"], max, "{kind} {path:?}");
+            }
+        }
+    }
+
     #[test]
     fn every_kind_is_served_unobserved_until_the_operator_writes_status() {
         for crd in super::crds() {

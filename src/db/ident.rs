@@ -6,10 +6,11 @@ use std::fmt;
 
 use sqlx::{AssertSqlSafe, SqlStr};
 
+use crate::catalog::{MAX_NAME_BYTES, name_problem};
 use crate::db::Error;
 
 /// PostgreSQL truncates longer identifiers silently (NAMEDATALEN - 1), so two long names could collide.
-pub const MAX_IDENT_BYTES: usize = 63;
+pub const MAX_IDENT_BYTES: usize = MAX_NAME_BYTES;
 
 /// A validated identifier: `^[a-z][a-z0-9_]*$`, at most 63 bytes. Lower case only, so the quoted and the
 /// unquoted spelling name the same object.
@@ -78,19 +79,7 @@ impl TenantNames {
 }
 
 fn check(name: &str) -> Result<(), &'static str> {
-    let mut bytes = name.bytes();
-    match bytes.next() {
-        None => return Err("must not be empty"),
-        Some(b'a'..=b'z') => {}
-        Some(_) => return Err("must start with a lower-case letter a-z"),
-    }
-    if !bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_')) {
-        return Err("may only contain lower-case letters a-z, digits and `_`");
-    }
-    if name.len() > MAX_IDENT_BYTES {
-        return Err("is longer than 63 bytes (PostgreSQL would truncate it)");
-    }
-    Ok(())
+    name_problem(name).map_or(Ok(()), Err)
 }
 
 /// Rejected input goes into error messages: escape it and keep it short.
