@@ -177,7 +177,20 @@ async fn a_concurrent_index_build_killed_midway_converges_on_the_next_run() {
         assert!(Instant::now() < deadline, "the index build never started");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Interrupted while it waits for the old snapshot (a lock wait PostgreSQL reports), not before.
+    loop {
+        let waiting: Option<String> =
+            sqlx::query_scalar("SELECT wait_event_type::text FROM pg_stat_activity WHERE pid = $1")
+                .bind(pid)
+                .fetch_one(&mut su)
+                .await
+                .unwrap();
+        if waiting.as_deref() == Some("Lock") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the index build never waited");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let _: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
         .bind(pid)
         .fetch_one(&mut su)

@@ -12,6 +12,18 @@ use support::db::{TestTenant, databases, migration, set};
 use support::pg;
 
 /// Advisory locks held in `database`, by any session.
+/// Waits until `database` shows `count` granted advisory locks (at most 30 s).
+async fn until_advisory_locks(database: &str, count: i64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while advisory_locks(database).await != count {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{database} never showed {count} advisory locks"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn advisory_locks(database: &str) -> i64 {
     let mut su = pg::connect(database).await;
     let held = sqlx::query_scalar(
@@ -147,8 +159,10 @@ async fn a_held_lock_makes_the_other_engine_wait_then_time_out() {
     let patient = Migrator::new();
     let impatient = Migrator::new().with_lock_timeout(Duration::from_millis(500));
 
+    let database = tenant.database().to_string();
     let (slow_run, busy) = tokio::join!(patient.apply(&mut first, &track, Some(1)), async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The patient one holds the migration lock (seen in pg_locks) before the impatient one asks.
+        until_advisory_locks(&database, 1).await;
         impatient.apply(&mut second, &track, Some(1)).await
     });
     assert_eq!(slow_run.unwrap().executed.len(), 1);
