@@ -16,15 +16,50 @@ pub enum Error {
     #[error("the object was deleted")]
     Gone,
 
-    #[error("{0}")]
-    InvalidSpec(String),
+    #[error("spec.slug {slug:?} cannot be used: {source}")]
+    SlugUnusable {
+        slug: String,
+        source: Box<db::Error>,
+    },
+    #[error("spec.extensions holds a name PostgreSQL cannot take safely: {source}")]
+    ExtensionsUnusable { source: Box<db::Error> },
+    #[error("the {kind} has no UID yet")]
+    NoUid { kind: &'static str },
+    #[error(
+        "metadata.name cannot name the tenant's credentials Secret: {problem}. Recreate the Tenant under a \
+         name of at most {max} characters (spec.slug can keep the database name).",
+        max = crate::crd::MAX_LABEL_VALUE
+    )]
+    TenantNameUnusable { problem: String },
+    #[error("{field} is not a valid label selector: {problem}")]
+    InvalidSelector {
+        field: &'static str,
+        problem: String,
+    },
+    #[error(
+        "ModuleInstallation {installer} already manages module {module} for tenant {tenant}; delete this one \
+         or that one."
+    )]
+    AlreadyManaged {
+        installer: String,
+        module: String,
+        tenant: String,
+    },
     #[error(
         "Slug {slug} already belongs to {owner}; this Tenant leaves that database alone. Choose another \
          spec.slug or delete this Tenant."
     )]
     SlugConflict { slug: String, owner: TenantOwner },
-    #[error("{0}")]
-    AdoptionRefused(String),
+    #[error(
+        "Secret {secret} already exists and was not written by Landlord for this Tenant: Landlord leaves it \
+         untouched. Delete or rename it so that Landlord can write the tenant's credentials there."
+    )]
+    SecretNotOurs { secret: String },
+    #[error(
+        "Database tenant_{slug} was kept (deletionPolicy Retain) for {owner}; only a Tenant of that namespace \
+         and name adopts it. Choose another spec.slug."
+    )]
+    SlugRetained { slug: String, owner: TenantOwner },
     #[error(
         "Database {database} was made by Landlord for this Tenant but is no longer on the server, which answers \
          (dropped or lost outside Landlord); Landlord does not make it again empty behind your back. Restore it \
@@ -83,10 +118,28 @@ pub enum Error {
         installations.join(", ")
     )]
     RolloutInstallationsRemain { installations: Vec<String> },
-    #[error("{0}")]
-    DestructiveActionBlocked(String),
-    #[error("{0}")]
-    Paused(String),
+    #[error(
+        "Refusing to drop database {database} in production; set deletionPolicy: Retain to let the deletion \
+         finish and keep the data."
+    )]
+    DropRefusedInProduction { database: String },
+    /// `steps`: as `describe` writes them; `undo`: what the person changes back.
+    #[error(
+        "Module {module} would run {steps} in the {scope} scope, dropping data: refused in production; {undo}."
+    )]
+    StepDownRefusedInProduction {
+        module: String,
+        steps: String,
+        scope: crate::catalog::Scope,
+        undo: &'static str,
+    },
+    #[error(
+        "Rolling back a module drops its data and is refused in production; set uninstallPolicy: Retain to \
+         let the deletion finish."
+    )]
+    RollbackRefusedInProduction,
+    #[error("Deletion waits until spec.paused is unset.")]
+    DeletionPaused,
 }
 
 impl Error {
@@ -94,9 +147,14 @@ impl Error {
         match self {
             Error::Database(e) => database_reason(e),
             Error::Kube(_) | Error::Finalizer(_) | Error::Gone => Reason::Progressing,
-            Error::InvalidSpec(_) => Reason::InvalidSpec,
+            Error::SlugUnusable { .. }
+            | Error::ExtensionsUnusable { .. }
+            | Error::NoUid { .. }
+            | Error::TenantNameUnusable { .. }
+            | Error::InvalidSelector { .. }
+            | Error::AlreadyManaged { .. } => Reason::InvalidSpec,
             Error::SlugConflict { .. } => Reason::SlugConflict,
-            Error::AdoptionRefused(_) => Reason::AdoptionRefused,
+            Error::SecretNotOurs { .. } | Error::SlugRetained { .. } => Reason::AdoptionRefused,
             Error::DatabaseMissing { .. } => Reason::DatabaseMissing,
             Error::TenantNotFound { .. } => Reason::TenantNotFound,
             Error::TenantNotReady { .. } => Reason::TenantNotReady,
@@ -108,8 +166,10 @@ impl Error {
             Error::DependentsInstalled { .. }
             | Error::InstallationsRemain { .. }
             | Error::RolloutInstallationsRemain { .. } => Reason::UninstallBlocked,
-            Error::DestructiveActionBlocked(_) => Reason::DestructiveActionBlocked,
-            Error::Paused(_) => Reason::Paused,
+            Error::DropRefusedInProduction { .. }
+            | Error::StepDownRefusedInProduction { .. }
+            | Error::RollbackRefusedInProduction => Reason::DestructiveActionBlocked,
+            Error::DeletionPaused => Reason::Paused,
         }
     }
 
@@ -148,7 +208,9 @@ impl Error {
     pub fn is_fixed_elsewhere(&self) -> bool {
         use db::Error::*;
         match self {
-            Error::AdoptionRefused(_) | Error::DatabaseMissing { .. } => true,
+            Error::SecretNotOurs { .. }
+            | Error::SlugRetained { .. }
+            | Error::DatabaseMissing { .. } => true,
             Error::Database(e) => matches!(
                 e,
                 MigrationFailed(_)
@@ -231,7 +293,7 @@ mod tests {
             tenant: "acme".into(),
         };
         assert!(waiting.is_waiting() && waiting.is_retryable());
-        let refused = Error::DestructiveActionBlocked("no".into());
+        let refused = Error::RollbackRefusedInProduction;
         assert!(!refused.is_waiting() && !refused.is_retryable());
         assert_eq!(refused.reason(), Reason::DestructiveActionBlocked);
     }

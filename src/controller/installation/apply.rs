@@ -118,10 +118,11 @@ async fn claim(
     if recorded.uid == me.uid {
         Ok(())
     } else {
-        Err(Error::InvalidSpec(format!(
-            "ModuleInstallation {} already manages module {} for tenant {}; delete this one or that one.",
-            recorded.name, mi.spec.module, mi.spec.tenant
-        )))
+        Err(Error::AlreadyManaged {
+            installer: recorded.name,
+            module: mi.spec.module.clone(),
+            tenant: mi.spec.tenant.clone(),
+        })
     }
 }
 

@@ -131,17 +131,16 @@ pub fn check(plan: &InstallationPlan<'_>, production: bool) -> Result<(), Stoppe
         None => Ok(()),
         Some(scope) => {
             let undo = match plan.valid.reinstall {
-                Some(_) => "remove the reinstall annotation".to_string(),
-                None => "set spec.version back to the installed release".to_string(),
+                Some(_) => "remove the reinstall annotation",
+                None => "set spec.version back to the installed release",
             };
-            let message = format!(
-                "Module {} would run {} in the {} scope, dropping data: refused in production; {undo}.",
-                plan.valid.module.name,
-                describe(scope.steps()),
-                scope.scope
-            );
             Err(stop_at(condition_of(scope.scope))(
-                Error::DestructiveActionBlocked(message),
+                Error::StepDownRefusedInProduction {
+                    module: plan.valid.module.name.clone(),
+                    steps: describe(scope.steps()),
+                    scope: scope.scope,
+                    undo,
+                },
             ))
         }
     }

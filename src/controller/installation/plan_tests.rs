@@ -146,7 +146,10 @@ fn production_refuses_every_step_down_and_blames_its_scope() {
     assert!(check(&downgrade, false).is_ok());
     let refused = check(&downgrade, true).unwrap_err();
     assert_eq!(refused.at, ConditionType::TenantMigrated);
-    assert!(matches!(refused.error, Error::DestructiveActionBlocked(_)));
+    assert!(matches!(
+        refused.error,
+        Error::StepDownRefusedInProduction { .. }
+    ));
     assert!(
         refused
             .error

@@ -77,11 +77,7 @@ fn plan<'c>(
         return Ok(Uninstall::Retain { names });
     }
     if production {
-        return Err(Error::DestructiveActionBlocked(
-            "Rolling back a module drops its data and is refused in production; set uninstallPolicy: Retain \
-             to let the deletion finish."
-                .into(),
-        ));
+        return Err(Error::RollbackRefusedInProduction);
     }
     // Its down migrations are gone with it: keeping the tables instead must be the user's choice.
     let Some(module) = catalog.module(&mi.spec.module) else {

@@ -142,10 +142,11 @@ pub fn validate<'c>(
 }
 
 fn already_managed(installer: &Installer, mi: &ModuleInstallation) -> Error {
-    Error::InvalidSpec(format!(
-        "ModuleInstallation {} already manages module {} for tenant {}; delete this one or that one.",
-        installer.name, mi.spec.module, mi.spec.tenant
-    ))
+    Error::AlreadyManaged {
+        installer: installer.name.clone(),
+        module: mi.spec.module.clone(),
+        tenant: mi.spec.tenant.clone(),
+    }
 }
 
 /// The module and release an installation asks for.

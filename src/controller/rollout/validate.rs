@@ -29,16 +29,18 @@ pub fn validate(rollout: &ModuleRollout, catalog: &Catalog) -> Result<ValidRollo
         dry_run: rollout.spec.dry_run,
     };
     let (_, release) = resolve(catalog, &spec)?;
-    let selector = |field: &str,
-                    selector: Option<
-        &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
-    >| {
-        selector
-            .cloned()
-            .map(Selector::try_from)
-            .transpose()
-            .map_err(|e| Error::InvalidSpec(format!("{field} is not a valid label selector: {e}")))
-    };
+    let selector =
+        |field: &'static str,
+         selector: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>| {
+            selector
+                .cloned()
+                .map(Selector::try_from)
+                .transpose()
+                .map_err(|e| Error::InvalidSelector {
+                    field,
+                    problem: e.to_string(),
+                })
+        };
     let tenants =
         selector("spec.tenantSelector", rollout.spec.tenant_selector.as_ref())?.unwrap_or_default();
     let canaries = selector(

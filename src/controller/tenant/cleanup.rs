@@ -46,9 +46,7 @@ enum Deletion {
 
 pub async fn cleanup(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     if tenant.spec.paused {
-        return Err(Error::Paused(
-            "Deletion waits until spec.paused is unset.".into(),
-        ));
+        return Err(Error::DeletionPaused);
     }
     let world = gather(tenant, ctx).await?;
     let deletion = plan(tenant, world, ctx.config.is_production())?;
@@ -126,11 +124,9 @@ fn plan(tenant: &Tenant, world: DeletionFacts, production: bool) -> Result<Delet
             secret,
             made,
         }),
-        DeletionPolicy::Delete if production => Err(Error::DestructiveActionBlocked(format!(
-            "Refusing to drop database {} in production; set deletionPolicy: Retain to let the deletion \
-             finish and keep the data.",
-            valid.names.database()
-        ))),
+        DeletionPolicy::Delete if production => Err(Error::DropRefusedInProduction {
+            database: valid.names.database().to_string(),
+        }),
         DeletionPolicy::Delete => Ok(Deletion::Drop {
             valid,
             secret,

@@ -6,7 +6,7 @@ use kube::ResourceExt;
 use super::super::Error;
 use super::super::credentials;
 use super::gather::TenantFacts;
-use crate::crd::{MAX_LABEL_VALUE, Tenant, label_value_problem, object_name_problem};
+use crate::crd::{Tenant, label_value_problem, object_name_problem};
 use crate::db::mirror::Claim;
 use crate::db::{self, Ident, TenantNames, TenantOwner};
 
@@ -28,11 +28,9 @@ pub fn validate(tenant: &Tenant, world: &TenantFacts) -> Result<ValidTenant, Err
     if let Some(secret) = &world.secret
         && !credentials::is_ours(secret, &valid.owner.name, &valid.owner.uid)
     {
-        return Err(Error::AdoptionRefused(format!(
-            "Secret {} already exists and was not written by Landlord for this Tenant: Landlord leaves it \
-             untouched. Delete or rename it so that Landlord can write the tenant's credentials there.",
-            secret.name_any()
-        )));
+        return Err(Error::SecretNotOurs {
+            secret: secret.name_any(),
+        });
     }
     Ok(valid)
 }
@@ -41,18 +39,19 @@ pub fn validate(tenant: &Tenant, world: &TenantFacts) -> Result<ValidTenant, Err
 /// CRD installed without them.
 pub fn validate_spec(tenant: &Tenant) -> Result<ValidTenant, Error> {
     let slug = tenant.slug();
-    let names = TenantNames::new(&slug)
-        .map_err(|e| Error::InvalidSpec(format!("spec.slug {slug:?} cannot be used: {e}")))?;
-    let extensions = Ident::all(&tenant.spec.extensions).map_err(|e| {
-        Error::InvalidSpec(format!(
-            "spec.extensions holds a name PostgreSQL cannot take safely: {e}"
-        ))
+    let names = TenantNames::new(&slug).map_err(|source| Error::SlugUnusable {
+        slug: slug.clone(),
+        source: Box::new(source),
     })?;
+    let extensions =
+        Ident::all(&tenant.spec.extensions).map_err(|source| Error::ExtensionsUnusable {
+            source: Box::new(source),
+        })?;
     let uid = tenant
         .metadata
         .uid
         .clone()
-        .ok_or_else(|| Error::InvalidSpec("the Tenant has no UID yet".into()))?;
+        .ok_or(Error::NoUid { kind: "Tenant" })?;
     Ok(ValidTenant {
         names,
         extensions,
@@ -73,10 +72,9 @@ fn check_names(tenant: &Tenant) -> Result<(), Error> {
     let problem = label_value_problem(&name).or_else(|| object_name_problem(&secret));
     match problem {
         None => Ok(()),
-        Some(problem) => Err(Error::InvalidSpec(format!(
-            "metadata.name cannot name the tenant's credentials Secret: {problem}. Recreate the Tenant \
-             under a name of at most {MAX_LABEL_VALUE} characters (spec.slug can keep the database name)."
-        ))),
+        Some(problem) => Err(Error::TenantNameUnusable {
+            problem: problem.to_string(),
+        }),
     }
 }
 
@@ -116,10 +114,10 @@ pub fn check_claim(slug: &str, claim: Claim) -> Result<(), Error> {
             slug: slug.to_string(),
             owner,
         }),
-        Claim::Retained(owner) => Err(Error::AdoptionRefused(format!(
-            "Database tenant_{slug} was kept (deletionPolicy Retain) for {owner}; only a Tenant of that \
-             namespace and name adopts it. Choose another spec.slug."
-        ))),
+        Claim::Retained(owner) => Err(Error::SlugRetained {
+            slug: slug.to_string(),
+            owner,
+        }),
     }
 }
 
@@ -220,7 +218,7 @@ mod tests {
         t.metadata.name = Some("a".repeat(70));
         t.spec.slug = Some("acme".into());
         let err = validate(&t, &world(None)).unwrap_err();
-        assert!(matches!(err, Error::InvalidSpec(_)), "{err:?}");
+        assert!(matches!(err, Error::TenantNameUnusable { .. }), "{err:?}");
         assert!(err.to_string().contains("at most 63"), "{err}");
         t.metadata.name = Some("a".repeat(63));
         assert!(validate(&t, &world(None)).is_ok());
