@@ -1,20 +1,32 @@
 //! The operator's HTTP endpoints: `/healthz` (the process answers), `/readyz` (CRDs established, caches
-//! ready to serve), `/metrics` (Prometheus text). A deliberately tiny HTTP/1.1 responder: three GETs,
-//! no bodies to parse, so no web framework in the image.
+//! ready to serve), `/metrics` (Prometheus text). Served by hyper's HTTP/1 connection handling (already in
+//! the build through kube); the accept loop is ours, so that a failed accept backs off instead of spinning.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
+
+use crate::metrics::Metrics;
 
 /// The pause after a failed accept, doubled each time it fails again, up to the maximum.
 const ACCEPT_PAUSE_MIN: Duration = Duration::from_millis(100);
 const ACCEPT_PAUSE_MAX: Duration = Duration::from_secs(1);
+/// A client that sends no complete request head within this is dropped.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
-use crate::metrics::Metrics;
+const TEXT: &str = "text/plain; charset=utf-8";
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Binds `addr` and serves in the background; returns the bound address (port 0 picks a free one).
 pub async fn serve(
@@ -39,10 +51,19 @@ pub async fn serve(
                 }
             };
             pause = ACCEPT_PAUSE_MIN;
-            let metrics = metrics.clone();
-            let refresh = refresh.clone();
+            let (metrics, refresh) = (metrics.clone(), refresh.clone());
+            let service = service_fn(move |request: Request<Incoming>| {
+                let response = respond(&request, &metrics, &*refresh);
+                async move { Ok::<_, Infallible>(response) }
+            });
             tokio::spawn(async move {
-                if let Err(err) = respond(stream, &metrics, &*refresh).await {
+                // One request per connection: scrapers and probes open a new one each time anyway.
+                let connection = http1::Builder::new()
+                    .keep_alive(false)
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(HEADER_READ_TIMEOUT)
+                    .serve_connection(TokioIo::new(stream), service);
+                if let Err(err) = connection.await {
                     debug!(%err, "http connection ended with an error");
                 }
             });
@@ -51,53 +72,30 @@ pub async fn serve(
     Ok(bound)
 }
 
-async fn respond(
-    mut stream: TcpStream,
+fn respond(
+    request: &Request<Incoming>,
     metrics: &Metrics,
     refresh: &(dyn Fn() + Send + Sync),
-) -> std::io::Result<()> {
-    let mut request = Vec::with_capacity(1024);
-    let mut buf = [0u8; 1024];
-    // Only the request line matters; stop at the end of the headers, a size cap, or a slow client.
-    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 8192 {
-        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
-        match read {
-            Ok(Ok(0)) | Err(_) => break,
-            Ok(Ok(n)) => request.extend_from_slice(&buf[..n]),
-            Ok(Err(err)) => return Err(err),
-        }
-    }
-    let line = String::from_utf8_lossy(&request);
-    let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let (status, content_type, body) = match (method, path) {
-        ("GET", "/healthz") => ("200 OK", "text/plain", "ok\n".to_string()),
-        ("GET", "/readyz") if metrics.is_ready() => ("200 OK", "text/plain", "ready\n".to_string()),
-        ("GET", "/readyz") => (
-            "503 Service Unavailable",
-            "text/plain",
-            "not ready\n".to_string(),
-        ),
-        ("GET", "/metrics") => {
+) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = match (request.method(), request.uri().path()) {
+        (&Method::GET, "/healthz") => (StatusCode::OK, TEXT, "ok\n".to_string()),
+        (&Method::GET, "/readyz") if metrics.is_ready() => (StatusCode::OK, TEXT, "ready\n".into()),
+        (&Method::GET, "/readyz") => (StatusCode::SERVICE_UNAVAILABLE, TEXT, "not ready\n".into()),
+        (&Method::GET, "/metrics") => {
             refresh();
-            (
-                "200 OK",
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                metrics.encode(),
-            )
+            (StatusCode::OK, OPENMETRICS, metrics.encode())
         }
-        ("GET", _) => ("404 Not Found", "text/plain", "not found\n".to_string()),
+        (&Method::GET, _) => (StatusCode::NOT_FOUND, TEXT, "not found\n".into()),
         _ => (
-            "405 Method Not Allowed",
-            "text/plain",
-            "method not allowed\n".to_string(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            TEXT,
+            "method not allowed\n".into(),
         ),
     };
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
-    stream.shutdown().await
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
 }
