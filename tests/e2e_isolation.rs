@@ -480,9 +480,9 @@ async fn a_role_password_changed_in_postgresql_is_put_back_when_an_installation_
         _operator,
         ..
     } = ready_tenant("e2e-iso-role-password").await;
-    // Let the reconcile that confirms Ready finish (it may visit the database); from then on every resync
-    // of the Tenant is decided from Landlord's records.
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    // Once a resync of the Tenant has been decided from Landlord's records, every later one is too: none
+    // opens a session that would notice the password change below.
+    _operator.until_in_place("landlord-tenant").await;
     // Someone with a superuser session changes the role's password; the Secret still has the old one, and
     // the Tenant's resyncs, decided from Landlord's records, open no session that would notice.
     pg::superuser_exec(

@@ -14,7 +14,7 @@ use support::kube::{
     acme_yaml, apply_yaml, client, condition, installation_yaml, namespace, wait_condition,
     wait_gone, wait_ready,
 };
-use support::operator::{Operator, http_get};
+use support::operator::Operator;
 use support::{pg, unique_slug};
 
 /// Sessions PostgreSQL has counted in `database` (its statistics lag a session's end by moments).
@@ -25,28 +25,6 @@ async fn sessions(database: &str) -> i64 {
         .fetch_one(&mut conn)
         .await
         .unwrap()
-}
-
-/// `landlord_reconciles_in_place_total` of `controller`, from `/metrics`.
-async fn in_place(operator: &Operator, controller: &str) -> u64 {
-    let (_, metrics) = http_get(&operator.http_addr().await, "/metrics").await;
-    let prefix = format!("landlord_reconciles_in_place_total{{controller=\"{controller}\"}} ");
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(&prefix))
-        .map_or(0, |n| n.trim().parse().unwrap())
-}
-
-async fn wait_in_place(operator: &Operator, controller: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while in_place(operator, controller).await == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{controller} never resynced from its records:\n{}",
-            operator.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test]
@@ -77,8 +55,8 @@ async fn a_restart_opens_no_tenant_session_and_the_drift_check_still_finds_a_rew
 
     // A restart reconciles both objects (proved by the in-place counter) without entering the database.
     let operator = Operator::start(&ns, &no_drift);
-    wait_in_place(&operator, "landlord-tenant").await;
-    wait_in_place(&operator, "landlord-moduleinstallation").await;
+    operator.until_in_place("landlord-tenant").await;
+    operator.until_in_place("landlord-moduleinstallation").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         sessions(&database).await,

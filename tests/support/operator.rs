@@ -78,6 +78,30 @@ impl Operator {
             .map_or(0, |n| n.trim().parse().unwrap())
     }
 
+    /// Resyncs of `controller` decided from Landlord's records alone, from `/metrics`.
+    pub async fn in_place(&self, controller: &str) -> u64 {
+        let (_, metrics) = http_get(&self.http_addr().await, "/metrics").await;
+        let prefix = format!("landlord_reconciles_in_place_total{{controller=\"{controller}\"}} ");
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .map_or(0, |n| n.trim().parse().unwrap())
+    }
+
+    /// Waits until `controller` has decided a resync from Landlord's records (at most a minute): from then on
+    /// what is in place is settled.
+    pub async fn until_in_place(&self, controller: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while self.in_place(controller).await == 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{controller} never resynced from its records:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
