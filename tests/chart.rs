@@ -4,6 +4,7 @@
 //! and monitoring files are the repository's; every value changes what it names.
 
 mod helm;
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 

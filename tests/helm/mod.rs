@@ -9,9 +9,7 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+pub use super::support::repo_root;
 
 /// The labels Helm's own conventions add to every object; deploy/ has no release to name.
 pub const HELM_LABELS: [&str; 4] = [
