@@ -7,14 +7,11 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use landlord::db::{
-    self, Databases, Ensured, Error, Ident, LOCK_WAIT, Migrator, Password, Provisioned, Templates,
-    TenantNames, TenantRequest,
-};
+use landlord::db::{self, Databases, Ensured, Error, LOCK_WAIT, Migrator, Templates};
 use sqlx::{Connection, PgConnection};
 use support::attack::{LoginLoop, sessions_of};
-use support::db::{TestTenant, databases, landlord_schema, migration, owner, set};
-use support::{TestEnv, pg, unique, unique_slug};
+use support::db::{TestTenant, databases, landlord_schema, migration, set};
+use support::{TestEnv, pg, unique};
 
 /// Tests that build templates run one at a time: a build drops every other template of the server.
 static TEMPLATE_BUILDS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -39,36 +36,6 @@ async fn drop_template(templates: &Templates) {
     .execute(&mut su)
     .await
     .unwrap();
-}
-
-fn new_tenant(prefix: &str) -> TestTenant {
-    let names = TenantNames::new(&unique_slug(prefix)).unwrap();
-    TestTenant {
-        owner: owner(names.slug()),
-        names,
-        password: Password::generate().unwrap(),
-    }
-}
-
-async fn provision(
-    databases: &Databases,
-    tenant: &TestTenant,
-    templates: Option<&Templates>,
-) -> Result<Provisioned, Error> {
-    let (provisioned, conn) = db::ensure_tenant(
-        databases,
-        &TenantRequest {
-            tenant: &tenant.names,
-            owner: &tenant.owner,
-            password: &tenant.password,
-            extensions: &[] as &[Ident],
-            templates,
-            may_create_database: true,
-        },
-    )
-    .await?;
-    conn.close().await?;
-    Ok(provisioned)
 }
 
 /// The maintenance database opened to one role for the length of a test, as PostgreSQL's default opens it
@@ -131,10 +98,10 @@ async fn the_template_build_lock_is_out_of_a_tenants_reach_and_a_holder_costs_a_
         .await
         .expect("the maintenance database is open to the attacker for this test");
     take_advisory_lock(&mut squatter, key).await;
-    let tenant = new_tenant("aftersquat");
+    let tenant = TestTenant::unprovisioned("aftersquat");
     let provisioned = tokio::time::timeout(
         LOCK_WAIT * 3,
-        provision(&databases, &tenant, Some(&templates)),
+        tenant.ensure(&databases, &[], Some(&templates)),
     )
     .await
     .expect("a tenant's lock in the maintenance database must not stall provisioning")
@@ -151,12 +118,15 @@ async fn the_template_build_lock_is_out_of_a_tenants_reach_and_a_holder_costs_a_
         .await
         .unwrap();
     take_advisory_lock(&mut holder, templates.build_lock_key().unwrap()).await;
-    let (first, second) = (new_tenant("heldone"), new_tenant("heldtwo"));
+    let (first, second) = (
+        TestTenant::unprovisioned("heldone"),
+        TestTenant::unprovisioned("heldtwo"),
+    );
     let started = Instant::now();
     let timed = |tenant| {
         let (databases, templates) = (&databases, &templates);
         async move {
-            let result = provision(databases, tenant, Some(templates)).await;
+            let result = TestTenant::ensure(tenant, databases, &[], Some(templates)).await;
             (result, started.elapsed())
         }
     };
@@ -183,9 +153,10 @@ async fn the_template_build_lock_is_out_of_a_tenants_reach_and_a_holder_costs_a_
     assert!(done_took < busy_took, "{done_took:?} vs {busy_took:?}");
     // Once the holder is gone, the next try builds and clones.
     holder.close().await.unwrap();
-    let retried = new_tenant("heldretry");
+    let retried = TestTenant::unprovisioned("heldretry");
     assert!(
-        provision(&databases, &retried, Some(&templates))
+        retried
+            .ensure(&databases, &[], Some(&templates))
             .await
             .unwrap()
             .cloned
@@ -227,7 +198,7 @@ async fn raced(
     templates: Option<&Templates>,
     what: &str,
 ) -> bool {
-    let tenant = new_tenant("raced");
+    let tenant = TestTenant::unprovisioned("raced");
     // The role first, so that the one comment written while the test holds them is the database's.
     let mut admin = databases.admin().await.unwrap();
     db::ensure_tenant_role(&mut admin, &tenant.names, &tenant.owner, &tenant.password)
@@ -237,7 +208,7 @@ async fn raced(
     let login = LoginLoop::start(attacker, &[tenant.database().to_string()]);
     login.attempts_more(10).await;
     let mut held = Some(hold_comments().await);
-    let provisioning = provision(databases, &tenant, templates);
+    let provisioning = tenant.ensure(databases, &[], templates);
     tokio::pin!(provisioning);
     let provisioned = loop {
         tokio::select! {
@@ -284,11 +255,11 @@ async fn a_login_loop_of_another_tenant_never_enters_the_template_being_built_no
     // The template's build, with the loop on it and on the first clone.
     let templates = fresh_templates();
     let template = templates.name().unwrap();
-    let tenant = new_tenant("raced");
+    let tenant = TestTenant::unprovisioned("raced");
     let targets = [tenant.database().to_string(), template.to_string()];
     let login = LoginLoop::start(&attacker, &targets);
     login.attempts_more(10).await;
-    let provisioned = provision(&databases, &tenant, Some(&templates)).await;
+    let provisioned = tenant.ensure(&databases, &[], Some(&templates)).await;
     login.attempts_more(10).await;
     assert_eq!(login.stop().await, Vec::<String>::new());
     assert!(provisioned.expect("cloned").cloned);
@@ -321,14 +292,15 @@ async fn an_idle_session_in_template1_blocks_no_database_landlord_creates() {
         1
     );
 
-    let plain = new_tenant("idleplain");
-    let provisioned = provision(&databases, &plain, None).await.expect("created");
+    let plain = TestTenant::unprovisioned("idleplain");
+    let provisioned = plain.ensure(&databases, &[], None).await.expect("created");
     assert_eq!(provisioned.database, Ensured::Created);
 
     let templates = fresh_templates();
-    let cloned = new_tenant("idletpl");
+    let cloned = TestTenant::unprovisioned("idletpl");
     assert!(
-        provision(&databases, &cloned, Some(&templates))
+        cloned
+            .ensure(&databases, &[], Some(&templates))
             .await
             .expect("template built and cloned")
             .cloned
@@ -351,7 +323,7 @@ async fn a_database_a_crash_left_closed_is_finished_and_foreign_sessions_are_end
     let databases = databases();
     landlord_schema(&databases).await;
     let attacker = TestTenant::provision(&databases, "lingerer", &[]).await;
-    let tenant = new_tenant("crashed");
+    let tenant = TestTenant::unprovisioned("crashed");
     let mut admin = databases.admin().await.unwrap();
     db::ensure_tenant_role(&mut admin, &tenant.names, &tenant.owner, &tenant.password)
         .await
@@ -375,7 +347,8 @@ async fn a_database_a_crash_left_closed_is_finished_and_foreign_sessions_are_end
     )
     .await;
 
-    let provisioned = provision(&databases, &tenant, None)
+    let provisioned = tenant
+        .ensure(&databases, &[], None)
         .await
         .expect("finished");
     assert_eq!(provisioned.database, Ensured::Existed);

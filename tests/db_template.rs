@@ -5,21 +5,10 @@
 mod support;
 
 use landlord::catalog::Scope;
-use landlord::db::{
-    self, Ensured, Ident, Migrator, Password, Templates, TenantNames, TenantRequest,
-};
+use landlord::db::{self, Ensured, Migrator, Templates};
 use sqlx::Connection;
-use support::db::{TestTenant, core_catalog, databases, landlord_schema, owner};
-use support::{pg, unique_slug};
-
-fn new_tenant(prefix: &str) -> TestTenant {
-    let names = TenantNames::new(&unique_slug(prefix)).unwrap();
-    TestTenant {
-        owner: owner(names.slug()),
-        names,
-        password: Password::generate().unwrap(),
-    }
-}
+use support::db::{TestTenant, core_catalog, databases, landlord_schema};
+use support::pg;
 
 /// Provisions `tenant` with the template on offer; its database must be created.
 async fn provision_as(
@@ -28,25 +17,13 @@ async fn provision_as(
     tenant: &TestTenant,
     extensions: &[&str],
 ) {
-    let (provisioned, conn) = db::ensure_tenant(
-        databases,
-        &TenantRequest {
-            tenant: &tenant.names,
-            owner: &tenant.owner,
-            password: &tenant.password,
-            extensions: &Ident::all(extensions).unwrap(),
-            templates: Some(templates),
-            may_create_database: true,
-        },
-    )
-    .await
-    .expect("provision from the template");
-    conn.close().await.unwrap();
+    let provisioned = tenant.ensure(databases, extensions, Some(templates)).await;
+    let provisioned = provisioned.expect("provision from the template");
     assert_eq!(provisioned.database, Ensured::Created);
 }
 
 async fn provision(databases: &db::Databases, templates: &Templates, prefix: &str) -> TestTenant {
-    let tenant = new_tenant(prefix);
+    let tenant = TestTenant::unprovisioned(prefix);
     provision_as(databases, templates, &tenant, &["ltree"]).await;
     tenant
 }
@@ -210,7 +187,7 @@ async fn a_template_in_use_and_an_unfinished_clone_still_end_in_a_tenant_databas
     );
 
     // A clone a crash left unfinished (the admin role's, marked as such) is made again.
-    let crashed = new_tenant("tplcrash");
+    let crashed = TestTenant::unprovisioned("tplcrash");
     for leftover in [
         format!(
             "CREATE DATABASE \"{}\" OWNER landlord_admin",
@@ -235,7 +212,7 @@ async fn a_template_in_use_and_an_unfinished_clone_still_end_in_a_tenant_databas
 
     // A crash between CREATE DATABASE and its mark leaves the clone under its building name, never as an
     // unmarked tenant database: dropped, and the tenant cloned.
-    let unnamed = new_tenant("tplunnamed");
+    let unnamed = TestTenant::unprovisioned("tplunnamed");
     use sha2::Digest;
     let digest = sha2::Sha256::digest(unnamed.database().as_bytes());
     let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();

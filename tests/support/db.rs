@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use landlord::catalog::{Catalog, Migration, MigrationScript, MigrationSet};
 use landlord::db::{
-    self, Databases, Ensured, Ident, Limits, Password, TenantNames, TenantOwner, TenantRequest,
+    self, Databases, Ensured, Ident, Limits, Password, Provisioned, Templates, TenantNames,
+    TenantOwner, TenantRequest,
 };
 use sha2::{Digest, Sha256};
 use sqlx::{Connection, PgConnection};
@@ -84,30 +85,50 @@ pub fn owner(name: &str) -> TenantOwner {
 }
 
 impl TestTenant {
-    pub async fn provision(databases: &Databases, prefix: &str, extensions: &[&str]) -> TestTenant {
-        landlord_schema(databases).await;
+    /// Names, owner and password of a tenant not provisioned yet (dropped at the end all the same).
+    pub fn unprovisioned(prefix: &str) -> TestTenant {
         let names = TenantNames::new(&unique_slug(prefix)).expect("valid slug");
-        let tenant = TestTenant {
+        TestTenant {
             owner: owner(names.slug()),
             names,
             password: Password::generate().expect("password"),
-        };
+        }
+    }
+
+    /// `db::ensure_tenant` for this tenant, with `extensions` and the template on offer or not; its session
+    /// closed. What it made or found.
+    pub async fn ensure(
+        &self,
+        databases: &Databases,
+        extensions: &[&str],
+        templates: Option<&Templates>,
+    ) -> Result<Provisioned, db::Error> {
         let extensions = Ident::all(extensions).expect("valid extensions");
         let (provisioned, conn) = db::ensure_tenant(
             databases,
             &TenantRequest {
-                tenant: &tenant.names,
-                owner: &tenant.owner,
-                password: &tenant.password,
+                tenant: &self.names,
+                owner: &self.owner,
+                password: &self.password,
                 extensions: &extensions,
-                templates: None,
+                templates,
                 may_create_database: true,
             },
         )
-        .await
-        .expect("provision tenant");
-        conn.close().await.expect("close");
-        assert_eq!(provisioned.database, Ensured::Created);
+        .await?;
+        conn.close().await?;
+        Ok(provisioned)
+    }
+
+    /// A tenant with its database created now (no template), the landlord schema in place.
+    pub async fn provision(databases: &Databases, prefix: &str, extensions: &[&str]) -> TestTenant {
+        landlord_schema(databases).await;
+        let tenant = TestTenant::unprovisioned(prefix);
+        let provisioned = tenant.ensure(databases, extensions, None).await;
+        assert_eq!(
+            provisioned.expect("provision tenant").database,
+            Ensured::Created
+        );
         tenant
     }
 
