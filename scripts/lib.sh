@@ -82,66 +82,94 @@ as_pg() {
   if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-# Starts PostgreSQL on port $1 (a restart keeps its port), else on a free one.
+# Server $1's directory: 1 (the default) holds the landlord database, 2 is a second server for tenant databases.
+pg_dir() {
+  case ${1:-1} in
+    1) echo "$dev_dir/pg" ;;
+    2) echo "$dev_dir/pg2" ;;
+    *) die "no PostgreSQL server $1: 1 or 2" ;;
+  esac
+}
+
+# How many servers the last finished env_up started (1 for an environment from before there were two).
+pg_servers() { cat "$dev_dir/pg-servers" 2>/dev/null || echo 1; }
+
+# Starts the PostgreSQL server of directory $2 (default server 1's) on port $1 (a restart keeps its port), else on
+# a free one, and makes its roles.
 start_postgres() {
-  local data=$dev_dir/pg/data sock=$dev_dir/pg/sock port=${1:-}
+  local port=${1:-} pg=${2:-$dev_dir/pg}
+  local data=$pg/data sock=$pg/sock
   ensure_postgres_installed
-  mkdir -p "$dev_dir/pg" "$dev_dir/logs"
-  [[ $(id -u) == 0 ]] && chown postgres: "$dev_dir/pg"
+  mkdir -p "$pg" "$dev_dir/logs"
+  [[ $(id -u) == 0 ]] && chown postgres: "$pg"
   if [[ ! -f $data/PG_VERSION ]]; then
-    local pwfile=$dev_dir/pg/superuser.pw
-    openssl rand -hex 16 > "$dev_dir/pg/superuser.secret"
+    local pwfile=$pg/superuser.pw initdb_log=$dev_dir/logs/initdb-${pg##*/}.log
+    openssl rand -hex 16 > "$pg/superuser.secret"
     as_pg mkdir -p "$sock"
-    cp "$dev_dir/pg/superuser.secret" "$pwfile"
+    cp "$pg/superuser.secret" "$pwfile"
     [[ $(id -u) == 0 ]] && chown postgres: "$pwfile"
     as_pg "$pg_bin/initdb" -D "$data" -U postgres --pwfile="$pwfile" --auth-local=trust \
-      --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$dev_dir/logs/initdb.log" 2>&1 \
-      || die "initdb failed: see $dev_dir/logs/initdb.log"
+      --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$initdb_log" 2>&1 \
+      || die "initdb failed: see $initdb_log"
     rm -f "$pwfile"
   fi
   [[ -n $port ]] || port=$(free_port)
-  echo "$port" > "$dev_dir/pg/port"
-  as_pg "$pg_bin/pg_ctl" -D "$data" -l "$dev_dir/pg/postgres.log" -w -t 60 start \
+  echo "$port" > "$pg/port"
+  as_pg "$pg_bin/pg_ctl" -D "$data" -l "$pg/postgres.log" -w -t 60 start \
     -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$sock -c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
-    >/dev/null || die "PostgreSQL did not start: see $dev_dir/pg/postgres.log"
-  init_landlord_roles
+    >/dev/null || die "PostgreSQL did not start: see $pg/postgres.log"
+  init_landlord_roles "$pg"
 }
 
+# psql as the superuser on the server of directory $1, through its socket; the rest are psql's arguments.
 psql_super() {
-  as_pg psql -X -q -v ON_ERROR_STOP=1 -h "$dev_dir/pg/sock" -p "$(cat "$dev_dir/pg/port")" -U postgres "$@"
+  local pg=$1; shift
+  as_pg psql -X -q -v ON_ERROR_STOP=1 -h "$pg/sock" -p "$(cat "$pg/port")" -U postgres "$@"
 }
 
-# The admin role (CREATEDB, CREATEROLE: creates and drops tenant databases) and the landlord role that owns
-# the landlord database. Passwords are generated once per environment and never printed to logs.
-# roles.env is written only once the SQL has succeeded: its presence means the roles exist with these passwords.
-# The SQL creates only what is missing and (re)sets both passwords, so a run after a failed one converges.
+# The admin role (CREATEDB, CREATEROLE: creates and drops tenant databases) on the server of directory $1, and on
+# server 1 only, the landlord role that owns the landlord database. Passwords are generated once per server and
+# never printed to logs. roles.env is written only once the SQL has succeeded: its presence means the roles exist
+# with these passwords. The SQL creates only what is missing and (re)sets the passwords, so a run after a failed
+# one converges.
 init_landlord_roles() {
-  local secrets=$dev_dir/pg/roles.env admin_password landlord_password tmp
+  local pg=${1:-$dev_dir/pg} secrets admin_password landlord_password='' tmp
+  secrets=$pg/roles.env
   [[ -f $secrets ]] && return 0
   admin_password=$(openssl rand -hex 16)
-  landlord_password=$(openssl rand -hex 16)
+  [[ $pg == "$dev_dir/pg" ]] && landlord_password=$(openssl rand -hex 16)
   # log_min_error_statement: a failed statement must not reach postgres.log with a password in it.
-  psql_super -d postgres <<SQL || die "could not create the landlord roles and database: see $dev_dir/pg/postgres.log"
+  {
+    cat <<SQL
 SET log_min_error_statement = panic;
 SELECT 'CREATE ROLE landlord_admin' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'landlord_admin') \\gexec
-SELECT 'CREATE ROLE landlord' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'landlord') \\gexec
 ALTER ROLE landlord_admin LOGIN CREATEDB CREATEROLE PASSWORD '$admin_password';
+SQL
+    [[ -z $landlord_password ]] || cat <<SQL
+SELECT 'CREATE ROLE landlord' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'landlord') \\gexec
 ALTER ROLE landlord LOGIN PASSWORD '$landlord_password';
 SELECT 'CREATE DATABASE landlord OWNER landlord' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'landlord') \\gexec
 ALTER DATABASE landlord OWNER TO landlord;
 REVOKE CONNECT, TEMPORARY ON DATABASE landlord FROM PUBLIC;
+SQL
+    cat <<SQL
 REVOKE CONNECT, TEMPORARY ON DATABASE postgres FROM PUBLIC;
 GRANT CONNECT ON DATABASE postgres TO landlord_admin;
 SQL
+  } | psql_super "$pg" -d postgres || die "could not create the landlord roles: see $pg/postgres.log"
   # Temp file + mv: never a half-written roles.env, and mktemp makes it 0600 before the passwords go in.
   tmp=$(mktemp "$secrets.XXXXXX")
   chmod 600 "$tmp"
-  printf 'admin_password=%s\nlandlord_password=%s\n' "$admin_password" "$landlord_password" > "$tmp"
+  {
+    printf 'admin_password=%s\n' "$admin_password"
+    [[ -z $landlord_password ]] || printf 'landlord_password=%s\n' "$landlord_password"
+  } > "$tmp"
   mv "$tmp" "$secrets"
 }
 
+# Stops the server of directory $1 (default server 1's), fast, else immediate.
 stop_postgres() {
-  local data=$dev_dir/pg/data
+  local data=${1:-$dev_dir/pg}/data
   [[ -f $data/postmaster.pid ]] || return 0
   as_pg "$pg_bin/pg_ctl" -D "$data" -m fast -w -t 30 stop >/dev/null 2>&1 \
     || as_pg "$pg_bin/pg_ctl" -D "$data" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
@@ -265,15 +293,35 @@ export LANDLORD_DEV_SUPERUSER_URL=postgres://postgres:$(cat "$dev_dir/pg/superus
 export LANDLORD_MODULES_DIR=$root/modules
 export LANDLORD_MIGRATIONS_DIR=$root/migrations
 ENV
+  if [[ $(pg_servers) == 2 ]]; then
+    port=$(cat "$dev_dir/pg2/port")
+    # shellcheck disable=SC1091
+    . "$dev_dir/pg2/roles.env" # server 2's own admin_password
+    cat <<ENV
+export LANDLORD_DEV_SERVER2_ADMIN_URL=postgres://landlord_admin:$admin_password@127.0.0.1:$port/postgres
+export LANDLORD_DEV_SERVER2_SUPERUSER_URL=postgres://postgres:$(cat "$dev_dir/pg2/superuser.secret")@127.0.0.1:$port/postgres
+ENV
+  fi
 }
 
-# What keeps the environment under $dev_dir from being reused as it is, or nothing when every part answers.
-# A live kube-apiserver pid alone is not enough: PostgreSQL or etcd may be gone, or a start may have failed.
+# Whether PostgreSQL server $1 answers its superuser within 5 s.
+postgres_answers() {
+  PGCONNECT_TIMEOUT=5 psql_super "$(pg_dir "$1")" -d postgres -tAc 'select 1' >/dev/null 2>&1
+}
+
+# What keeps the environment under $dev_dir from being reused as it is with $1 PostgreSQL servers (default 2), or
+# nothing when every part answers. A live kube-apiserver pid alone is not enough: PostgreSQL or etcd may be gone, or
+# a start may have failed.
 env_broken_part() {
+  local servers=${1:-2}
   if [[ ! -f $dev_dir/env ]]; then
     echo "its last start did not finish"
-  elif ! PGCONNECT_TIMEOUT=5 psql_super -d postgres -tAc 'select 1' >/dev/null 2>&1; then
+  elif [[ $(pg_servers) != "$servers" ]]; then
+    echo "it runs $(pg_servers) PostgreSQL server(s), not $servers"
+  elif ! postgres_answers 1; then
     echo "PostgreSQL does not answer"
+  elif (( servers == 2 )) && ! postgres_answers 2; then
+    echo "PostgreSQL server 2 does not answer"
   elif ! curl -fsS --max-time 5 "$(cat "$dev_dir/etcd/url" 2>/dev/null)/health" >/dev/null 2>&1; then
     echo "etcd is not healthy"
   elif ! kill -0 "$(cat "$dev_dir/kube/pid" 2>/dev/null)" 2>/dev/null \
@@ -282,34 +330,67 @@ env_broken_part() {
   fi
 }
 
+# Starts the environment with $1 PostgreSQL servers (default 2: tests always get both), or reuses a running one.
 env_up() {
-  local broken
+  local servers=${1:-2} broken
+  [[ $servers == [12] ]] || die "$servers PostgreSQL servers: 1 or 2 only"
   mkdir -p "$dev_dir"
-  broken=$(env_broken_part)
+  broken=$(env_broken_part "$servers")
   if [[ -z $broken ]]; then
     log "already running under $dev_dir"
     return 0
   fi
   # Something was started here before: say why it is not reused.
-  if [[ -f $dev_dir/kube/pid || -f $dev_dir/pg/data/postmaster.pid || -f $dev_dir/etcd/pid ]]; then
+  if [[ -f $dev_dir/kube/pid || -f $dev_dir/pg/data/postmaster.pid || -f $dev_dir/pg2/data/postmaster.pid \
+      || -f $dev_dir/etcd/pid ]]; then
     log "not reusing $dev_dir ($broken): starting everything afresh"
   fi
   env_down
   log "starting PostgreSQL $pg_version"; start_postgres
+  if (( servers == 2 )); then
+    log "starting PostgreSQL $pg_version (server 2)"; start_postgres "" "$(pg_dir 2)"
+  fi
   log "starting etcd"; start_etcd
   log "starting kube-apiserver"; start_kube_apiserver
   log "installing CRDs"; apply_crds
+  echo "$servers" > "$dev_dir/pg-servers"
   print_env > "$dev_dir/env"
 }
 
-# Faults for the chaos suite: PostgreSQL stopped in immediate mode (as by a crash) and started again, or
-# kube-apiserver stopped and started again, each on its port, so clients reconnect to the same address.
+# Server $1's directory, if the last env_up started that server (left-over state of another start does not count).
+started_pg_dir() {
+  local pg
+  pg=$(pg_dir "$1")
+  if (( $1 > $(pg_servers) )) || [[ ! -f $pg/port ]]; then
+    die "no PostgreSQL server $1 under $dev_dir"
+  fi
+  echo "$pg"
+}
+
+# Faults for the chaos suite and tests: PostgreSQL server $1 (default 1) stopped in immediate mode (as by a crash)
+# and started again, or kube-apiserver stopped and started again, each on its port, so clients reconnect to the
+# same address. crash_postgres and recover_postgres apart keep a server down for a while.
+crash_postgres() {
+  local server=${1:-1} pg
+  pg=$(started_pg_dir "$server")
+  [[ -f $pg/data/postmaster.pid ]] || { log "PostgreSQL server $server is not running"; return 0; }
+  as_pg "$pg_bin/pg_ctl" -D "$pg/data" -m immediate -w -t 30 stop >/dev/null \
+    || die "PostgreSQL server $server did not stop"
+}
+
+recover_postgres() {
+  local server=${1:-1} pg
+  pg=$(started_pg_dir "$server")
+  if as_pg "$pg_bin/pg_ctl" -D "$pg/data" status >/dev/null 2>&1; then
+    log "PostgreSQL server $server is already running"
+    return 0
+  fi
+  start_postgres "$(cat "$pg/port")" "$pg"
+}
+
 restart_postgres() {
-  local port
-  port=$(cat "$dev_dir/pg/port")
-  as_pg "$pg_bin/pg_ctl" -D "$dev_dir/pg/data" -m immediate -w -t 30 stop >/dev/null \
-    || die "PostgreSQL did not stop"
-  start_postgres "$port"
+  crash_postgres "${1:-1}"
+  recover_postgres "${1:-1}"
 }
 
 restart_kube_apiserver() {
@@ -324,7 +405,8 @@ env_down() {
   stop_pidfile "$dev_dir/operator.pid" 15
   stop_pidfile "$dev_dir/kube/pid" 20
   stop_pidfile "$dev_dir/etcd/pid" 20
-  stop_postgres
+  stop_postgres "$(pg_dir 1)"
+  stop_postgres "$(pg_dir 2)"
 }
 
 # Runs "$@" against a throwaway environment under a new temporary LANDLORD_DEV_DIR, with its exports set;
@@ -337,7 +419,7 @@ in_fresh_env() {
   trap 'exit 130' INT TERM
   local start
   start=$(date +%s)
-  env_up
+  env_up 2
   log "environment up in $(( $(date +%s) - start ))s"
   set -a
   # shellcheck disable=SC1091
@@ -350,7 +432,7 @@ fresh_env_cleanup() {
   local status=$?
   env_down
   if (( status != 0 )) && [[ ${CI:-} == true ]]; then
-    for f in "$dev_dir"/logs/*.log "$dev_dir"/pg/postgres.log; do
+    for f in "$dev_dir"/logs/*.log "$dev_dir"/pg/postgres.log "$dev_dir"/pg2/postgres.log; do
       [[ -f $f ]] && { echo "--- tail of $f"; tail -n 40 "$f"; }
     done >&2
   fi
@@ -390,7 +472,8 @@ start_operator() {
     # shellcheck disable=SC1091
     . "$dev_dir/env"
     set +a
-    unset LANDLORD_DEV_SUPERUSER_URL # the operator gets its two roles, never the superuser
+    # The operator gets its two roles, never a superuser.
+    unset LANDLORD_DEV_SUPERUSER_URL LANDLORD_DEV_SERVER2_SUPERUSER_URL
     export LANDLORD_HTTP_ADDR=127.0.0.1:$port POD_NAME=landlord-dev RUST_LOG=${RUST_LOG:-info}
     export LANDLORD_LEASE_NAMESPACE=${LANDLORD_LEASE_NAMESPACE:-default}
     exec setsid "$bin" run
@@ -440,8 +523,9 @@ print_playground() {
   kubectl_dev get tenants,moduleinstallations,modulerollouts -A
   cat <<TEXT
 
-The playground is up: PostgreSQL 15, etcd and kube-apiserver on 127.0.0.1, the operator (pid $(cat "$dev_dir/operator.pid"),
-log $dev_dir/logs/operator.log, metrics http://$addr/metrics) and the samples of deploy/samples.
+The playground is up: PostgreSQL 15 ($(pg_servers) server(s)), etcd and kube-apiserver on 127.0.0.1, the operator
+(pid $(cat "$dev_dir/operator.pid"), log $dev_dir/logs/operator.log, metrics http://$addr/metrics) and the samples of
+deploy/samples.
 
 Continue with:
   eval "\$($rel env)"          # KUBECONFIG and the database URLs in this shell
