@@ -1,6 +1,6 @@
-//! Test support shared by the integration tests. One environment (PostgreSQL, etcd, kube-apiserver) per test
-//! run, started by `scripts/test` (or `scripts/dev up`); every test takes its own names from `unique` so
-//! tests run in parallel without touching each other.
+//! Test support shared by the integration tests. One environment (two PostgreSQL servers, etcd, kube-apiserver)
+//! per test run, started by `scripts/test` (or `scripts/dev up`); every test takes its own names from `unique`
+//! so tests run in parallel without touching each other.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -48,6 +48,8 @@ impl TestEnv {
             "LANDLORD_ADMIN_DATABASE_URL",
             "LANDLORD_DATABASE_URL",
             "LANDLORD_DEV_SUPERUSER_URL",
+            "LANDLORD_DEV_SERVER2_ADMIN_URL",
+            "LANDLORD_DEV_SERVER2_SUPERUSER_URL",
         ] {
             if let Ok(value) = std::env::var(key) {
                 vars.insert(key.to_string(), value);
@@ -74,6 +76,14 @@ impl TestEnv {
     /// A PostgreSQL superuser, for test set-up and inspection only; the operator never gets it.
     pub fn superuser_url(&self) -> &str {
         self.var("LANDLORD_DEV_SUPERUSER_URL")
+    }
+    /// The admin role (CREATEDB, CREATEROLE) of the second PostgreSQL server, which holds no landlord database.
+    pub fn server2_admin_url(&self) -> &str {
+        self.var("LANDLORD_DEV_SERVER2_ADMIN_URL")
+    }
+    /// The second server's superuser, for test set-up and inspection only.
+    pub fn server2_superuser_url(&self) -> &str {
+        self.var("LANDLORD_DEV_SERVER2_SUPERUSER_URL")
     }
 }
 
