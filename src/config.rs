@@ -49,6 +49,11 @@ pub struct Config {
     /// New tenant databases are cloned from Landlord's template of the core tenant schema
     /// (LANDLORD_TENANT_TEMPLATE, default `on`; `off` migrates each one from scratch).
     pub tenant_template: bool,
+    /// No new tenant is placed on `default`, the server of LANDLORD_ADMIN_DATABASE_URL
+    /// (LANDLORD_DEFAULT_SERVER_CORDONED, default `false`).
+    pub default_server_cordoned: bool,
+    /// Where the admin Secrets of DatabaseServers are read: POD_NAMESPACE, else the Lease's namespace.
+    pub operator_namespace: String,
 }
 
 impl std::fmt::Debug for Config {
@@ -70,6 +75,8 @@ impl std::fmt::Debug for Config {
             .field("drift_interval", &self.drift_interval)
             .field("drift_sessions_per_second", &self.drift_sessions_per_second)
             .field("tenant_template", &self.tenant_template)
+            .field("default_server_cordoned", &self.default_server_cordoned)
+            .field("operator_namespace", &self.operator_namespace)
             .finish()
     }
 }
@@ -86,6 +93,8 @@ pub enum ConfigError {
     NotADuration { name: &'static str, reason: String },
     #[error("{name} must be `on` or `off`, not `{value}`")]
     NotOnOff { name: &'static str, value: String },
+    #[error("{name} must be `true` or `false`, not `{value}`")]
+    NotABool { name: &'static str, value: String },
 }
 
 impl Config {
@@ -141,6 +150,19 @@ impl Config {
                 });
             }
         };
+        let default_server_cordoned = match lookup("LANDLORD_DEFAULT_SERVER_CORDONED")
+            .as_deref()
+            .map(str::trim)
+        {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(ConfigError::NotABool {
+                    name: "LANDLORD_DEFAULT_SERVER_CORDONED",
+                    value: other.to_string(),
+                });
+            }
+        };
         let concurrency = number("LANDLORD_CONCURRENCY", 4)?;
         let watch_namespace = lookup("LANDLORD_WATCH_NAMESPACE");
         let http_addr = lookup("LANDLORD_HTTP_ADDR").unwrap_or_else(|| "0.0.0.0:8080".into());
@@ -151,6 +173,7 @@ impl Config {
             .or_else(|| lookup("POD_NAMESPACE"))
             .or_else(|| watch_namespace.clone())
             .unwrap_or_else(|| "default".into());
+        let operator_namespace = lookup("POD_NAMESPACE").unwrap_or_else(|| lease_namespace.clone());
         let identity = lookup("POD_NAME").unwrap_or_else(|| {
             let host = lookup("HOSTNAME").unwrap_or_else(|| "landlord".into());
             format!("{host}-{}", std::process::id())
@@ -180,6 +203,8 @@ impl Config {
             drift_interval,
             drift_sessions_per_second,
             tenant_template,
+            default_server_cordoned,
+            operator_namespace,
         })
     }
 
@@ -228,6 +253,21 @@ mod tests {
         assert_eq!(config.drift_interval, Some(DRIFT_INTERVAL));
         assert_eq!(config.drift_sessions_per_second, 2.0);
         assert!(config.tenant_template);
+        assert!(!config.default_server_cordoned);
+        assert_eq!(config.operator_namespace, "default");
+    }
+
+    #[test]
+    fn the_default_server_can_be_cordoned() {
+        let mut pairs = URLS.to_vec();
+        pairs.push(("LANDLORD_DEFAULT_SERVER_CORDONED", "true"));
+        pairs.push(("POD_NAMESPACE", "landlord-system"));
+        let cordoned = config(&pairs).unwrap();
+        assert!(cordoned.default_server_cordoned);
+        assert_eq!(cordoned.operator_namespace, "landlord-system");
+        let mut bad = URLS.to_vec();
+        bad.push(("LANDLORD_DEFAULT_SERVER_CORDONED", "yes"));
+        assert!(matches!(config(&bad), Err(ConfigError::NotABool { .. })));
     }
 
     #[test]

@@ -57,8 +57,27 @@ pub struct RolloutLabels {
     pub state: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServerLabels {
+    /// A DatabaseServer's name, or `default`: few, chosen by platform engineers.
+    pub server: String,
+}
+
+/// What the operator last saw of one server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerView {
+    pub tenants: i64,
+    pub max_tenants: Option<i64>,
+    pub up: bool,
+    pub cordoned: bool,
+}
+
 pub struct Metrics {
     registry: Registry,
+    server_tenants: Family<ServerLabels, Gauge>,
+    server_max_tenants: Family<ServerLabels, Gauge>,
+    server_up: Family<ServerLabels, Gauge>,
+    server_cordoned: Family<ServerLabels, Gauge>,
     reconciles: Family<ControllerLabels, Counter>,
     failures: Family<FailureLabels, Counter>,
     durations: Family<ControllerLabels, Histogram>,
@@ -156,8 +175,36 @@ impl Default for Metrics {
             "Time spent in each phase of a reconcile: where a reconcile's time goes",
             phases.clone(),
         );
+        let server_tenants = Family::<ServerLabels, Gauge>::default();
+        registry.register(
+            "server_tenants",
+            "Tenant databases Landlord's records place on each server (retained ones count)",
+            server_tenants.clone(),
+        );
+        let server_max_tenants = Family::<ServerLabels, Gauge>::default();
+        registry.register(
+            "server_max_tenants",
+            "maxTenants of each server; absent for a server without a limit",
+            server_max_tenants.clone(),
+        );
+        let server_up = Family::<ServerLabels, Gauge>::default();
+        registry.register(
+            "server_up",
+            "1 when the server answered the operator's last look with an admin role fit for its work",
+            server_up.clone(),
+        );
+        let server_cordoned = Family::<ServerLabels, Gauge>::default();
+        registry.register(
+            "server_cordoned",
+            "1 while no new tenant is placed on the server",
+            server_cordoned.clone(),
+        );
         Metrics {
             registry,
+            server_tenants,
+            server_max_tenants,
+            server_up,
+            server_cordoned,
             phases,
             databases_created,
             in_place,
@@ -285,6 +332,38 @@ impl Metrics {
     /// This replica no longer leads: the progress it knew is no longer kept up to date.
     pub fn forget_rollouts(&self) {
         self.rollouts.clear();
+    }
+
+    pub fn set_server(&self, server: &str, view: ServerView) {
+        let labels = ServerLabels {
+            server: server.to_string(),
+        };
+        self.server_tenants.get_or_create(&labels).set(view.tenants);
+        match view.max_tenants {
+            Some(max) => {
+                self.server_max_tenants.get_or_create(&labels).set(max);
+            }
+            None => {
+                self.server_max_tenants.remove(&labels);
+            }
+        }
+        self.server_up
+            .get_or_create(&labels)
+            .set(i64::from(view.up));
+        self.server_cordoned
+            .get_or_create(&labels)
+            .set(i64::from(view.cordoned));
+    }
+
+    /// A DatabaseServer deleted: its series go.
+    pub fn forget_server(&self, server: &str) {
+        let labels = ServerLabels {
+            server: server.to_string(),
+        };
+        self.server_tenants.remove(&labels);
+        self.server_max_tenants.remove(&labels);
+        self.server_up.remove(&labels);
+        self.server_cordoned.remove(&labels);
     }
 
     pub fn set_public_landlord_database(&self, public: bool) {

@@ -141,6 +141,8 @@ async fn valid_tenant_round_trips_with_defaults() {
             extensions: vec!["ltree".into(), "btree_gin".into()],
             deletion_policy: DeletionPolicy::Retain,
             paused: false,
+            server: None,
+            server_selector: None,
         }
     );
     assert_eq!(fetched.database_name(), "tenant_acme_corp");

@@ -91,7 +91,7 @@ async fn the_template_build_lock_is_out_of_a_tenants_reach_and_a_holder_costs_a_
     // A tenant cannot open the landlord database, where the build lock is taken. Even where it may open
     // the maintenance database (PostgreSQL's default), holding the build lock's key there stalls nothing.
     let templates = fresh_templates();
-    let key = templates.build_lock_key().unwrap();
+    let key = templates.build_lock_key("default").unwrap();
     assert!(attacker.connect_as_tenant("landlord").await.is_err());
     let mut squatter = attacker
         .connect_as_tenant("postgres")
@@ -117,7 +117,7 @@ async fn the_template_build_lock_is_out_of_a_tenants_reach_and_a_holder_costs_a_
     let mut holder = PgConnection::connect(TestEnv::get().landlord_url())
         .await
         .unwrap();
-    take_advisory_lock(&mut holder, templates.build_lock_key().unwrap()).await;
+    take_advisory_lock(&mut holder, templates.build_lock_key("default").unwrap()).await;
     let (first, second) = (
         TestTenant::unprovisioned("heldone"),
         TestTenant::unprovisioned("heldtwo"),

@@ -167,7 +167,13 @@ async fn an_uninstall_and_a_dependents_install_cannot_both_go_ahead() {
             display_name: None,
         };
         let tenant = owner(&slug);
-        mirror::claim_tenant(pool, &record, &tenant).await.unwrap();
+        let default = [mirror::Candidate {
+            server: "default".into(),
+            max_tenants: None,
+        }];
+        mirror::claim_tenant(pool, &record, &tenant, &default)
+            .await
+            .unwrap();
         let tasks = installer("acme-tasks");
         let expenses = installer("acme-expenses");
         let claimed = mirror::claim_module(pool, &slug, "tasks", &tasks, None, &[])

@@ -12,6 +12,7 @@ use tracing::warn;
 
 use super::Error;
 use super::cache::Current;
+use super::server::{Server, Servers};
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::crd::{ConditionType, ModuleInstallation, Tenant, find_condition};
@@ -24,8 +25,8 @@ pub struct Context {
     pub catalog: Arc<Catalog>,
     pub databases: Arc<Databases>,
     pub migrator: Migrator,
-    /// Landlord's template of the core tenant schema, when new databases are cloned from it.
-    pub templates: Option<Templates>,
+    /// The servers tenant databases live on (`default` is `databases`), with their templates.
+    pub servers: Servers,
     pub config: Config,
     pub metrics: Arc<Metrics>,
     recorder: Recorder,
@@ -94,10 +95,9 @@ impl Context {
         config: Config,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let templates = config.tenant_template.then(|| {
-            let migrator = Migrator::new().with_timeouts(config.migration_timeouts);
-            Templates::new(&catalog.core_tenant, migrator)
-        });
+        let databases = Arc::new(databases);
+        let templates = new_templates(&config, &catalog);
+        let servers = Servers::new(databases.clone(), templates, config.default_server_cordoned);
         Context {
             recorder: Recorder::new(
                 client.clone(),
@@ -108,9 +108,9 @@ impl Context {
             ),
             client,
             catalog: Arc::new(catalog),
-            databases: Arc::new(databases),
+            databases,
             migrator: Migrator::new().with_timeouts(config.migration_timeouts),
-            templates,
+            servers,
             config,
             metrics,
             tenants: Current::default(),
@@ -119,6 +119,21 @@ impl Context {
             visits: Default::default(),
             failures: Failures::default(),
         }
+    }
+
+    /// A template of the core tenant schema for a server, when new databases are cloned.
+    pub(super) fn new_templates(&self) -> Option<Arc<Templates>> {
+        new_templates(&self.config, &self.catalog)
+    }
+
+    /// The server Landlord's records place a tenant on, if this process can reach it.
+    pub(super) fn server(&self, name: &str) -> Result<Arc<Server>, Error> {
+        self.servers
+            .get(name)
+            .ok_or_else(|| Error::ServerUnavailable {
+                server: name.to_string(),
+                problem: "no DatabaseServer of that name has a readable admin Secret".into(),
+            })
     }
 
     /// The Lease is lost and the controllers stopped: their caches no longer follow the cluster, their
@@ -238,6 +253,13 @@ impl Context {
     pub fn succeeded(&self, uid: &str) {
         self.failures.forget(uid);
     }
+}
+
+fn new_templates(config: &Config, catalog: &Catalog) -> Option<Arc<Templates>> {
+    config.tenant_template.then(|| {
+        let migrator = Migrator::new().with_timeouts(config.migration_timeouts);
+        Arc::new(Templates::new(&catalog.core_tenant, migrator))
+    })
 }
 
 fn truncate(mut text: String, max: usize) -> String {

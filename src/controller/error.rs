@@ -140,6 +140,44 @@ pub enum Error {
     RollbackRefusedInProduction,
     #[error("Deletion waits until spec.paused is unset.")]
     DeletionPaused,
+
+    /// `why`: each server considered and what keeps it from taking the Tenant.
+    #[error(
+        "No server may take this tenant now: {}. It is placed as soon as a DatabaseServer changes (a raised \
+         maxTenants, an uncordon, a new server).",
+        why.join("; ")
+    )]
+    NoServerAvailable { why: Vec<String> },
+    #[error(
+        "DatabaseServer {server} does not admit Tenants of namespace {namespace} (its spec.namespaceSelector); \
+         name another server in spec.server, or ask its owners to admit this namespace."
+    )]
+    ServerRefusesNamespace { server: String, namespace: String },
+    #[error(
+        "spec.server says {asked}, but Landlord's records place this tenant's database on {recorded} (kept \
+         from an earlier Tenant of this name); recreate the Tenant without spec.server or with {recorded}."
+    )]
+    ServerMismatch { asked: String, recorded: String },
+    #[error(
+        "Server {server}, where Landlord's records place this tenant, is not usable now: {problem}; waiting \
+         for it."
+    )]
+    ServerUnavailable { server: String, problem: String },
+    #[error(
+        "Deletion waits: Landlord's records place {tenants} tenant database(s) on this server; delete or move \
+         them first."
+    )]
+    ServerInUse { tenants: i64 },
+    #[error(
+        "The admin URL cannot be read: {problem}. Put a PostgreSQL URL under that key of a Secret in the \
+         operator's namespace {namespace}."
+    )]
+    AdminSecretUnusable { namespace: String, problem: String },
+    #[error(
+        "The admin role {problem}; it needs CREATEDB and CREATEROLE and must not be a superuser (a \
+         superuser's session in a tenant database would hold every tenant's privileges)."
+    )]
+    AdminRoleUnfit { problem: String },
 }
 
 impl Error {
@@ -170,6 +208,13 @@ impl Error {
             | Error::StepDownRefusedInProduction { .. }
             | Error::RollbackRefusedInProduction => Reason::DestructiveActionBlocked,
             Error::DeletionPaused => Reason::Paused,
+            Error::NoServerAvailable { .. } => Reason::NoServerAvailable,
+            Error::ServerRefusesNamespace { .. }
+            | Error::ServerMismatch { .. }
+            | Error::AdminSecretUnusable { .. }
+            | Error::AdminRoleUnfit { .. } => Reason::InvalidSpec,
+            Error::ServerUnavailable { .. } => Reason::DatabaseUnavailable,
+            Error::ServerInUse { .. } => Reason::ServerInUse,
         }
     }
 
@@ -177,7 +222,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Database(e) => e.is_retryable(),
-            Error::Kube(_) | Error::Finalizer(_) => true,
+            Error::Kube(_) | Error::Finalizer(_) | Error::ServerUnavailable { .. } => true,
             _ => self.is_waiting(),
         }
     }
@@ -193,6 +238,8 @@ impl Error {
                 | Error::DependentsInstalled { .. }
                 | Error::InstallationsRemain { .. }
                 | Error::RolloutInstallationsRemain { .. }
+                | Error::NoServerAvailable { .. }
+                | Error::ServerInUse { .. }
         )
     }
 
@@ -210,7 +257,9 @@ impl Error {
         match self {
             Error::SecretNotOurs { .. }
             | Error::SlugRetained { .. }
-            | Error::DatabaseMissing { .. } => true,
+            | Error::DatabaseMissing { .. }
+            | Error::AdminSecretUnusable { .. }
+            | Error::AdminRoleUnfit { .. } => true,
             Error::Database(e) => matches!(
                 e,
                 MigrationFailed(_)

@@ -11,6 +11,7 @@ pub mod installation;
 mod pipeline;
 mod rollout;
 mod run;
+pub mod server;
 pub mod status;
 pub mod tenant;
 
@@ -23,5 +24,6 @@ pub use run::run;
 pub const TENANT_CONTROLLER: &str = "landlord-tenant";
 pub const INSTALLATION_CONTROLLER: &str = "landlord-moduleinstallation";
 pub const ROLLOUT_CONTROLLER: &str = "landlord-modulerollout";
+pub const SERVER_CONTROLLER: &str = "landlord-databaseserver";
 /// Finalizer on every kind: cleanup (retain, drop, roll back, delete installations) runs before the resource goes.
 pub const FINALIZER: &str = "tenancy.landlord.dev/cleanup";

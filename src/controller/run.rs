@@ -23,10 +23,11 @@ use crate::metrics::Metrics;
 const LEASE_NAME: &str = "landlord";
 /// The `controller` label of the core landlord migrations each leadership runs before any reconcile.
 const LANDLORD_DATABASE: &str = "landlord-database";
-const CRDS: [&str; 3] = [
+const CRDS: [&str; 4] = [
     "tenants.tenancy.landlord.dev",
     "moduleinstallations.tenancy.landlord.dev",
     "modulerollouts.tenancy.landlord.dev",
+    "databaseservers.tenancy.landlord.dev",
 ];
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -84,16 +85,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let work = async {
             migrate_landlord_core(&ctx).await;
             check_landlord_database(&ctx).await;
+            super::server::prime(&ctx).await;
             let (due, senders) = super::drift::triggers();
             ctx.visits.wake_tenants_with(Some(&senders));
             let tenants = super::tenant::controller(ctx.clone(), due.tenants);
             let installations = super::installation::controller(ctx.clone(), due.installations);
             let rollouts = super::rollout::controller(ctx.clone());
+            let servers = super::server::controller(ctx.clone());
             futures::join!(
                 tenants.for_each(|_| async {}),
                 installations.for_each(|_| async {}),
                 rollouts.for_each(|_| async {}),
-                super::drift::run(&ctx, senders)
+                servers.for_each(|_| async {}),
+                super::drift::run(&ctx, senders),
+                super::server::look_at_default(&ctx)
             );
         };
         // Dropping `work` cancels in-flight reconciles: an interrupted migration's transaction rolls back

@@ -49,6 +49,10 @@ pub enum Reason {
     DryRun,
     /// A rollout halted: more installations failed than its failure budget allows.
     FailureBudgetExceeded,
+    /// No DatabaseServer may take the Tenant now (all full, cordoned, not Ready or not admitting it).
+    NoServerAvailable,
+    /// A DatabaseServer still holds tenants: its deletion waits.
+    ServerInUse,
 }
 
 impl Reason {
@@ -67,7 +71,9 @@ impl Reason {
         use Reason::*;
         match self {
             Progressing | TenantNotReady | TenantNotFound | DependencyMissing
-            | UninstallBlocked | DatabaseUnavailable => Some(ConditionType::Reconciling),
+            | UninstallBlocked | DatabaseUnavailable | NoServerAvailable | ServerInUse => {
+                Some(ConditionType::Reconciling)
+            }
             InvalidSpec
             | SlugConflict
             | AdoptionRefused
@@ -293,7 +299,7 @@ mod tests {
     #[test]
     fn the_vocabulary_is_the_declaration() {
         // Derived from the enums: every variant once, in declaration order, named as declared.
-        assert_eq!(Reason::ALL.len(), 20);
+        assert_eq!(Reason::ALL.len(), 22);
         assert!(
             Reason::ALL
                 .iter()

@@ -4,6 +4,7 @@ mod condition;
 mod installation;
 mod names;
 mod rollout;
+mod server;
 mod tenant;
 
 pub use condition::{
@@ -18,6 +19,10 @@ pub use rollout::{
     FailedTenant, ModuleRollout, ModuleRolloutSpec, ModuleRolloutStatus, ROLLOUT_LABEL,
     RolloutStrategy,
 };
+pub use server::{
+    AdminSecretRef, DEFAULT_SERVER, DatabaseServer, DatabaseServerSpec, DatabaseServerStatus,
+    TenantEndpoint,
+};
 pub use tenant::{DeletionPolicy, RECREATE_DATABASE_ANNOTATION, Tenant, TenantSpec, TenantStatus};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
@@ -31,6 +36,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         Tenant::crd(),
         ModuleInstallation::crd(),
         ModuleRollout::crd(),
+        DatabaseServer::crd(),
     ]
     .into_iter()
     .map(unobserved_until_reconciled)

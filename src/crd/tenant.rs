@@ -1,4 +1,4 @@
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -22,6 +22,7 @@ pub const RECREATE_DATABASE_ANNOTATION: &str = "tenancy.landlord.dev/recreate-da
     doc = "A tenant with its own PostgreSQL database tenant_<slug>, role and core schema.",
     printcolumn(name = "Slug", type_ = "string", json_path = ".status.slug"),
     printcolumn(name = "Database", type_ = "string", json_path = ".status.database"),
+    printcolumn(name = "Server", type_ = "string", json_path = ".status.server"),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
     printcolumn(name = "Reason", type_ = "string", priority = "1", json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
@@ -31,7 +32,10 @@ pub const RECREATE_DATABASE_ANNOTATION: &str = "tenancy.landlord.dev/recreate-da
     validation = Rule::new("size(self.metadata.name) <= 63")
         .message("metadata.name must be at most 63 characters: it labels the tenant's credentials Secret")
 )]
-#[x_kube(validation = Rule::new("has(self.slug) == has(oldSelf.slug)").message("spec.slug cannot be added or removed after creation"))]
+#[x_kube(
+    validation = Rule::new("has(self.slug) == has(oldSelf.slug)").message("spec.slug cannot be added or removed after creation"),
+    validation = Rule::new("has(self.server) == has(oldSelf.server)").message("spec.server cannot be added or removed after creation; a tenant moves with the annotation tenancy.landlord.dev/move-to")
+)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantSpec {
     /// Names the tenant's database `tenant_<slug>` and its role. Optional: defaults to `metadata.name` with `-`
@@ -45,6 +49,21 @@ pub struct TenantSpec {
         validation = Rule::new("self == oldSelf").message("spec.slug is immutable")
     )]
     pub slug: Option<String>,
+
+    /// The DatabaseServer (or `default`, the server of `LANDLORD_ADMIN_DATABASE_URL`) to place the tenant's
+    /// database on. Optional: Landlord picks one. Immutable. A server whose `namespaceSelector` does not admit
+    /// this namespace is refused (`InvalidSpec`); one that is full, cordoned or not Ready makes the Tenant wait
+    /// (`NoServerAvailable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.server is immutable; a tenant moves with the annotation tenancy.landlord.dev/move-to"))]
+    pub server: Option<String>,
+
+    /// Without `server`: only DatabaseServers with these labels are considered (the `default` server has no
+    /// labels, so a selector leaves it out). Among the Ready, uncordoned servers that admit the namespace and
+    /// are under `maxTenants`, the one with the fewest tenants wins (ties by name). Read once, at placement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_selector: Option<LabelSelector>,
 
     /// Human-readable name of the tenant, mirrored to the tenant's record in the landlord database. Optional;
     /// changing it updates only that record.
@@ -97,6 +116,9 @@ pub struct TenantStatus {
     /// The tenant's database, `tenant_<slug>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
+    /// The server the database is placed on, as Landlord's records say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
     /// Name of the Secret in this namespace (`<name>-db`) with `host`, `port`, `database`, `username`,
     /// `password` and `uri` of the tenant's own role. Editing its password changes the role's password.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -7,11 +7,11 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgConnection};
+use sqlx::{ConnectOptions, Connection, PgConnection, Row};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::db::credentials::TenantCredentials;
 use crate::db::error::sqlstate;
 use crate::db::ident::{Ident, TenantNames};
 use crate::db::migrating::ledger_copy::LedgerCopy;
@@ -51,18 +51,37 @@ impl Default for Limits {
     }
 }
 
-/// Every database Landlord talks to. Options hold passwords, so Debug shows only database names.
+/// How to reach a PostgreSQL server tenant databases are placed on (besides the admin URL's own).
+pub struct ServerAccess<'a> {
+    /// The name Landlord's records place tenants under.
+    pub name: &'a str,
+    pub admin_url: &'a str,
+    /// Host and port written into tenants' Secrets; None: the admin URL's.
+    pub endpoint: Option<(String, u16)>,
+    /// Connections open to this server at once, within the global limit; None: only the global limit.
+    pub max_connections: Option<usize>,
+}
+
+/// Every database Landlord talks to on one server, besides the landlord database (shared by every
+/// server's handle, as is the global connection limit). Options hold passwords, so Debug shows only names.
 pub struct Databases {
+    /// The server's name in Landlord's records (`default`: the admin URL's).
+    server: String,
     admin: PgConnectOptions,
+    endpoint: Option<(String, u16)>,
     landlord: PgConnectOptions,
     landlord_pool: PgPool,
+    /// The global limit, shared by every server.
     permits: Arc<Semaphore>,
+    /// This server's own budget, if it has one.
+    server_permits: Option<Arc<Semaphore>>,
     limits: Limits,
 }
 
 impl fmt::Debug for Databases {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Databases")
+            .field("server", &self.server)
             .field("admin_database", &self.admin.get_database())
             .field("landlord_database", &self.landlord.get_database())
             .field("limits", &self.limits)
@@ -74,30 +93,66 @@ impl Databases {
     /// Parses the URLs and prepares the (lazy) landlord pool; nothing connects yet, so the operator starts
     /// while PostgreSQL is down. Must be called inside a Tokio runtime.
     pub fn new(admin_url: &str, landlord_url: &str, limits: Limits) -> Result<Databases, Error> {
-        let parse = |which, url| {
-            PgConnectOptions::from_str(url).map_err(|source| Error::InvalidUrl { which, source })
-        };
-        let lock_timeout = [("lock_timeout", format!("{}ms", LOCK_WAIT.as_millis()))];
-        // The admin connection sends role DDL: keep its statements out of the logs.
-        let admin = parse("admin", admin_url)?
-            .disable_statement_logging()
-            .application_name(APPLICATION_NAME)
-            .options(SESSION)
-            .options(lock_timeout.clone());
         let landlord = parse("landlord", landlord_url)?
             .application_name(APPLICATION_NAME)
             .options(SESSION)
-            .options(lock_timeout);
+            .options(lock_timeout());
         let landlord_pool = PgPoolOptions::new()
             .max_connections(limits.landlord_pool.max(1))
             .acquire_timeout(limits.connect_timeout)
             .connect_lazy_with(landlord.clone());
         Ok(Databases {
-            admin,
+            server: DEFAULT_SERVER.to_string(),
+            admin: admin_options(admin_url)?,
+            endpoint: None,
             landlord,
             landlord_pool,
             permits: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+            server_permits: None,
             limits,
+        })
+    }
+
+    /// The handle of another server: the same landlord database and global limit, its own admin URL and
+    /// budget. Nothing connects yet.
+    pub fn on_server(&self, access: ServerAccess<'_>) -> Result<Databases, Error> {
+        Ok(Databases {
+            server: access.name.to_string(),
+            admin: admin_options(access.admin_url)?,
+            endpoint: access.endpoint,
+            landlord: self.landlord.clone(),
+            landlord_pool: self.landlord_pool.clone(),
+            permits: self.permits.clone(),
+            server_permits: access
+                .max_connections
+                .map(|max| Arc::new(Semaphore::new(max.max(1)))),
+            limits: self.limits,
+        })
+    }
+
+    /// The server's name in Landlord's records.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// `server_version` of the server, and whether the admin role is a superuser, holds CREATEDB and
+    /// CREATEROLE, read from the maintenance database.
+    pub async fn admin_role(&self) -> Result<AdminRole, Error> {
+        let mut admin = self.admin().await?;
+        let row = sqlx::query(
+            "SELECT pg_catalog.current_setting('server_version') AS version, rolsuper, rolcreatedb, rolcreaterole
+               FROM pg_catalog.pg_roles WHERE rolname = current_user",
+        )
+        .fetch_one(&mut *admin)
+        .await
+        .map_err(|e| Error::sql("reading the admin role's privileges", admin.database(), e));
+        admin.close().await.ok();
+        let row = row?;
+        Ok(AdminRole {
+            server_version: row.get("version"),
+            superuser: row.get("rolsuper"),
+            create_database: row.get("rolcreatedb"),
+            create_role: row.get("rolcreaterole"),
         })
     }
 
@@ -227,9 +282,13 @@ impl Databases {
         tenant: &TenantNames,
         password: Password,
     ) -> TenantCredentials {
+        let (host, port) = self
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| (self.admin.get_host().to_string(), self.admin.get_port()));
         TenantCredentials {
-            host: self.admin.get_host().to_string(),
-            port: self.admin.get_port(),
+            host,
+            port,
             database: tenant.database().to_string(),
             username: tenant.role().to_string(),
             password,
@@ -244,12 +303,18 @@ impl Databases {
             seconds: timeout.as_secs(),
         };
         let opened = tokio::time::timeout(timeout, async {
+            // This server's slot first: waiting for a busy server holds none of the global ones.
+            let server_permit = match &self.server_permits {
+                Some(permits) => permits.clone().acquire_owned().await.ok().map(Some),
+                None => Some(None),
+            };
             let permit = self.permits.clone().acquire_owned().await.ok();
             let conn = PgConnection::connect_with(&options).await;
-            (permit, conn)
+            (server_permit, permit, conn)
         })
         .await;
-        let (permit, conn) = opened.map_err(|_| timed_out())?;
+        let (server_permit, permit, conn) = opened.map_err(|_| timed_out())?;
+        let server_permit = server_permit.ok_or_else(timed_out)?;
         let permit = permit.ok_or_else(timed_out)?;
         let conn = conn.map_err(|source| Error::Connect {
             database: database.clone(),
@@ -260,9 +325,39 @@ impl Databases {
             database,
             advisory_lock: None,
             ledger_copy: None,
-            _permit: permit,
+            _permits: (permit, server_permit),
         })
     }
+}
+
+/// The server's name for the admin URL of `LANDLORD_ADMIN_DATABASE_URL`, in Landlord's records.
+const DEFAULT_SERVER: &str = "default";
+
+fn parse(which: &'static str, url: &str) -> Result<PgConnectOptions, Error> {
+    PgConnectOptions::from_str(url).map_err(|source| Error::InvalidUrl { which, source })
+}
+
+/// The startup packet's `lock_timeout`, which outranks `ALTER ROLE/DATABASE … SET`.
+fn lock_timeout() -> [(&'static str, String); 1] {
+    [("lock_timeout", format!("{}ms", LOCK_WAIT.as_millis()))]
+}
+
+/// The admin connection sends role DDL: its statements stay out of the logs.
+fn admin_options(url: &str) -> Result<PgConnectOptions, Error> {
+    Ok(parse("admin", url)?
+        .disable_statement_logging()
+        .application_name(APPLICATION_NAME)
+        .options(SESSION)
+        .options(lock_timeout()))
+}
+
+/// What the admin role of a server may do, and the server's version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminRole {
+    pub server_version: String,
+    pub superuser: bool,
+    pub create_database: bool,
+    pub create_role: bool,
 }
 
 /// SQLSTATE of a refused password (`invalid_password`).
@@ -280,7 +375,8 @@ pub struct DbConnection {
     pub(crate) advisory_lock: Option<i64>,
     /// Set on tenant connections: the migration engine keeps it in step with the tenant's ledger.
     pub(crate) ledger_copy: Option<LedgerCopy>,
-    _permit: OwnedSemaphorePermit,
+    /// The global slot, and this server's if it has a budget.
+    _permits: (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>),
 }
 
 impl DbConnection {
@@ -327,64 +423,9 @@ impl fmt::Debug for DbConnection {
     }
 }
 
-/// The contents of a tenant's Secret. Debug hides the password; `uri` does not (it goes into the Secret).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TenantCredentials {
-    pub host: String,
-    pub port: u16,
-    pub database: String,
-    pub username: String,
-    pub password: Password,
-}
-
-impl TenantCredentials {
-    /// `postgres://user:password@host:port/database`, with user and password percent-encoded.
-    pub fn uri(&self) -> String {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        format!(
-            "postgres://{}:{}@{host}:{}/{}",
-            percent_encode(&self.username),
-            percent_encode(self.password.expose()),
-            self.port,
-            percent_encode(&self.database)
-        )
-    }
-}
-
-/// Everything but RFC 3986's unreserved characters is escaped in the URI's userinfo and path.
-const URI_ESCAPED: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-fn percent_encode(text: &str) -> String {
-    utf8_percent_encode(text, URI_ESCAPED).to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn uri_encodes_the_password_and_debug_hides_it() {
-        let credentials = TenantCredentials {
-            host: "127.0.0.1".into(),
-            port: 5432,
-            database: "tenant_acme".into(),
-            username: "tenant_acme".into(),
-            password: Password::new("p@ss:w/rd").unwrap(),
-        };
-        assert_eq!(
-            credentials.uri(),
-            "postgres://tenant_acme:p%40ss%3Aw%2Frd@127.0.0.1:5432/tenant_acme"
-        );
-        assert!(!format!("{credentials:?}").contains("p@ss"));
-    }
 
     #[tokio::test]
     async fn debug_never_shows_the_urls_passwords() {

@@ -10,6 +10,7 @@
 //! Nothing here knows Kubernetes: what an error means for a resource is the controller's to say.
 
 mod connect;
+mod credentials;
 mod error;
 mod ident;
 mod inspection;
@@ -19,7 +20,8 @@ mod migrating;
 mod provisioning;
 mod secret;
 
-pub use connect::{Databases, DbConnection, Limits, TenantCredentials};
+pub use connect::{AdminRole, Databases, DbConnection, Limits, ServerAccess};
+pub use credentials::TenantCredentials;
 pub use error::{Error, MigrationFailure};
 pub use ident::{Ident, MAX_IDENT_BYTES, TenantNames};
 pub use inspection::scratch::{

@@ -139,6 +139,15 @@ fn reason_meaning(reason: Reason) -> &'static str {
             "A ModuleRollout halted: more installations failed than `spec.strategy.maxFailures` allows; it \
              resumes by itself when they recover."
         }
+        Reason::NoServerAvailable => {
+            "No server may take the Tenant now: the one `spec.server` names, or every one `spec.serverSelector` \
+             leaves, is full (`maxTenants`), cordoned or not Ready. It is placed as soon as a DatabaseServer \
+             changes (a raised cap, an uncordon, a new server)."
+        }
+        Reason::ServerInUse => {
+            "A DatabaseServer is being deleted while Landlord's records still place tenants on it (the message \
+             says how many); its deletion waits until none is left."
+        }
     }
 }
 

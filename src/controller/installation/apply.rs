@@ -49,9 +49,15 @@ pub async fn apply(
                     if let Some(conn) = kept {
                         conn.close().await.ok();
                     }
-                    connect(ctx, scope.scope, &plan.valid.names, &plan.valid.password)
-                        .await
-                        .map_err(stop_at(condition_of(scope.scope)))?
+                    connect(
+                        ctx,
+                        scope.scope,
+                        &plan.valid.server,
+                        &plan.valid.names,
+                        &plan.valid.password,
+                    )
+                    .await
+                    .map_err(stop_at(condition_of(scope.scope)))?
                 }
             };
             let report = migrate(mi, plan, scope.scope, planned, ctx, conn)

@@ -71,16 +71,23 @@ pub async fn gather(mi: &ModuleInstallation, ctx: &Context) -> Result<Installati
     })
 }
 
-/// The landlord database as Landlord's own role, a tenant database as the tenant's own role.
+/// The landlord database as Landlord's own role, a tenant database (on `server`, where Landlord's records
+/// place it) as the tenant's own role.
 pub async fn connect(
     ctx: &Context,
     scope: Scope,
+    server: &str,
     names: &TenantNames,
     password: &Password,
 ) -> Result<DbConnection, Error> {
     Ok(match scope {
         Scope::Landlord => ctx.databases.landlord().await?,
-        Scope::Tenant => ctx.databases.tenant(names, password).await?,
+        Scope::Tenant => {
+            ctx.server(server)?
+                .databases
+                .tenant(names, password)
+                .await?
+        }
     })
 }
 

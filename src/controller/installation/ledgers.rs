@@ -89,7 +89,8 @@ pub async fn ledgers(
             continue;
         }
         let applied = async {
-            let mut conn = connect(ctx, scope, &valid.names, &valid.password).await?;
+            let mut conn =
+                connect(ctx, scope, &valid.server, &valid.names, &valid.password).await?;
             let status = ctx
                 .migrator
                 .status(&mut conn, &Track::of(valid.module, scope))

@@ -63,6 +63,7 @@ pub fn plan_for<'c>(
     let valid = ValidInstallation {
         names: TenantNames::new("acme").unwrap(),
         password: Password::new("p").unwrap(),
+        server: "default".into(),
         module,
         release,
         scopes: vec![Scope::Landlord, Scope::Tenant],

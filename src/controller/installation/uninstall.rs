@@ -24,6 +24,8 @@ enum Uninstall<'c> {
     Rollback {
         names: TenantNames,
         password: Password,
+        /// The server Landlord's records place the tenant's database on.
+        server: String,
         module: &'c Module,
         scopes: Vec<Scope>,
     },
@@ -49,17 +51,18 @@ fn plan<'c>(
     let Ok(tenant) = super::super::tenant::validate_spec(tenant) else {
         return Ok(Uninstall::NothingOurs);
     };
-    let owns_slug = world
+    let server = world
         .slug
         .as_ref()
-        .is_some_and(|record| record.is_owned_by(&tenant.owner.uid));
+        .filter(|record| record.is_owned_by(&tenant.owner.uid))
+        .map(|record| record.server.clone());
     let installs_module = world
         .installed
         .iter()
         .any(|m| m.module == mi.spec.module && m.installer.uid == uid);
-    if !owns_slug || !installs_module {
+    let (Some(server), true) = (server, installs_module) else {
         return Ok(Uninstall::NothingOurs);
-    }
+    };
     // Whatever the policy, a module others depend on stays until they are gone: removing it would turn
     // their Ready into DependencyMissing.
     let installed = world.installed.iter().map(|m| m.module.as_str());
@@ -100,6 +103,7 @@ fn plan<'c>(
     Ok(Uninstall::Rollback {
         names,
         password,
+        server,
         module,
         scopes,
     })
@@ -130,6 +134,7 @@ async fn apply(
         Uninstall::Rollback {
             names,
             password,
+            server,
             module,
             scopes,
         } => {
@@ -140,7 +145,7 @@ async fn apply(
             }
             let mut lost = false;
             for scope in scopes {
-                match rollback(ctx, &names, &password, module, scope).await {
+                match rollback(ctx, (&server, &names, &password), module, scope).await {
                     // Confirmed gone on a server that answers (never a server that is down): nothing is
                     // left in it to roll back; the landlord scope still follows its own rule.
                     Err(Error::Database(db::Error::DatabaseMissing { .. })) => lost = true,
@@ -207,14 +212,13 @@ fn blocked(module: &str, dependents: &[mirror::InstalledModule]) -> Error {
 
 async fn rollback(
     ctx: &Context,
-    names: &TenantNames,
-    password: &Password,
+    (server, names, password): (&str, &TenantNames, &Password),
     module: &Module,
     scope: Scope,
 ) -> Result<(), Error> {
     let track = Track::of(module, scope);
     let shared_by = (scope == Scope::Landlord).then(|| names.slug());
-    let mut conn = connect(ctx, scope, names, password).await?;
+    let mut conn = connect(ctx, scope, server, names, password).await?;
     let result = async {
         let report = ctx
             .migrator
@@ -289,6 +293,7 @@ mod tests {
                 credentials_version: None,
                 database_made: true,
                 recreated: None,
+                server: "default".into(),
             }),
             installed: modules,
             installer_exists: true,

@@ -20,6 +20,8 @@ use crate::db::{Password, TenantNames};
 pub struct ValidInstallation<'c> {
     pub names: TenantNames,
     pub password: Password,
+    /// The server Landlord's records place the tenant's database on.
+    pub server: String,
     pub module: &'c Module,
     pub release: &'c Release,
     /// The scopes this installation manages, in the catalog's order.
@@ -63,13 +65,14 @@ pub fn validate<'c>(
         return Err(not_ready());
     }
     let tenant = validate_spec(&tenant).map_err(|_| not_ready())?;
-    if !world
+    let Some(server) = world
         .slug
         .as_ref()
-        .is_some_and(|record| record.is_ready_for(&tenant.owner.uid))
-    {
+        .filter(|record| record.is_ready_for(&tenant.owner.uid))
+        .map(|record| record.server.clone())
+    else {
         return Err(not_ready());
-    }
+    };
     let password = world.password.ok_or_else(not_ready)?;
     let (module, release) = resolve(catalog, &mi.spec)?;
 
@@ -128,6 +131,7 @@ pub fn validate<'c>(
     Ok(ValidInstallation {
         names: tenant.names,
         password,
+        server,
         module,
         release,
         scopes: match mi.spec.scope {
@@ -221,6 +225,7 @@ mod tests {
             credentials_version: None,
             database_made: true,
             recreated: None,
+            server: "default".into(),
         }
     }
 

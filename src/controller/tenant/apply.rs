@@ -6,48 +6,44 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 
 use super::super::conditions::{Stopped, stop_at};
+use super::super::server::{Server, placement};
 use super::super::{Context, Error, credentials};
+use super::gather::extensions_on;
 use super::plan::TenantPlan;
-use super::validate::{ValidTenant, check_claim};
+use super::validate::{Placement, ValidTenant, check_extensions};
 use crate::catalog::Scope;
 use crate::crd::{ConditionType, RECREATE_DATABASE_ANNOTATION, Tenant};
-use crate::db::mirror::{self, TenantRecord, TenantState};
+use crate::db::mirror::{self, Candidate, Claimed, TenantRecord, TenantState};
 use crate::db::{self, Ensured, TenantRequest, Track};
 
 /// What a reconcile that went through leaves behind.
 #[derive(Debug)]
 pub struct TenantOutcome {
     pub core_version: Option<i64>,
+    /// The server the database is on.
+    pub server: String,
 }
 
 pub async fn apply(
     tenant: &Tenant,
     valid: &ValidTenant,
-    plan: TenantPlan,
+    mut plan: TenantPlan,
     ctx: &Context,
 ) -> Result<TenantOutcome, Stopped> {
     let pool = ctx.databases.landlord_pool();
-    let record = TenantRecord {
-        slug: valid.names.slug(),
-        database: valid.names.database().as_str(),
-        display_name: tenant.spec.display_name.as_deref(),
-    };
-    // The race-free form of validate's claim check: two Tenants applying at once cannot both win.
-    let claim = mirror::claim_tenant(pool, &record, &valid.owner)
+    let server = claim(tenant, valid, &plan.placement, ctx)
         .await
-        .map_err(Error::from)
-        .and_then(|claim| check_claim(valid.names.slug(), claim));
-    claim.map_err(stop_at(ConditionType::DatabaseReady))?;
-
+        .map_err(stop_at(ConditionType::DatabaseReady))?;
+    let secret = plan.secret_on(tenant, valid, &server);
     let request = TenantRequest {
         tenant: &valid.names,
         owner: &valid.owner,
         password: &plan.password,
         extensions: &valid.extensions,
-        templates: ctx.templates.as_ref(),
+        templates: server.templates.as_deref(),
         may_create_database: plan.may_create_database,
     };
-    let provisioned = match db::ensure_tenant(&ctx.databases, &request).await {
+    let provisioned = match db::ensure_tenant(&server.databases, &request).await {
         Ok(provisioned) => provisioned,
         Err(db::Error::DatabaseMissing { database }) => {
             // Installations read readiness from here: they wait until the database is back.
@@ -114,7 +110,7 @@ pub async fn apply(
             .await;
     }
     let mut credentials_version = plan.credentials_version;
-    if let Some(secret) = plan.secret {
+    if let Some(secret) = secret {
         let api = ctx.api::<Secret>(&secret.namespace().unwrap_or_default());
         let written = credentials::write(&api, &secret, credentials_version.as_deref())
             .await
@@ -162,5 +158,41 @@ pub async fn apply(
         .map_err(stop_at(ConditionType::Ready))?;
     Ok(TenantOutcome {
         core_version: plan.core_target,
+        server: server.name().to_string(),
     })
+}
+
+/// Claims the slug (the race-free form of validate's check: two Tenants applying at once cannot both win),
+/// placing it on a server if it has none yet, and returns that server. A tenant placed just now has its
+/// extensions checked there before its role and database are made.
+async fn claim(
+    tenant: &Tenant,
+    valid: &ValidTenant,
+    placement: &Placement,
+    ctx: &Context,
+) -> Result<std::sync::Arc<Server>, Error> {
+    let record = TenantRecord {
+        slug: valid.names.slug(),
+        database: valid.names.database().as_str(),
+        display_name: tenant.spec.display_name.as_deref(),
+    };
+    let candidates = match placement {
+        Placement::Recorded(server) => vec![Candidate {
+            server: server.name().to_string(),
+            max_tenants: None,
+        }],
+        Placement::Choose(candidates) => candidates.clone(),
+    };
+    let pool = ctx.databases.landlord_pool();
+    let slug = valid.names.slug().to_string();
+    let server = match mirror::claim_tenant(pool, &record, &valid.owner, &candidates).await? {
+        Claimed::Ours { server } => ctx.server(&server)?,
+        Claimed::Taken(owner) => return Err(Error::SlugConflict { slug, owner }),
+        Claimed::Retained(owner) => return Err(Error::SlugRetained { slug, owner }),
+        Claimed::NoServer => return Err(placement::all_full(&candidates)),
+    };
+    if matches!(placement, Placement::Choose(_)) {
+        check_extensions(valid, extensions_on(tenant, &server).await?.as_ref())?;
+    }
+    Ok(server)
 }

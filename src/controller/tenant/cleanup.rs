@@ -36,11 +36,14 @@ enum Deletion {
         secret: Option<String>,
         /// Landlord's records say the database was made: its absence now is worth a warning.
         made: bool,
+        /// The server Landlord's records place the database on.
+        server: String,
     },
     Drop {
         valid: ValidTenant,
         secret: Option<String>,
         made: bool,
+        server: String,
     },
 }
 
@@ -109,6 +112,7 @@ fn plan(tenant: &Tenant, world: DeletionFacts, production: bool) -> Result<Delet
         return Ok(Deletion::NothingOurs);
     };
     let made = record.database_made;
+    let server = record.server.clone();
     if !world.remaining.is_empty() {
         return Err(Error::InstallationsRemain {
             installations: world.remaining,
@@ -123,6 +127,7 @@ fn plan(tenant: &Tenant, world: DeletionFacts, production: bool) -> Result<Delet
             valid,
             secret,
             made,
+            server,
         }),
         DeletionPolicy::Delete if production => Err(Error::DropRefusedInProduction {
             database: valid.names.database().to_string(),
@@ -131,6 +136,7 @@ fn plan(tenant: &Tenant, world: DeletionFacts, production: bool) -> Result<Delet
             valid,
             secret,
             made,
+            server,
         }),
     }
 }
@@ -145,6 +151,7 @@ async fn apply(tenant: &Tenant, deletion: Deletion, ctx: &Context) -> Result<(),
             valid,
             secret,
             made,
+            server,
         } => {
             if let Some(name) = secret {
                 let unowned = json!({"metadata": {"ownerReferences": null}});
@@ -155,6 +162,7 @@ async fn apply(tenant: &Tenant, deletion: Deletion, ctx: &Context) -> Result<(),
             // Asked before anything changes: a server that does not answer stops the deletion here.
             let exists = !made
                 || ctx
+                    .server(&server)?
                     .databases
                     .database_exists(valid.names.database())
                     .await?;
@@ -174,9 +182,11 @@ async fn apply(tenant: &Tenant, deletion: Deletion, ctx: &Context) -> Result<(),
             valid,
             secret,
             made,
+            server,
         } => {
+            let server = ctx.server(&server)?;
             let (database, role) =
-                db::drop_tenant(&ctx.databases, &valid.names, &valid.owner).await?;
+                db::drop_tenant(&server.databases, &valid.names, &valid.owner).await?;
             if let Some(name) = secret {
                 match secrets.delete(&name, &DeleteParams::default()).await {
                     Ok(_) => {}
@@ -263,6 +273,7 @@ mod tests {
                 credentials_version: None,
                 database_made: true,
                 recreated: None,
+                server: "default".into(),
             }),
             secret: None,
             remaining: remaining.iter().map(|s| s.to_string()).collect(),

@@ -26,7 +26,9 @@ use super::credentials::MANAGED_BY;
 use super::pipeline::{Pipeline, reconcile};
 use super::{Context, Error, TENANT_CONTROLLER};
 use crate::catalog::{CORE_MODULE, Scope};
-use crate::crd::{ConditionType, ModuleInstallation, Tenant, TenantStatus};
+use crate::crd::{
+    ConditionType, DatabaseServer, ModuleInstallation, Reason, Tenant, TenantStatus, find_condition,
+};
 use crate::db::{Track, records};
 
 pub(super) use validate::validate_spec;
@@ -46,6 +48,7 @@ pub fn controller(
     let (store, changes) = cached(tenants, watcher::Config::default());
     let controller = Controller::for_stream(changes, store.clone());
     ctx.tenants.set(Some(store.clone()));
+    let waiting = store.clone();
     // Landlord's Secrets, cached for every reconcile that needs a tenant's password.
     let (secret_store, secrets) = cached(secrets, watcher::Config::default().labels(&managed));
     ctx.secrets.set(Some(secret_store));
@@ -61,10 +64,31 @@ pub fn controller(
                 .filter(|t| t.metadata.deletion_timestamp.is_some())
                 .map(|_| tenant)
         })
+        // A server that changes (its status follows every change the registry took in) may take the
+        // Tenants that found none.
+        .watches(
+            Api::<DatabaseServer>::all(ctx.client.clone()),
+            watcher::Config::default(),
+            move |_| waiting_for_a_server(&waiting.state()),
+        )
         // The drift check's visits.
         .reconcile_on(due)
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
         .run(reconcile::<Tenant>, error_policy, ctx)
+}
+
+/// Tenants whose Ready says `NoServerAvailable`.
+fn waiting_for_a_server(tenants: &[Arc<Tenant>]) -> Vec<ObjectRef<Tenant>> {
+    tenants
+        .iter()
+        .filter(|t| {
+            t.status.as_ref().is_some_and(|s| {
+                find_condition(&s.conditions, ConditionType::Ready)
+                    .is_some_and(|c| c.reason == Reason::NoServerAvailable.as_str())
+            })
+        })
+        .map(|t| ObjectRef::from_obj(&**t))
+        .collect()
 }
 
 pub(super) fn scoped<K>(ctx: &Context, namespace: Option<&str>) -> Api<K>
@@ -109,10 +133,10 @@ async fn provision(tenant: &Tenant, ctx: &Context) -> Result<apply::TenantOutcom
         .await
         .map_err(stop_at(ConditionType::DatabaseReady))?;
     phase("gather", started);
-    let valid =
+    let (valid, placement) =
         validate::validate(tenant, &world).map_err(stop_at(ConditionType::DatabaseReady))?;
     let slug = world.slug.clone();
-    let plan = plan::plan(tenant, &valid, world, &ctx.databases, &ctx.catalog);
+    let plan = plan::plan(tenant, &valid, placement, world, &ctx.catalog);
     // A resync of what is already in place is decided from Landlord's records, without a tenant session,
     // unless the drift check made this Tenant due for a visit.
     let visit_due = ctx.visits.take(&valid.owner.uid);
@@ -128,6 +152,7 @@ async fn provision(tenant: &Tenant, ctx: &Context) -> Result<apply::TenantOutcom
             ctx.metrics.in_place(TENANT_CONTROLLER);
             return Ok(apply::TenantOutcome {
                 core_version: plan.core_target,
+                server: slug.map(|s| s.server).unwrap_or_default(),
             });
         }
     }

@@ -4,18 +4,24 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 
 use super::super::credentials;
+use super::super::server::Server;
 use super::gather::TenantFacts;
-use super::validate::ValidTenant;
+use super::validate::{Placement, ValidTenant};
 use crate::catalog::Catalog;
 use crate::crd::{RECREATE_DATABASE_ANNOTATION, Tenant, is_ready_at};
+use crate::db::Password;
 use crate::db::mirror::SlugRecord;
-use crate::db::{Databases, Password};
 
 pub struct TenantPlan {
     /// The password the tenant's role must accept: the Secret's, or a new one when it holds none.
     pub password: Password,
-    /// The Secret as it must be, when it does not say so already.
+    /// Where the database is, or may go.
+    pub placement: Placement,
+    /// The Secret as it must be on the recorded server, when it does not say so already (a tenant still to
+    /// be placed gets `secret_on` its server once placed).
     pub secret: Option<Secret>,
+    /// The Secret as gather found it.
+    found_secret: Option<Secret>,
     /// The core tenant schema's last migration.
     pub core_target: Option<i64>,
     /// The resourceVersion of the Secret as found (None: there is none yet).
@@ -41,6 +47,7 @@ impl std::fmt::Debug for TenantPlan {
         });
         f.debug_struct("TenantPlan")
             .field("password", &self.password)
+            .field("placement", &self.placement)
             .field("secret", &secret)
             .field("core_target", &self.core_target)
             .field("credentials_version", &self.credentials_version)
@@ -54,8 +61,8 @@ impl std::fmt::Debug for TenantPlan {
 pub fn plan(
     tenant: &Tenant,
     valid: &ValidTenant,
+    placement: Placement,
     world: TenantFacts,
-    databases: &Databases,
     catalog: &Catalog,
 ) -> TenantPlan {
     let password = world
@@ -63,13 +70,12 @@ pub fn plan(
         .as_ref()
         .and_then(credentials::password)
         .unwrap_or(world.fresh_password);
-    let credentials = databases.tenant_credentials(&valid.names, password.clone());
-    let desired = credentials::desired(tenant, credentials::data(&credentials));
-    let secret = world
-        .secret
-        .as_ref()
-        .is_none_or(|current| needs_write(current, &desired))
-        .then_some(desired);
+    let secret = match &placement {
+        Placement::Recorded(server) => {
+            secret_to_write(tenant, valid, world.secret.as_ref(), server, &password)
+        }
+        Placement::Choose(_) => None,
+    };
     let made = world.slug.as_ref().is_some_and(|r| r.database_made);
     let recorded = world.slug.as_ref().and_then(|r| r.recreated.as_deref());
     let recreate = tenant
@@ -82,6 +88,8 @@ pub fn plan(
         record_database: !made || recreate.is_some(),
         recreate,
         password,
+        placement,
+        found_secret: world.secret.clone(),
         credentials_version: world
             .secret
             .as_ref()
@@ -89,6 +97,44 @@ pub fn plan(
         secret,
         core_target: catalog.core_tenant.latest(),
     }
+}
+
+impl TenantPlan {
+    /// The Secret to write once the tenant is placed on `server` (the plan's own when it was placed already).
+    pub fn secret_on(
+        &mut self,
+        tenant: &Tenant,
+        valid: &ValidTenant,
+        server: &Server,
+    ) -> Option<Secret> {
+        match self.placement {
+            Placement::Recorded(_) => self.secret.take(),
+            Placement::Choose(_) => secret_to_write(
+                tenant,
+                valid,
+                self.found_secret.as_ref(),
+                server,
+                &self.password,
+            ),
+        }
+    }
+}
+
+/// The Secret as it must be for the tenant's database on `server`, unless `found` says so already.
+fn secret_to_write(
+    tenant: &Tenant,
+    valid: &ValidTenant,
+    found: Option<&Secret>,
+    server: &Server,
+    password: &Password,
+) -> Option<Secret> {
+    let credentials = server
+        .databases
+        .tenant_credentials(&valid.names, password.clone());
+    let desired = credentials::desired(tenant, credentials::data(&credentials));
+    found
+        .is_none_or(|current| needs_write(current, &desired))
+        .then_some(desired)
 }
 
 /// Whether the Tenant may already stand where its spec asks, judged before reading any record: Ready for
@@ -127,11 +173,17 @@ fn needs_write(current: &Secret, desired: &Secret) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller::server::Servers;
     use crate::crd::TenantSpec;
     use crate::db::mirror::TenantState;
-    use crate::db::{Limits, TenantNames, TenantOwner};
+    use crate::db::{Databases, Limits, TenantNames, TenantOwner};
+    use std::sync::Arc;
 
-    fn fixture() -> (Tenant, ValidTenant, Databases) {
+    fn on(server: &Arc<Server>) -> Placement {
+        Placement::Recorded(server.clone())
+    }
+
+    fn fixture() -> (Tenant, ValidTenant, Arc<Server>) {
         let mut tenant = Tenant::new("acme", TenantSpec::default());
         tenant.metadata.namespace = Some("ns".into());
         tenant.metadata.uid = Some("u1".into());
@@ -150,7 +202,10 @@ mod tests {
             Limits::default(),
         )
         .unwrap();
-        (tenant, valid, databases)
+        let server = Servers::new(Arc::new(databases), None, false)
+            .all()
+            .remove(0);
+        (tenant, valid, server)
     }
 
     fn world(secret: Option<Secret>) -> TenantFacts {
@@ -159,6 +214,8 @@ mod tests {
             secret,
             extensions: None,
             fresh_password: Password::new("fresh").unwrap(),
+            servers: vec![],
+            namespace_labels: Default::default(),
         }
     }
 
@@ -169,12 +226,13 @@ mod tests {
             credentials_version: None,
             database_made: made,
             recreated: recreated.map(String::from),
+            server: "default".into(),
         }
     }
 
     #[tokio::test]
     async fn a_database_once_made_is_made_again_only_for_a_new_recreate_value() {
-        let (mut tenant, valid, databases) = fixture();
+        let (mut tenant, valid, server) = fixture();
         // (made, recorded re-creation, annotation) → (may create, re-creation to carry out, record)
         let cases = [
             (false, None, None, (true, None, true)),
@@ -190,7 +248,7 @@ mod tests {
                 .map(|v| [(RECREATE_DATABASE_ANNOTATION.to_string(), v.to_string())].into());
             let mut found = world(None);
             found.slug = Some(slug_record(&valid, made, recorded));
-            let planned = plan(&tenant, &valid, found, &databases, &Catalog::default());
+            let planned = plan(&tenant, &valid, on(&server), found, &Catalog::default());
             let got = (
                 planned.may_create_database,
                 planned.recreate.as_deref(),
@@ -202,8 +260,8 @@ mod tests {
         let fresh = plan(
             &tenant,
             &valid,
+            on(&server),
             world(None),
-            &databases,
             &Catalog::default(),
         );
         assert!(fresh.may_create_database && fresh.record_database);
@@ -211,12 +269,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_secret_gets_a_fresh_password() {
-        let (tenant, valid, databases) = fixture();
+        let (tenant, valid, server) = fixture();
         let plan = plan(
             &tenant,
             &valid,
+            on(&server),
             world(None),
-            &databases,
             &Catalog::default(),
         );
         assert_eq!(plan.password.expose(), "fresh");
@@ -230,12 +288,12 @@ mod tests {
 
     #[tokio::test]
     async fn the_plans_debug_output_holds_no_password() {
-        let (tenant, valid, databases) = fixture();
+        let (tenant, valid, server) = fixture();
         let planned = plan(
             &tenant,
             &valid,
+            on(&server),
             world(None),
-            &databases,
             &Catalog::default(),
         );
         let shown = format!("{planned:?} {planned:#?}");
@@ -248,20 +306,20 @@ mod tests {
 
     #[tokio::test]
     async fn a_current_secret_is_left_alone_and_a_hand_edited_one_keeps_its_password() {
-        let (tenant, valid, databases) = fixture();
+        let (tenant, valid, server) = fixture();
         let first = plan(
             &tenant,
             &valid,
+            on(&server),
             world(None),
-            &databases,
             &Catalog::default(),
         );
         let written = first.secret.unwrap();
         let again = plan(
             &tenant,
             &valid,
+            on(&server),
             world(Some(written.clone())),
-            &databases,
             &Catalog::default(),
         );
         assert!(again.secret.is_none(), "nothing to write");
@@ -276,8 +334,8 @@ mod tests {
         let after_edit = plan(
             &tenant,
             &valid,
+            on(&server),
             world(Some(edited)),
-            &databases,
             &Catalog::default(),
         );
         assert_eq!(after_edit.password.expose(), "chosen");
@@ -289,13 +347,13 @@ mod tests {
     async fn only_a_ready_tenant_with_verified_credentials_may_skip_its_database() {
         use crate::crd::TenantStatus;
         use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-        let (mut tenant, valid, databases) = fixture();
+        let (mut tenant, valid, server) = fixture();
         tenant.metadata.generation = Some(2);
         let mut secret = plan(
             &tenant,
             &valid,
+            on(&server),
             world(None),
-            &databases,
             &Catalog::default(),
         )
         .secret
@@ -303,7 +361,7 @@ mod tests {
         secret.metadata.resource_version = Some("41".into());
         let mut found = world(Some(secret));
         found.slug = Some(slug_record(&valid, true, None));
-        let planned = plan(&tenant, &valid, found, &databases, &Catalog::default());
+        let planned = plan(&tenant, &valid, on(&server), found, &Catalog::default());
         let ready = |generation: i64| {
             let condition = k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
                 type_: "Ready".into(),
@@ -325,6 +383,7 @@ mod tests {
             credentials_version: version.map(String::from),
             database_made: true,
             recreated: None,
+            server: "default".into(),
         };
         tenant.status = ready(2);
         assert!(may_be_in_place(

@@ -52,6 +52,9 @@ pub fn desired_status(
         status.secret_name = Some(secret);
     }
     status.core_version = core_version.or(status.core_version);
+    if let Ok(applied) = result {
+        status.server = Some(applied.server.clone());
+    }
     status
 }
 
@@ -115,6 +118,7 @@ mod tests {
     fn ready() -> Result<TenantOutcome, Stopped> {
         Ok(TenantOutcome {
             core_version: Some(3),
+            server: "default".into(),
         })
     }
 

@@ -1,14 +1,28 @@
 //! Pure checks of a Tenant and what gather found, before anything is written: names safe for SQL, the slug
-//! ours by the landlord's record (never by a status field), the credentials Secret ours or absent.
+//! ours by the landlord's record (never by a status field), the credentials Secret ours or absent, the
+//! server it is on (or may go to) usable.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use kube::ResourceExt;
 
 use super::super::Error;
 use super::super::credentials;
+use super::super::server::{Server, placement};
 use super::gather::TenantFacts;
 use crate::crd::{Tenant, label_value_problem, object_name_problem};
-use crate::db::mirror::Claim;
+use crate::db::mirror::{Candidate, Claim};
 use crate::db::{self, Ident, TenantNames, TenantOwner};
+
+/// Where the tenant's database is, or may go.
+#[derive(Debug)]
+pub enum Placement {
+    /// Landlord's records place it on this server (a retained database is re-adopted where it is).
+    Recorded(Arc<Server>),
+    /// Not placed yet: on one of these, chosen with the slug claim.
+    Choose(Vec<Candidate>),
+}
 
 /// A Tenant whose slug and extensions are safe to use in SQL, and which may act on its slug.
 #[derive(Debug)]
@@ -18,10 +32,10 @@ pub struct ValidTenant {
     pub owner: TenantOwner,
 }
 
-pub fn validate(tenant: &Tenant, world: &TenantFacts) -> Result<ValidTenant, Error> {
+pub fn validate(tenant: &Tenant, world: &TenantFacts) -> Result<(ValidTenant, Placement), Error> {
     let valid = validate_spec(tenant)?;
     check_names(tenant)?;
-    check_extensions(&valid, world)?;
+    check_extensions(&valid, world.extensions.as_ref())?;
     if let Some(record) = &world.slug {
         check_claim(valid.names.slug(), record.claim_for(&valid.owner))?;
     }
@@ -32,7 +46,27 @@ pub fn validate(tenant: &Tenant, world: &TenantFacts) -> Result<ValidTenant, Err
             secret: secret.name_any(),
         });
     }
-    Ok(valid)
+    let placement = match &world.slug {
+        Some(record) => {
+            if let Some(asked) = tenant.spec.server.as_ref().filter(|a| **a != record.server) {
+                return Err(Error::ServerMismatch {
+                    asked: asked.clone(),
+                    recorded: record.server.clone(),
+                });
+            }
+            let server = world.servers.iter().find(|s| s.name() == record.server);
+            Placement::Recorded(server.cloned().ok_or_else(|| Error::ServerUnavailable {
+                server: record.server.clone(),
+                problem: "no DatabaseServer of that name has a readable admin Secret".into(),
+            })?)
+        }
+        None => Placement::Choose(placement::candidates(
+            tenant,
+            &world.namespace_labels,
+            &world.servers,
+        )?),
+    };
+    Ok((valid, placement))
 }
 
 /// The names and identity a Tenant acts with; the apiserver enforces the same rules, this guards against a
@@ -79,9 +113,12 @@ fn check_names(tenant: &Tenant) -> Result<(), Error> {
 }
 
 /// Extensions the server does not have, or that only a superuser may create, refused before the role and
-/// database exist (`TenantFacts::extensions` is None once the database was made: the tenant's own session judges).
-fn check_extensions(valid: &ValidTenant, world: &TenantFacts) -> Result<(), Error> {
-    let Some(available) = &world.extensions else {
+/// database exist (`available` is None once the database was made: the tenant's own session judges).
+pub fn check_extensions(
+    valid: &ValidTenant,
+    available: Option<&BTreeMap<String, bool>>,
+) -> Result<(), Error> {
+    let Some(available) = available else {
         return Ok(());
     };
     let database = valid.names.database().to_string();
@@ -145,7 +182,21 @@ mod tests {
             secret: None,
             extensions: None,
             fresh_password: Password::new("x").unwrap(),
+            servers: vec![default_server()],
+            namespace_labels: Default::default(),
         }
+    }
+
+    fn default_server() -> Arc<Server> {
+        let databases = crate::db::Databases::new(
+            "postgres://a:a@db:5432/postgres",
+            "postgres://l:l@db:5432/landlord",
+            crate::db::Limits::default(),
+        )
+        .unwrap();
+        crate::controller::server::Servers::new(Arc::new(databases), None, false)
+            .all()
+            .remove(0)
     }
 
     fn record(uid: &str, namespace: &str, name: &str) -> SlugRecord {
@@ -159,19 +210,20 @@ mod tests {
             credentials_version: None,
             database_made: true,
             recreated: None,
+            server: "default".into(),
         }
     }
 
-    #[test]
-    fn valid_tenant_gets_its_names() {
-        let v = validate(&acme(), &world(None)).unwrap();
+    #[tokio::test]
+    async fn valid_tenant_gets_its_names() {
+        let (v, _) = validate(&acme(), &world(None)).unwrap();
         assert_eq!(v.names.database().as_str(), "tenant_acme_corp");
         assert_eq!(v.extensions[0].as_str(), "ltree");
         assert_eq!(v.owner.namespace, "ns");
     }
 
-    #[test]
-    fn injection_is_invalid_spec() {
+    #[tokio::test]
+    async fn injection_is_invalid_spec() {
         let mut t = Tenant::new(
             "acme",
             TenantSpec {
@@ -192,8 +244,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn only_the_slugs_owner_goes_on() {
+    #[tokio::test]
+    async fn only_the_slugs_owner_goes_on() {
         let reason = |slug| {
             validate(&acme(), &world(Some(slug)))
                 .err()
@@ -212,8 +264,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_name_the_secret_cannot_carry_is_refused_before_anything() {
+    #[tokio::test]
+    async fn a_name_the_secret_cannot_carry_is_refused_before_anything() {
         let mut t = acme();
         t.metadata.name = Some("a".repeat(70));
         t.spec.slug = Some("acme".into());
@@ -224,8 +276,8 @@ mod tests {
         assert!(validate(&t, &world(None)).is_ok());
     }
 
-    #[test]
-    fn an_extension_the_server_will_not_let_the_tenant_create_is_refused_before_anything() {
+    #[tokio::test]
+    async fn an_extension_the_server_will_not_let_the_tenant_create_is_refused_before_anything() {
         let with = |trusted: &[(&str, bool)]| {
             let mut w = world(None);
             w.extensions = Some(trusted.iter().map(|(n, t)| (n.to_string(), *t)).collect());
@@ -244,8 +296,8 @@ mod tests {
         assert!(validate(&acme(), &world(None)).is_ok());
     }
 
-    #[test]
-    fn a_secret_someone_else_wrote_is_refused() {
+    #[tokio::test]
+    async fn a_secret_someone_else_wrote_is_refused() {
         let mut w = world(None);
         w.secret = Some(k8s_openapi::api::core::v1::Secret {
             metadata: kube::api::ObjectMeta {

@@ -8,9 +8,11 @@ use sqlx::{PgConnection, PgPool, Row};
 use crate::db::Error;
 pub use crate::db::provisioning::owner::TenantOwner;
 pub use claims::{ModuleClaim, Uninstalling, claim_module, mark_uninstalling};
+pub use placement::{Candidate, Claimed, claim_tenant, tenants_per_server};
 pub use state::{ModuleState, TenantState};
 
 mod claims;
+mod placement;
 mod state;
 
 const DATABASE: &str = "landlord";
@@ -43,6 +45,8 @@ pub struct SlugRecord {
     pub database_made: bool,
     /// The last re-creation of a missing database carried out (the annotation's value).
     pub recreated: Option<String>,
+    /// The server the slug's database was placed on (`default`: the server of the admin URL).
+    pub server: String,
 }
 
 impl SlugRecord {
@@ -73,52 +77,9 @@ impl SlugRecord {
     }
 }
 
-/// Claims `slug` for `owner`: a free slug, or one retained for this very namespace and name, becomes ours
-/// atomically, so two resources racing for it cannot both win.
-pub async fn claim_tenant(
-    pool: &PgPool,
-    record: &TenantRecord<'_>,
-    owner: &TenantOwner,
-) -> Result<Claim, Error> {
-    let claimed = sqlx::query(
-        "INSERT INTO tenants (slug, database_name, display_name, status, resource_uid, namespace, name)
-         VALUES ($1, $2, $3, 'Provisioning', $4, $5, $6)
-         ON CONFLICT (slug) DO UPDATE
-            SET resource_uid = EXCLUDED.resource_uid, display_name = EXCLUDED.display_name,
-                status = CASE WHEN tenants.resource_uid = '' THEN 'Provisioning' ELSE tenants.status END,
-                updated_at = now()
-          WHERE (tenants.resource_uid = '' AND tenants.namespace = EXCLUDED.namespace
-                 AND tenants.name = EXCLUDED.name)
-             OR (tenants.resource_uid = EXCLUDED.resource_uid
-                 AND tenants.display_name IS DISTINCT FROM EXCLUDED.display_name)
-         RETURNING resource_uid",
-    )
-    .bind(record.slug)
-    .bind(record.database)
-    .bind(record.display_name)
-    .bind(&owner.uid)
-    .bind(&owner.namespace)
-    .bind(&owner.name)
-    .fetch_optional(pool)
-    .await
-    .map_err(|e| Error::sql("claiming the tenant slug", DATABASE, e))?;
-    if claimed.is_some() {
-        return Ok(Claim::Ours);
-    }
-    // Nothing was written: either the row is already ours and unchanged, or someone else holds it.
-    match slug_record(pool, record.slug).await? {
-        Some(current) => Ok(current.claim_for(owner)),
-        None => Err(Error::sql(
-            "claiming the tenant slug",
-            DATABASE,
-            sqlx::Error::RowNotFound,
-        )),
-    }
-}
-
 pub async fn slug_record(pool: &PgPool, slug: &str) -> Result<Option<SlugRecord>, Error> {
     let row =
-        sqlx::query("SELECT resource_uid, namespace, name, status, credentials_version, database_made, recreated FROM tenants WHERE slug = $1")
+        sqlx::query("SELECT resource_uid, namespace, name, status, credentials_version, database_made, recreated, server FROM tenants WHERE slug = $1")
             .bind(slug)
             .fetch_optional(pool)
             .await
@@ -136,6 +97,7 @@ pub async fn slug_record(pool: &PgPool, slug: &str) -> Result<Option<SlugRecord>
         credentials_version: row.get("credentials_version"),
         database_made: row.get("database_made"),
         recreated: row.get("recreated"),
+        server: row.get("server"),
     }))
 }
 
@@ -385,6 +347,7 @@ mod tests {
             credentials_version: None,
             database_made: true,
             recreated: None,
+            server: "default".into(),
         }
     }
 

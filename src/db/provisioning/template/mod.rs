@@ -117,12 +117,13 @@ impl Templates {
         ))
     }
 
-    /// The advisory lock (in the landlord database) that serialises builds of this template between
-    /// operator processes: its key is derived from the template's name, which the source and the server's
-    /// catalog show, so it is taken only where no tenant can connect. Public for diagnostics (`pg_locks`).
-    pub fn build_lock_key(&self) -> Result<i64, Error> {
+    /// The advisory lock (in the landlord database) that serialises builds of this template on `server`
+    /// between operator processes: its key is derived from the server's and the template's names, which the
+    /// source and the server's catalog show, so it is taken only where no tenant can connect. Public for
+    /// diagnostics (`pg_locks`).
+    pub fn build_lock_key(&self, server: &str) -> Result<i64, Error> {
         Ok(lock::advisory_key(&format!(
-            "landlord_template_build/{}",
+            "landlord_template_build/{server}/{}",
             self.name()?
         )))
     }
@@ -158,6 +159,11 @@ impl Templates {
         }
     }
 
+    /// The template this process built or found, if any yet (for status).
+    pub fn built(&self) -> Option<Template> {
+        self.ready()
+    }
+
     /// The template was dropped behind the process's back: built again on next use.
     fn forget(&self) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -180,7 +186,7 @@ impl Templates {
             return Ok(template);
         }
         let mut landlord = databases.landlord().await?;
-        let key = self.build_lock_key()?;
+        let key = self.build_lock_key(databases.server())?;
         let locked = lock::lock_within(
             &mut landlord,
             key,

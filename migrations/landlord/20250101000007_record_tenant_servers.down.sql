@@ -1,0 +1,2 @@
+DROP INDEX tenants_server;
+ALTER TABLE tenants DROP COLUMN server;
