@@ -54,6 +54,9 @@ pub struct Config {
     pub default_server_cordoned: bool,
     /// Where the admin Secrets of DatabaseServers are read: POD_NAMESPACE, else the Lease's namespace.
     pub operator_namespace: String,
+    /// Only DatabaseServers with these labels are this operator's (LANDLORD_SERVER_SELECTOR, e.g.
+    /// `landlord.example.com/fleet=eu`): several Landlord installations can share a cluster. Default: all.
+    pub server_selector: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -77,6 +80,7 @@ impl std::fmt::Debug for Config {
             .field("tenant_template", &self.tenant_template)
             .field("default_server_cordoned", &self.default_server_cordoned)
             .field("operator_namespace", &self.operator_namespace)
+            .field("server_selector", &self.server_selector)
             .finish()
     }
 }
@@ -205,6 +209,7 @@ impl Config {
             tenant_template,
             default_server_cordoned,
             operator_namespace,
+            server_selector: lookup("LANDLORD_SERVER_SELECTOR").map(|s| s.trim().to_string()),
         })
     }
 

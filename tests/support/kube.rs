@@ -73,37 +73,30 @@ pub fn rejection<T: std::fmt::Debug>(result: Result<T, kube::Error>) -> (u16, St
     }
 }
 
-/// Both kinds carry `status.conditions`.
+/// Every kind carries `status.conditions`.
 pub trait Conditions {
     fn conditions(&self) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>;
 }
 
-impl Conditions for landlord::crd::Tenant {
-    fn conditions(&self) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-        self.status
-            .as_ref()
-            .map(|s| s.conditions.clone())
-            .unwrap_or_default()
-    }
+macro_rules! conditions_of {
+    ($($kind:ty),*) => {$(
+        impl Conditions for $kind {
+            fn conditions(&self) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+                self.status
+                    .as_ref()
+                    .map(|s| s.conditions.clone())
+                    .unwrap_or_default()
+            }
+        }
+    )*};
 }
 
-impl Conditions for landlord::crd::ModuleInstallation {
-    fn conditions(&self) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-        self.status
-            .as_ref()
-            .map(|s| s.conditions.clone())
-            .unwrap_or_default()
-    }
-}
-
-impl Conditions for landlord::crd::ModuleRollout {
-    fn conditions(&self) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-        self.status
-            .as_ref()
-            .map(|s| s.conditions.clone())
-            .unwrap_or_default()
-    }
-}
+conditions_of!(
+    landlord::crd::Tenant,
+    landlord::crd::ModuleInstallation,
+    landlord::crd::ModuleRollout,
+    landlord::crd::DatabaseServer
+);
 
 /// (status, reason) of a condition type, if present.
 pub fn condition<K: Conditions>(object: &K, type_: &str) -> Option<(String, String)> {

@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use super::{TestEnv, repo_root};
 
+/// The label that gives a DatabaseServer to the operator of one test namespace.
+pub const SERVER_OWNER_LABEL: &str = "tenancy.landlord.dev/test-namespace";
+
 pub struct Operator {
     child: Child,
     pub log: PathBuf,
@@ -41,6 +44,11 @@ impl Operator {
             // Many operators run side by side: a free port each, and a short lease for quick failover.
             .env("LANDLORD_HTTP_ADDR", "127.0.0.1:0")
             .env("LANDLORD_LEASE_DURATION_SECONDS", "6")
+            // DatabaseServers are cluster-wide: each test's operator takes only those labelled for it.
+            .env(
+                "LANDLORD_SERVER_SELECTOR",
+                format!("{SERVER_OWNER_LABEL}={namespace}"),
+            )
             .env("RUST_LOG", "info,landlord=debug")
             .stdin(Stdio::null())
             .stdout(out)

@@ -38,7 +38,7 @@ pub fn controller(
     Item = Result<(ObjectRef<DatabaseServer>, Action), controller::Error<Error, watcher::Error>>,
 > {
     let api: Api<DatabaseServer> = Api::all(ctx.client.clone());
-    Controller::new(api, watcher::Config::default())
+    Controller::new(api, watched(&ctx))
         .with_config(controller::Config::default().concurrency(2))
         .run(reconcile, error_policy, ctx)
 }
@@ -47,7 +47,11 @@ pub fn controller(
 /// leadership see every server, not only those the server controller happened to reach first.
 pub async fn prime(ctx: &Context) {
     let api: Api<DatabaseServer> = Api::all(ctx.client.clone());
-    match api.list(&ListParams::default()).await {
+    let params = match &ctx.config.server_selector {
+        Some(selector) => ListParams::default().labels(selector),
+        None => ListParams::default(),
+    };
+    match api.list(&params).await {
         Ok(servers) => {
             for server in servers.items {
                 if let Err(err) = observe::observe(&server, ctx).await {
@@ -58,6 +62,14 @@ pub async fn prime(ctx: &Context) {
         Err(err) => {
             warn!(%err, "could not list DatabaseServers; placement waits for the controller")
         }
+    }
+}
+
+/// The DatabaseServers that are this operator's: all, or those `LANDLORD_SERVER_SELECTOR` selects.
+pub fn watched(ctx: &Context) -> watcher::Config {
+    match &ctx.config.server_selector {
+        Some(selector) => watcher::Config::default().labels(selector),
+        None => watcher::Config::default(),
     }
 }
 

@@ -68,7 +68,7 @@ pub fn controller(
         // Tenants that found none.
         .watches(
             Api::<DatabaseServer>::all(ctx.client.clone()),
-            watcher::Config::default(),
+            super::server::watched(&ctx),
             move |_| waiting_for_a_server(&waiting.state()),
         )
         // The drift check's visits.
