@@ -100,7 +100,14 @@ async fn a_new_slug_goes_to_the_fewest_under_the_cap_and_a_recorded_one_stays() 
 
 #[tokio::test]
 async fn claims_racing_for_the_last_slots_get_exactly_the_cap() {
-    let databases = std::sync::Arc::new(databases());
+    // A pool as wide as the race, so that every claim runs at once.
+    let env = TestEnv::get();
+    let wide = landlord::db::Limits {
+        landlord_pool: 12,
+        ..limits()
+    };
+    let databases =
+        std::sync::Arc::new(Databases::new(env.admin_url(), env.landlord_url(), wide).unwrap());
     landlord_schema(&databases).await;
     let server = unique("race");
     let tenants: Vec<std::sync::Arc<Claimant>> = (0..12)
