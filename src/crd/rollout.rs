@@ -98,6 +98,12 @@ pub struct RolloutStrategy {
     #[schemars(range(min = 1, max = 1000))]
     pub max_parallel: u32,
 
+    /// At most this many of them on any one PostgreSQL server (as Landlord's records place each tenant), so
+    /// that a wave never piles onto one server while others idle. Default: 5.
+    #[serde(default = "default_max_parallel_per_server")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_parallel_per_server: u32,
+
     /// Failed installations tolerated: one more halts the rollout (no installation starts, those in flight
     /// finish) with reason `FailureBudgetExceeded`, until failures recover. Default: 0.
     #[serde(default)]
@@ -114,10 +120,15 @@ fn default_max_parallel() -> u32 {
     10
 }
 
+fn default_max_parallel_per_server() -> u32 {
+    5
+}
+
 impl Default for RolloutStrategy {
     fn default() -> Self {
         RolloutStrategy {
             max_parallel: default_max_parallel(),
+            max_parallel_per_server: default_max_parallel_per_server(),
             max_failures: 0,
             canary: None,
         }
@@ -176,6 +187,7 @@ mod tests {
     fn defaults_follow_the_contract() {
         let spec: ModuleRolloutSpec = serde_json::from_str(r#"{"module":"expenses"}"#).unwrap();
         assert_eq!(spec.strategy.max_parallel, 10);
+        assert_eq!(spec.strategy.max_parallel_per_server, 5);
         assert_eq!(spec.strategy.max_failures, 0);
         assert_eq!(spec.scope, InstallScope::All);
         assert_eq!(spec.uninstall_policy, UninstallPolicy::Retain);

@@ -2,8 +2,9 @@
 //!
 //! Tenants go in waves: the canaries first (by name), then the rest by name; no other tenant starts before
 //! every canary is Ready. An installation is in flight from the moment it is created or its spec changes until
-//! it is Ready for that spec; at most `maxParallel` are in flight at once. More than `maxFailures` failed
-//! installations at this spec halt the rollout: nothing starts until enough recover.
+//! it is Ready for that spec; at most `maxParallel` are in flight at once, and `maxParallelPerServer` on any
+//! one server (a tenant whose server is full waits; those on other servers go ahead). More than
+//! `maxFailures` failed installations at this spec halt the rollout: nothing starts until enough recover.
 
 use std::collections::BTreeMap;
 
@@ -124,9 +125,23 @@ pub fn plan(rollout: &ModuleRollout, valid: &ValidRollout, world: &RolloutFacts)
         .collect();
     matching.sort_by_key(|t| (!is_canary(t), t.name_any()));
 
+    // The server of each tenant by name, as Landlord's records place it ("" while not placed yet).
+    let servers: BTreeMap<String, &str> = world
+        .tenants
+        .iter()
+        .map(|t| {
+            let server = world.servers.get(&t.slug()).map_or("", String::as_str);
+            (t.name_any(), server)
+        })
+        .collect();
+    let server_of = |tenant: &str| servers.get(tenant).copied().unwrap_or("").to_string();
+    let mut per_server: BTreeMap<String, u32> = BTreeMap::new();
+    for mi in live.iter().filter(|mi| !settled(mi)) {
+        *per_server.entry(server_of(&mi.spec.tenant)).or_default() += 1;
+    }
     let mut plan = RolloutPlan {
         tenants: matching.len() as u32,
-        in_flight: live.iter().filter(|mi| !settled(mi)).count() as u32,
+        in_flight: per_server.values().sum(),
         ..Default::default()
     };
     let mut candidates = Vec::new();
@@ -222,6 +237,13 @@ pub fn plan(rollout: &ModuleRollout, valid: &ValidRollout, world: &RolloutFacts)
                 plan.state = State::WaitingForCanaries;
                 break;
             }
+            let on_server = per_server
+                .entry(server_of(&installation.spec.tenant))
+                .or_default();
+            if *on_server >= strategy.max_parallel_per_server {
+                continue;
+            }
+            *on_server += 1;
             plan.in_flight += 1;
             plan.start.push(installation);
         }

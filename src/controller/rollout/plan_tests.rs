@@ -27,6 +27,7 @@ fn rollout(max_parallel: u32, max_failures: u32) -> ModuleRollout {
                 max_parallel,
                 max_failures,
                 canary: selector("canary", "yes"),
+                ..Default::default()
             },
             ..Default::default()
         },
@@ -78,6 +79,7 @@ fn world(tenants: Vec<Tenant>, installations: Vec<ModuleInstallation>) -> Rollou
     RolloutFacts {
         tenants,
         installations,
+        servers: BTreeMap::new(),
     }
 }
 
@@ -139,6 +141,26 @@ fn at_most_max_parallel_are_in_flight() {
     let plan = run(&r, &world(fleet(), installations));
     assert!(plan.start.is_empty(), "two are in flight already");
     assert_eq!((plan.updated, plan.ready), (3, 1));
+}
+
+#[test]
+fn at_most_max_parallel_per_server_are_in_flight_on_any_one_server() {
+    let mut r = rollout(4, 0);
+    r.spec.strategy.canary = None;
+    r.spec.strategy.max_parallel_per_server = 1;
+    let mut found = world(fleet(), vec![]);
+    // t1 and t2 on server a, t3 on b; t4 not placed yet.
+    found.servers = [("t1", "a"), ("t2", "a"), ("t3", "b")]
+        .map(|(t, s)| (t.to_string(), s.to_string()))
+        .into();
+    let first = run(&r, &found);
+    assert_eq!(started(&first), ["t1", "t3", "t4"], "t2 waits for a");
+    // t1 in flight on a: t2 still waits, while b's and the unplaced go on.
+    found.installations = vec![ours(&r, "t1", None)];
+    assert_eq!(started(&run(&r, &found)), ["t3", "t4"]);
+    // t1 Ready: a has room again.
+    found.installations = vec![ours(&r, "t1", Some(("True", "Reconciled")))];
+    assert_eq!(started(&run(&r, &found)), ["t2", "t3", "t4"]);
 }
 
 #[test]

@@ -137,6 +137,22 @@ async fn choose(
     .await
 }
 
+/// The server of each of `slugs` that is recorded.
+pub async fn servers_of(
+    pool: &PgPool,
+    slugs: &[String],
+) -> Result<BTreeMap<String, String>, Error> {
+    let rows = sqlx::query("SELECT slug, server FROM tenants WHERE slug = ANY($1)")
+        .bind(slugs)
+        .fetch_all(pool)
+        .await
+        .map_err(|e| Error::sql("reading the tenants' servers", DATABASE, e))?;
+    Ok(rows
+        .into_iter()
+        .map(|row| (row.get("slug"), row.get("server")))
+        .collect())
+}
+
 /// Tenants recorded per server (retained databases count: they are still there).
 pub async fn tenants_per_server(pool: &PgPool) -> Result<BTreeMap<String, i64>, Error> {
     let rows = sqlx::query("SELECT server, count(*) AS placed FROM tenants GROUP BY server")
