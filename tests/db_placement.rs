@@ -199,3 +199,36 @@ async fn an_upgraded_landlord_database_has_every_tenant_on_default() {
     old.landlord_pool().close().await;
     pg::superuser_exec("postgres", format!("DROP DATABASE {scratch} WITH (FORCE)")).await;
 }
+
+#[tokio::test]
+async fn a_servers_budget_bounds_its_connections_within_the_global_limit() {
+    let env = TestEnv::get();
+    let quick = landlord::db::Limits {
+        max_connections: 4,
+        connect_timeout: std::time::Duration::from_secs(2),
+        ..limits()
+    };
+    let base = Databases::new(env.admin_url(), env.landlord_url(), quick).unwrap();
+    let second = base
+        .on_server(db::ServerAccess {
+            name: "second",
+            admin_url: env.server2_admin_url(),
+            endpoint: None,
+            max_connections: Some(1),
+        })
+        .unwrap();
+    assert_eq!(second.server(), "second");
+    let held = second.admin().await.expect("the server's one slot");
+    // The server's budget is spent: the next one waits, and gives up at the connect timeout.
+    let err = second.admin().await.unwrap_err();
+    assert!(matches!(err, db::Error::ConnectTimeout { .. }), "{err}");
+    // The global limit still has room for the other server.
+    let other = base.admin().await.expect("a slot on the first server");
+    assert_eq!(base.available_connections(), 2);
+    drop(held);
+    let again = second.admin().await.expect("the slot, given back");
+    drop((other, again));
+    // And the admin role there is fit for its work.
+    let role = second.admin_role().await.unwrap();
+    assert!(role.create_database && role.create_role && !role.superuser);
+}

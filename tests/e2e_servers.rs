@@ -207,6 +207,19 @@ async fn tenants_go_to_the_fewest_or_where_spec_and_selectors_say() {
     }
     assert_eq!(placed, [&a, &b, &a, &b].map(String::clone));
 
+    // Each server clones from a template of its own, built there.
+    let templates = Server::Two
+        .strings(
+            "postgres",
+            "SELECT datname FROM pg_database WHERE datname LIKE 'landlord_template_%'",
+        )
+        .await;
+    assert_eq!(templates.len(), 1, "{templates:?}");
+    wait_until(&fleet.servers(), &b, "its template in status", |s| {
+        s.status.as_ref().and_then(|s| s.template.as_ref()) == Some(&templates[0])
+    })
+    .await;
+
     // The Secret carries the server's tenantEndpoint, and its URI logs in.
     let secret: Secret = Api::namespaced(fleet.client.clone(), &fleet.ns)
         .get("t1-db")
@@ -345,6 +358,78 @@ async fn the_last_slot_goes_to_one_tenant_and_the_other_waits_for_capacity() {
         .await
         .unwrap();
     wait_gone(&fleet.servers(), &s).await;
+}
+
+#[tokio::test]
+async fn an_admin_url_that_is_missing_or_a_superusers_is_refused() {
+    let _server2 = SERVER2.read().await;
+    let fleet = Fleet::start("servers-unfit").await;
+    let secrets: Api<Secret> = Api::namespaced(fleet.client.clone(), &fleet.ns);
+    let superuser = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("pg2-superuser".into()),
+            ..Default::default()
+        },
+        string_data: Some(BTreeMap::from([(
+            "url".to_string(),
+            Server::Two.superuser_url().to_string(),
+        )])),
+        ..Default::default()
+    };
+    secrets
+        .create(&PostParams::default(), &superuser)
+        .await
+        .unwrap();
+    for (prefix, secret_ref, expected) in [
+        (
+            "su",
+            json!({ "name": "pg2-superuser", "key": "url" }),
+            "is a superuser",
+        ),
+        (
+            "nokey",
+            json!({ "name": "pg2-superuser" }),
+            "has no key uri",
+        ),
+        ("nosecret", json!({ "name": "nowhere" }), "does not exist"),
+    ] {
+        let name = unique(prefix);
+        let object: DatabaseServer = serde_json::from_value(json!({
+            "apiVersion": "tenancy.landlord.dev/v1alpha1",
+            "kind": "DatabaseServer",
+            "metadata": { "name": name, "labels": { SERVER_OWNER_LABEL: fleet.ns } },
+            "spec": { "adminSecretRef": secret_ref },
+        }))
+        .unwrap();
+        fleet
+            .servers()
+            .create(&PostParams::default(), &object)
+            .await
+            .unwrap();
+        let refused =
+            wait_condition(&fleet.servers(), &name, "Ready", "False", "InvalidSpec").await;
+        let message = refused.status.unwrap().conditions[0].message.clone();
+        assert!(message.contains(expected), "{prefix}: {message}");
+        assert!(!message.contains(Server::Two.superuser_url()), "{message}");
+        // Nothing is placed on it.
+        let tenant = format!("{prefix}-tenant");
+        fleet.tenant(&tenant, &format!("  server: {name}\n"));
+        wait_condition(
+            &fleet.tenants(),
+            &tenant,
+            "Ready",
+            "False",
+            "NoServerAvailable",
+        )
+        .await;
+        fleet.delete_tenant(&tenant).await;
+        fleet
+            .servers()
+            .delete(&name, &DeleteParams::default())
+            .await
+            .unwrap();
+        wait_gone(&fleet.servers(), &name).await;
+    }
 }
 
 #[tokio::test]

@@ -143,6 +143,7 @@ impl Context {
         self.secrets.set(None);
         self.installations.set(None);
         self.visits.wake_tenants_with(None);
+        self.servers.wake_with(None);
     }
 
     /// A Tenant from the tenant controller's cache, else (before the cache is filled) from the API.

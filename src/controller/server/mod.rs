@@ -38,7 +38,10 @@ pub fn controller(
     Item = Result<(ObjectRef<DatabaseServer>, Action), controller::Error<Error, watcher::Error>>,
 > {
     let api: Api<DatabaseServer> = Api::all(ctx.client.clone());
+    let (wake, woken) = futures::channel::mpsc::unbounded();
+    ctx.servers.wake_with(Some(wake));
     Controller::new(api, watched(&ctx))
+        .reconcile_on(woken)
         .with_config(controller::Config::default().concurrency(2))
         .run(reconcile, error_policy, ctx)
 }

@@ -3,11 +3,13 @@
 //! entry of the server Landlord's records place it on; placement reads the rules of every entry.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
+use futures::channel::mpsc::UnboundedSender;
 use kube::core::Selector;
+use kube::runtime::reflector::ObjectRef;
 
-use crate::crd::DEFAULT_SERVER;
+use crate::crd::{DEFAULT_SERVER, DatabaseServer};
 use crate::db::{Databases, Templates};
 
 /// What placement reads of a server: the DatabaseServer's spec and what its last reconcile found.
@@ -44,6 +46,8 @@ impl Server {
 #[derive(Debug)]
 pub struct Servers {
     servers: RwLock<BTreeMap<String, Arc<Server>>>,
+    /// Wakes the running server controller (none between leaderships).
+    wake: Mutex<Option<UnboundedSender<ObjectRef<DatabaseServer>>>>,
 }
 
 impl Servers {
@@ -66,6 +70,28 @@ impl Servers {
                 DEFAULT_SERVER.to_string(),
                 Arc::new(server),
             )])),
+            wake: Mutex::new(None),
+        }
+    }
+
+    /// The server controller of this leadership, woken by `count_changed`; `None` when it stops.
+    pub fn wake_with(&self, sender: Option<UnboundedSender<ObjectRef<DatabaseServer>>>) {
+        *self.wake.lock().unwrap_or_else(PoisonError::into_inner) = sender;
+    }
+
+    /// A tenant was placed on `server` or left it: its status and metrics say so now, not at the next look
+    /// (and a deletion waiting for its last tenant finishes).
+    pub fn count_changed(&self, server: &str) {
+        if server == DEFAULT_SERVER {
+            return;
+        }
+        if let Some(wake) = self
+            .wake
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            let _ = wake.unbounded_send(ObjectRef::new(server));
         }
     }
 

@@ -192,6 +192,7 @@ async fn claim(
         Claimed::NoServer => return Err(placement::all_full(&candidates)),
     };
     if matches!(placement, Placement::Choose(_)) {
+        ctx.servers.count_changed(server.name());
         check_extensions(valid, extensions_on(tenant, &server).await?.as_ref())?;
     }
     Ok(server)

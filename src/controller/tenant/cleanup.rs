@@ -195,6 +195,7 @@ async fn apply(tenant: &Tenant, deletion: Deletion, ctx: &Context) -> Result<(),
                 }
             }
             mirror::forget_tenant(pool, valid.names.slug(), &valid.owner.uid).await?;
+            ctx.servers.count_changed(server.name());
             let kept: Vec<&str> = [(database, "database"), (role, "role")]
                 .into_iter()
                 .filter(|(dropped, _)| *dropped == Dropped::NotOurs)

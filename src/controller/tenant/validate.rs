@@ -310,4 +310,28 @@ mod tests {
         assert_eq!(err.reason(), Reason::AdoptionRefused);
         assert!(err.to_string().contains("acme-corp-db"), "{err}");
     }
+
+    #[tokio::test]
+    async fn a_recorded_server_is_where_the_tenant_stays() {
+        // Recorded on default: the plan is there.
+        let (_, placement) =
+            validate(&acme(), &world(Some(record("u1", "ns", "acme-corp")))).unwrap();
+        assert!(matches!(placement, Placement::Recorded(s) if s.name() == "default"));
+        // spec.server may not say otherwise (a database retained elsewhere stays where it is).
+        let mut pinned = acme();
+        pinned.spec.server = Some("b".into());
+        let err = validate(&pinned, &world(Some(record("u1", "ns", "acme-corp")))).unwrap_err();
+        assert!(matches!(err, Error::ServerMismatch { .. }), "{err:?}");
+        assert_eq!(err.reason(), Reason::InvalidSpec);
+        // A recorded server this process cannot reach: waited for, never re-placed.
+        let mut elsewhere = record("u1", "ns", "acme-corp");
+        elsewhere.server = "gone".into();
+        let err = validate(&acme(), &world(Some(elsewhere))).unwrap_err();
+        assert!(matches!(err, Error::ServerUnavailable { .. }), "{err:?}");
+        assert_eq!(err.reason(), Reason::DatabaseUnavailable);
+        assert!(err.is_retryable());
+        // Not recorded yet: the candidates.
+        let (_, placement) = validate(&acme(), &world(None)).unwrap();
+        assert!(matches!(placement, Placement::Choose(c) if c.len() == 1));
+    }
 }
