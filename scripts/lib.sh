@@ -275,7 +275,7 @@ apply_crds() {
   kubectl --kubeconfig "$dev_dir/kubeconfig" apply --server-side --force-conflicts -f "$root/crds/landlord.yaml" >/dev/null
   kubectl --kubeconfig "$dev_dir/kubeconfig" wait --for condition=Established --timeout=60s \
     crd/tenants.tenancy.landlord.dev crd/moduleinstallations.tenancy.landlord.dev \
-    crd/modulerollouts.tenancy.landlord.dev >/dev/null
+    crd/modulerollouts.tenancy.landlord.dev crd/databaseservers.tenancy.landlord.dev >/dev/null
 }
 
 # The environment a client of this playground needs, as shell exports.

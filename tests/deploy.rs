@@ -107,11 +107,17 @@ fn deploy_renders_every_object_in_its_namespace() {
             "CustomResourceDefinition",
             "modulerollouts.tenancy.landlord.dev",
         ),
+        (
+            "CustomResourceDefinition",
+            "databaseservers.tenancy.landlord.dev",
+        ),
         ("ServiceAccount", "landlord"),
         ("ClusterRole", "landlord"),
         ("ClusterRoleBinding", "landlord"),
         ("Role", "landlord-leader-election"),
         ("RoleBinding", "landlord-leader-election"),
+        ("Role", "landlord-admin-secrets"),
+        ("RoleBinding", "landlord-admin-secrets"),
         ("Deployment", "landlord"),
         ("PodDisruptionBudget", "landlord"),
         ("Service", "landlord-metrics"),
@@ -215,9 +221,26 @@ fn cluster_role_grants_exactly_what_the_operator_uses() {
                 "tenants.tenancy.landlord.dev",
                 "moduleinstallations.tenancy.landlord.dev",
                 "modulerollouts.tenancy.landlord.dev",
+                "databaseservers.tenancy.landlord.dev",
             ],
             &["get", "list", "watch"],
         ),
+        // DatabaseServers are cluster-scoped: watched, finalizer and status written; never created or deleted.
+        rule(
+            &[group],
+            &["databaseservers"],
+            &[],
+            &["get", "list", "watch", "patch", "update"],
+        ),
+        rule(
+            &[group],
+            &["databaseservers/status"],
+            &[],
+            &["get", "patch", "update"],
+        ),
+        rule(&[group], &["databaseservers/finalizers"], &[], &["update"]),
+        // A Tenant's namespace labels, for a server's namespaceSelector: one GET by name.
+        rule(&[""], &["namespaces"], &[], &["get"]),
     ]);
     assert_eq!(
         rules(find(&objects, "ClusterRole", "landlord")),
@@ -236,8 +259,22 @@ fn cluster_role_grants_exactly_what_the_operator_uses() {
     );
 }
 
+/// The RoleBinding `name` in the operator's namespace binds the Role of that name to the service account.
+fn binds_its_role_to_the_operator(objects: &[Value], name_: &str) {
+    let binding = find(objects, "RoleBinding", name_);
+    assert_eq!(binding["metadata"]["namespace"], NAMESPACE);
+    assert_eq!(
+        binding["roleRef"],
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name_})
+    );
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "landlord", "namespace": NAMESPACE}])
+    );
+}
+
 #[test]
-fn leases_only_in_a_role_of_the_operator_namespace() {
+fn leases_and_admin_secrets_only_in_roles_of_the_operator_namespace() {
     let objects = render("deploy/");
     let role = find(&objects, "Role", "landlord-leader-election");
     assert_eq!(role["metadata"]["namespace"], NAMESPACE);
@@ -250,18 +287,17 @@ fn leases_only_in_a_role_of_the_operator_namespace() {
             &["get", "list", "watch", "create", "update", "patch"],
         )])
     );
-    let binding = find(&objects, "RoleBinding", "landlord-leader-election");
-    assert_eq!(binding["metadata"]["namespace"], NAMESPACE);
+    binds_its_role_to_the_operator(&objects, "landlord-leader-election");
+    // The admin Secrets of DatabaseServers: read by name, never listed or watched, in this namespace only.
+    let secrets = find(&objects, "Role", "landlord-admin-secrets");
+    assert_eq!(secrets["metadata"]["namespace"], NAMESPACE);
     assert_eq!(
-        binding["roleRef"],
-        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "landlord-leader-election"})
+        rules(secrets),
+        BTreeSet::from([rule(&[""], &["secrets"], &[], &["get"])])
     );
-    assert_eq!(
-        binding["subjects"],
-        json!([{"kind": "ServiceAccount", "name": "landlord", "namespace": NAMESPACE}])
-    );
-    // Exactly one Role and one ClusterRole, and nothing is bound to a role not shipped here.
-    assert_eq!(objects.iter().filter(|o| kind(o) == "Role").count(), 1);
+    binds_its_role_to_the_operator(&objects, "landlord-admin-secrets");
+    // Exactly these two Roles and one ClusterRole, and nothing is bound to a role not shipped here.
+    assert_eq!(objects.iter().filter(|o| kind(o) == "Role").count(), 2);
     assert_eq!(
         objects.iter().filter(|o| kind(o) == "ClusterRole").count(),
         1
@@ -310,7 +346,11 @@ fn no_wildcards_escalation_or_cluster_wide_leases_in_any_role() {
                             "tenants/finalizers",
                             "moduleinstallations/finalizers",
                             "modulerollouts/finalizers",
+                            "databaseservers",
+                            "databaseservers/status",
+                            "databaseservers/finalizers",
                             "secrets",
+                            "namespaces",
                             "events",
                             "customresourcedefinitions",
                         ]
@@ -319,14 +359,13 @@ fn no_wildcards_escalation_or_cluster_wide_leases_in_any_role() {
                     );
                 }
             } else {
-                assert_eq!(
-                    resources,
-                    ["leases"],
-                    "the Role is for leader election only"
+                assert!(
+                    resources == ["leases"] || (resources == ["secrets"] && verbs == ["get"]),
+                    "the Roles are for leader election and reading admin Secrets only: {rule}"
                 );
             }
-            // Tenants and ModuleRollouts are the user's to create and delete; the operator creates and deletes
-            // only the installations a rollout owns.
+            // Tenants, ModuleRollouts and DatabaseServers are the user's to create and delete; the operator
+            // creates and deletes only the installations a rollout owns.
             if strings(&rule["apiGroups"]).contains(&"tenancy.landlord.dev") {
                 for verb in ["create", "delete"] {
                     if verbs.contains(&verb) {
@@ -334,16 +373,18 @@ fn no_wildcards_escalation_or_cluster_wide_leases_in_any_role() {
                     }
                 }
             }
-            // Secrets are written only with these verbs, and nothing else in the core group is touched.
+            // Tenant Secrets are written only with these verbs, admin Secrets and namespaces only read by name,
+            // and nothing else in the core group is touched.
             if strings(&rule["apiGroups"]).contains(&"") {
-                assert_eq!(resources, ["secrets"], "{rule}");
                 let verbs: BTreeSet<&str> = verbs.into_iter().collect();
-                assert_eq!(
-                    verbs,
-                    BTreeSet::from([
-                        "get", "list", "watch", "create", "patch", "update", "delete"
-                    ])
-                );
+                let allowed = match (cluster, resources.as_slice()) {
+                    (true, ["secrets"]) => BTreeSet::from([
+                        "get", "list", "watch", "create", "patch", "update", "delete",
+                    ]),
+                    (false, ["secrets"]) | (true, ["namespaces"]) => BTreeSet::from(["get"]),
+                    _ => panic!("unexpected core resources in {rule}"),
+                };
+                assert_eq!(verbs, allowed, "{rule}");
             }
         }
     }
@@ -513,7 +554,7 @@ fn crds_in_the_render_equal_the_crds_directory() {
             .into_iter()
             .map(|o| (name(&o).to_string(), o))
             .collect();
-    assert_eq!(committed.len(), 3);
+    assert_eq!(committed.len(), 4);
     assert!(
         numbers_as_floats(json!(rendered)) == numbers_as_floats(json!(committed)),
         "deploy/ must install crds/landlord.yaml unchanged (no labels or patches on the CRDs)"
