@@ -1,4 +1,4 @@
-//! `deploy/`: what `kubectl apply -k deploy/` (and `-k deploy/samples/`) would install, rendered with
+//! `deploy/`: what `kubectl apply -k deploy/` (and `-k deploy/samples/`, `-k deploy/samples/base/`) would install, rendered with
 //! `kubectl kustomize` and checked object by object: kinds and namespaces, every RBAC rule, the hardened and
 //! probed Deployment, the metrics Service, CRDs identical to `crds/`, and the objects' fields accepted by a
 //! real kube-apiserver (server-side dry run with strict field validation).
@@ -617,9 +617,15 @@ fn samples_render_two_tenants_their_modules_and_a_rollout() {
             continue;
         }
         assert_eq!(object["apiVersion"], "tenancy.landlord.dev/v1alpha1");
+        // A DatabaseServer is cluster-scoped; everything else lives in the samples' namespace.
+        let namespace = if kind(object) == "DatabaseServer" {
+            Value::Null
+        } else {
+            json!(SAMPLES)
+        };
         assert_eq!(
             object["metadata"]["namespace"],
-            SAMPLES,
+            namespace,
             "{} {}",
             kind(object),
             name(object)
@@ -706,6 +712,63 @@ fn samples_render_two_tenants_their_modules_and_a_rollout() {
     }
 }
 
+/// `deploy/samples` puts one Tenant on the sample DatabaseServer (whose admin Secret `scripts/dev up` makes) and
+/// leaves the other to placement; `deploy/samples/base`, for one PostgreSQL server, is the same without either.
+#[test]
+fn samples_spread_tenants_over_the_sample_server_and_base_keeps_one_server() {
+    let objects = render("deploy/samples/");
+    let servers: Vec<&Value> = objects
+        .iter()
+        .filter(|o| kind(o) == "DatabaseServer")
+        .collect();
+    assert_eq!(servers.len(), 1, "one sample DatabaseServer");
+    let server = servers[0];
+    let placed: BTreeMap<&str, Option<&str>> = objects
+        .iter()
+        .filter(|o| kind(o) == "Tenant")
+        .map(|t| (name(t), t["spec"]["server"].as_str()))
+        .collect();
+    assert_eq!(
+        placed,
+        BTreeMap::from([("acme", None), ("globex", Some(name(server)))]),
+        "globex names the sample server, acme is placed by fewest tenants"
+    );
+    // scripts/lib.sh makes the admin Secret the server names, under its key, before it applies the samples.
+    let secret = &server["spec"]["adminSecretRef"];
+    assert!(
+        secret.get("key").is_none_or(|key| key == "uri"),
+        "the playground's Secret holds the key uri: {secret}"
+    );
+    let lib = std::fs::read_to_string(repo_root().join("scripts/lib.sh")).unwrap();
+    let secret_name = secret["name"].as_str().expect("adminSecretRef.name");
+    assert!(
+        lib.contains(&format!("name: {secret_name}\n")),
+        "scripts/lib.sh does not create the Secret {secret_name} the sample DatabaseServer names"
+    );
+
+    // The base: the same objects but the server, and no Tenant naming one.
+    let without_server: Vec<Value> = objects
+        .iter()
+        .filter(|o| kind(o) != "DatabaseServer")
+        .cloned()
+        .map(|mut o| {
+            if kind(&o) == "Tenant" {
+                o["spec"].as_object_mut().unwrap().remove("server");
+            }
+            o
+        })
+        .collect();
+    let identity = |o: &Value| (kind(o).to_string(), name(o).to_string());
+    let by_identity = |objects: Vec<Value>| -> BTreeMap<(String, String), Value> {
+        objects.into_iter().map(|o| (identity(&o), o)).collect()
+    };
+    assert_eq!(
+        by_identity(render("deploy/samples/base/")),
+        by_identity(without_server),
+        "deploy/samples/base is deploy/samples without the DatabaseServer and spec.server"
+    );
+}
+
 /// Moves the namespaced objects into `ns` and drops what a dry run cannot take there (the Namespace
 /// itself; the CRDs, which `crds_in_the_render_equal_the_crds_directory` covers).
 fn into_namespace(objects: Vec<Value>, ns: &str) -> String {
@@ -742,4 +805,5 @@ async fn deploy_and_samples_pass_the_apiserver_schema() {
     let ns = namespace(&client, "deploy-dry-run").await;
     dry_run(&into_namespace(render("deploy/"), &ns));
     dry_run(&into_namespace(render("deploy/samples/"), &ns));
+    dry_run(&into_namespace(render("deploy/samples/base/"), &ns));
 }
