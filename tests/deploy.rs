@@ -34,6 +34,13 @@ fn find<'a>(objects: &'a [Value], kind_: &str, name_: &str) -> &'a Value {
     found[0]
 }
 
+/// The one object of `kind_` among `objects`; `what` says what the samples should hold.
+fn the_one<'a>(objects: &'a [Value], kind_: &str, what: &str) -> &'a Value {
+    let found: Vec<&Value> = objects.iter().filter(|o| kind(o) == kind_).collect();
+    assert_eq!(found.len(), 1, "{what}");
+    found[0]
+}
+
 fn strings(value: &Value) -> Vec<&str> {
     value
         .as_array()
@@ -648,12 +655,7 @@ fn samples_render_two_tenants_their_modules_and_a_rollout() {
 
     // The rollout selects sample Tenants and conflicts with no installation it does not own: a conflict would
     // be left alone (status.conflicts), which is not what a sample should show.
-    let rollouts: Vec<&Value> = objects
-        .iter()
-        .filter(|o| kind(o) == "ModuleRollout")
-        .collect();
-    assert_eq!(rollouts.len(), 1, "one sample ModuleRollout");
-    let rollout = rollouts[0];
+    let rollout = the_one(&objects, "ModuleRollout", "one sample ModuleRollout");
     let module = rollout["spec"]["module"].as_str().expect("spec.module");
     let selected: Vec<&str> = tenants
         .iter()
@@ -717,12 +719,7 @@ fn samples_render_two_tenants_their_modules_and_a_rollout() {
 #[test]
 fn samples_spread_tenants_over_the_sample_server_and_base_keeps_one_server() {
     let objects = render("deploy/samples/");
-    let servers: Vec<&Value> = objects
-        .iter()
-        .filter(|o| kind(o) == "DatabaseServer")
-        .collect();
-    assert_eq!(servers.len(), 1, "one sample DatabaseServer");
-    let server = servers[0];
+    let server = the_one(&objects, "DatabaseServer", "one sample DatabaseServer");
     let placed: BTreeMap<&str, Option<&str>> = objects
         .iter()
         .filter(|o| kind(o) == "Tenant")

@@ -240,6 +240,14 @@ async fn service_account_session(admin: &Client, prefix: &str) -> ServiceAccount
     }
 }
 
+/// `sa` may GET a Secret by name in `ns`, the operator's namespace, where DatabaseServers' admin Secrets are.
+async fn reads_admin_secrets_by_name(sa: &Client, ns: &str) {
+    Api::<Secret>::namespaced(sa.clone(), ns)
+        .get_opt("landlord-server-second")
+        .await
+        .unwrap_or_else(|e| panic!("get an admin Secret in the operator's namespace {ns}: {e}"));
+}
+
 fn forbidden<T: std::fmt::Debug>(what: &str, result: Result<T, kube::Error>) {
     match result {
         Err(kube::Error::Api(status)) if status.code == 403 => {}
@@ -376,10 +384,7 @@ async fn the_token_is_refused_what_the_operator_never_needs() {
         .get(&ns)
         .await
         .expect("get a Tenant's namespace");
-    Api::<Secret>::namespaced(sa.clone(), &ns)
-        .get_opt("landlord-server-second")
-        .await
-        .expect("get an admin Secret in its own namespace");
+    reads_admin_secrets_by_name(&sa, &ns).await;
 
     // Refused: everything else.
     forbidden(
@@ -666,10 +671,7 @@ async fn with_a_watched_namespace_the_chart_grants_secrets_there_only() {
         .await
         .expect("list Tenants in the watched namespace");
     // In its own namespace, the admin Secrets of DatabaseServers by name only.
-    Api::<Secret>::namespaced(sa.clone(), &release_ns)
-        .get_opt("landlord-server-second")
-        .await
-        .expect("get an admin Secret in the release namespace");
+    reads_admin_secrets_by_name(&sa, &release_ns).await;
     // Nowhere else, and no list or watch: not cluster-wide, not in its own namespace, not in another.
     forbidden(
         "list Secrets in every namespace",
