@@ -275,7 +275,7 @@ apply_crds() {
   kubectl --kubeconfig "$dev_dir/kubeconfig" apply --server-side --force-conflicts -f "$root/crds/landlord.yaml" >/dev/null
   kubectl --kubeconfig "$dev_dir/kubeconfig" wait --for condition=Established --timeout=60s \
     crd/tenants.tenancy.landlord.dev crd/moduleinstallations.tenancy.landlord.dev \
-    crd/modulerollouts.tenancy.landlord.dev >/dev/null
+    crd/modulerollouts.tenancy.landlord.dev crd/databaseservers.tenancy.landlord.dev >/dev/null
 }
 
 # The environment a client of this playground needs, as shell exports.
@@ -475,8 +475,7 @@ start_operator() {
     # The operator gets its two roles, never a superuser.
     unset LANDLORD_DEV_SUPERUSER_URL LANDLORD_DEV_SERVER2_SUPERUSER_URL
     export LANDLORD_HTTP_ADDR=127.0.0.1:$port POD_NAME=landlord-dev RUST_LOG=${RUST_LOG:-info}
-    export LANDLORD_LEASE_NAMESPACE=${LANDLORD_LEASE_NAMESPACE:-default}
-    exec setsid "$bin" run
+    exec env LANDLORD_LEASE_NAMESPACE="$(lease_namespace)" setsid "$bin" run
   ) >>"$dev_dir/logs/operator.log" 2>&1 </dev/null &
   echo $! > "$dev_dir/operator.pid"
   if ! wait_for 60 curl -fsS "http://127.0.0.1:$port/readyz"; then
@@ -499,15 +498,55 @@ wait_samples_ready() {
   done
 }
 
-# The playground on top of env_up: the operator, the samples of deploy/samples, Ready, and what to do next.
+# Where start_operator's operator keeps its Lease: LANDLORD_LEASE_NAMESPACE, else `default`.
+lease_namespace() { echo "${LANDLORD_LEASE_NAMESPACE:-default}"; }
+
+# The operator's namespace as start_operator runs it: POD_NAMESPACE, else the Lease's namespace. The admin Secrets
+# of DatabaseServers are read there.
+operator_namespace() { echo "${POD_NAMESPACE:-$(lease_namespace)}"; }
+
+# The admin Secret of the sample DatabaseServer `second` (deploy/samples/servers.yaml): server 2's admin URL under
+# the key uri, in the operator's namespace. Given on standard input, so that the password is in no command line.
+create_server2_secret() {
+  local url
+  # shellcheck disable=SC1091
+  url=$(. "$dev_dir/env" && echo "$LANDLORD_DEV_SERVER2_ADMIN_URL")
+  [[ -n $url ]] || die "no LANDLORD_DEV_SERVER2_ADMIN_URL in $dev_dir/env"
+  kubectl_dev apply -f - >/dev/null <<YAML || die "could not create the Secret landlord-server-second"
+apiVersion: v1
+kind: Secret
+metadata:
+  name: landlord-server-second
+  namespace: $(operator_namespace)
+type: Opaque
+stringData:
+  uri: '$url'
+YAML
+}
+
+# The samples the playground applies. With two PostgreSQL servers, deploy/samples: the DatabaseServer `second` on
+# server 2 and globex placed on it. With one (`scripts/dev up --servers 1`), deploy/samples/base: the same Tenants,
+# modules and rollout, all on `default`, and no DatabaseServer.
+samples_dir() {
+  if [[ $(pg_servers) == 2 ]]; then echo deploy/samples; else echo deploy/samples/base; fi
+}
+
+# The playground on top of env_up: the operator, the samples (its DatabaseServer's admin Secret made first), Ready,
+# and what to do next.
 playground_up() {
-  local timeout=${LANDLORD_DEV_READY_TIMEOUT:-180}
+  local timeout=${LANDLORD_DEV_READY_TIMEOUT:-180} samples
+  samples=$(samples_dir)
   start_operator
-  log "applying deploy/samples"
-  kubectl_dev apply -k "$root/deploy/samples" >/dev/null || die "kubectl apply -k deploy/samples failed"
+  if [[ $(pg_servers) == 2 ]]; then
+    log "creating the Secret landlord-server-second (server 2's admin URL) in namespace $(operator_namespace)"
+    create_server2_secret
+  fi
+  log "applying $samples"
+  kubectl_dev apply -k "$root/$samples" >/dev/null || die "kubectl apply -k $samples failed"
   log "waiting for the samples to be Ready (at most ${timeout}s)"
   if ! wait_samples_ready "$timeout"; then
     kubectl_dev get tenants,moduleinstallations,modulerollouts -n "$samples_namespace" -o wide >&2 || true
+    kubectl_dev get databaseservers -o wide >&2 || true
     operator_log_tail 60
     die "the samples did not all become Ready in ${timeout}s (everything is still running: look, then scripts/dev down)"
   fi
@@ -521,15 +560,21 @@ print_playground() {
   echo
   echo "\$ kubectl get tenants,moduleinstallations,modulerollouts -A"
   kubectl_dev get tenants,moduleinstallations,modulerollouts -A
+  if [[ $(pg_servers) == 2 ]]; then
+    echo
+    echo "\$ kubectl get databaseservers"
+    kubectl_dev get databaseservers
+  fi
   cat <<TEXT
 
 The playground is up: PostgreSQL 15 ($(pg_servers) server(s)), etcd and kube-apiserver on 127.0.0.1, the operator
 (pid $(cat "$dev_dir/operator.pid"), log $dev_dir/logs/operator.log, metrics http://$addr/metrics) and the samples of
-deploy/samples.
+$(samples_dir).
 
 Continue with:
   eval "\$($rel env)"          # KUBECONFIG and the database URLs in this shell
-  kubectl get tenants,moduleinstallations,modulerollouts -A -o wide
+  kubectl get tenants,moduleinstallations,modulerollouts -A -o wide   # column Server: where each database is
+  kubectl get dbs                  # the DatabaseServers (two servers only): tenants, cap, cordoned, version, Ready
   kubectl -n $samples_namespace describe tenant acme
   kubectl -n $samples_namespace get secret acme-db -o jsonpath='{.data.uri}' | base64 -d; echo
   kubectl -n $samples_namespace patch mi acme-expenses --type merge -p '{"spec":{"version":"1.0.0"}}'   # roll back

@@ -2,21 +2,30 @@
 //! hack/gitops: gitops-engine's `GetResourceHealth` with the scripts loaded from argocd-cm by Argo CD's settings
 //! manager), and Flux's kstatus beside it, against Tenants, ModuleInstallations and ModuleRollouts as the
 //! operator wrote them (`tests/fixtures/argocd/`, saved by `tests/gitops_health.rs`, which also fails when they
-//! drift from what the operator writes) and against variations of them: a spec edit the operator has not seen
-//! yet, no status, no Ready condition, every Ready reason.
+//! drift from what the operator writes), a Ready DatabaseServer built from the operator's own types (see
+//! `ready_server`), and against variations of them: a spec edit the operator has not seen yet, no status, no
+//! Ready condition, every Ready reason.
 //! No cluster needed; the tool is built by `scripts/test` (or on first use, through scripts/lib.sh).
 
 mod support;
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use landlord::crd::{ConditionType, DesiredCondition, Reason, merge_conditions};
+use landlord::crd::{
+    AdminSecretRef, ConditionType, DatabaseServer, DatabaseServerSpec, DatabaseServerStatus,
+    DesiredCondition, Reason, merge_conditions,
+};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use support::gitops::{self, STATES, expected_messages};
 use support::repo_root;
 
-const KINDS: [&str; 3] = ["Tenant", "ModuleInstallation", "ModuleRollout"];
+const KINDS: [&str; 4] = [
+    "Tenant",
+    "ModuleInstallation",
+    "ModuleRollout",
+    "DatabaseServer",
+];
 
 /// Every reason the operator can put on a Ready condition that is not True, with the health Argo CD maps it to
 /// and the status kstatus computes once `merge_conditions` has added Reconciling or Stalled (`Reason::kstatus`).
@@ -31,6 +40,10 @@ const REASONS: &[(&str, &str, &str)] = &[
     ("UninstallBlocked", "Progressing", "InProgress"),
     // Retried with backoff until the database answers again.
     ("DatabaseUnavailable", "Progressing", "InProgress"),
+    // A Tenant waits for a DatabaseServer with room; placed as soon as one changes.
+    ("NoServerAvailable", "Progressing", "InProgress"),
+    // Only while a DatabaseServer is being deleted (Terminating to kstatus): it waits for its tenants to go.
+    ("ServerInUse", "Progressing", "InProgress"),
     // Stopped on purpose: kstatus has no suspended state, and neither Reconciling nor Stalled is set.
     ("Paused", "Suspended", "InProgress"),
     ("DryRun", "Suspended", "InProgress"),
@@ -80,12 +93,50 @@ fn kind_of(obj: &Value) -> &str {
     obj["kind"].as_str().expect("kind")
 }
 
-/// The fixtures the operator wrote Ready=True for, one per kind: the base for the variations below.
+/// A Ready DatabaseServer as the operator writes it: its own types, and its conditions from `merge_conditions`.
+/// Not a fixture of `tests/gitops_health.rs`: a DatabaseServer is cluster-scoped, and every operator of the tests
+/// running beside it watches DatabaseServers cluster-wide and would write its status too.
+fn ready_server() -> Value {
+    let mut server = DatabaseServer::new(
+        "second",
+        DatabaseServerSpec {
+            admin_secret_ref: AdminSecretRef {
+                name: "landlord-server-second".into(),
+                key: "uri".into(),
+            },
+            max_tenants: Some(50),
+            ..Default::default()
+        },
+    );
+    server.metadata.generation = Some(1);
+    server.metadata.uid = Some("6f1c2b0e-5d4a-4e3b-9c8d-7a6b5c4d3e2f".into());
+    server.metadata.creation_timestamp =
+        Some(Time(Timestamp::from_second(1_767_225_000).expect("a time")));
+    let now = Time(Timestamp::from_second(1_767_225_600).expect("a time"));
+    let ready = DesiredCondition::new(
+        ConditionType::Ready,
+        Some(true),
+        Reason::Reconciled,
+        "The server answers and its admin role has CREATEDB and CREATEROLE, no more; 1 tenant(s) of at most \
+         50 placed here.",
+    );
+    server.status = Some(DatabaseServerStatus {
+        observed_generation: Some(1),
+        tenants: Some(1),
+        server_version: Some("15.8".into()),
+        template: None,
+        conditions: merge_conditions(&[], &[ready], Some(1), &now),
+    });
+    serde_json::to_value(&server).expect("a DatabaseServer as JSON")
+}
+
+/// The objects the operator wrote Ready=True for, one per kind: the base for the variations below.
 fn ready_objects() -> Vec<Value> {
     let objects = vec![
         fixture("tenant-ready.json"),
         fixture("installation-ready.json"),
         fixture("rollout-ready.json"),
+        ready_server(),
     ];
     assert_eq!(objects.iter().map(kind_of).collect::<Vec<_>>(), KINDS);
     objects
@@ -151,13 +202,25 @@ fn every_fixture_is_checked() {
 }
 
 #[test]
+fn ready_objects_are_healthy_and_current() {
+    let objects = ready_objects();
+    let readings = gitops::read(&objects);
+    for (obj, r) in objects.iter().zip(readings) {
+        let argocd = r.argocd.expect("Argo CD has a health check");
+        assert_eq!(
+            (r.kstatus.status.as_str(), argocd.status.as_str()),
+            ("Current", "Healthy"),
+            "{obj}"
+        );
+    }
+}
+
+#[test]
 fn every_kind_uses_the_same_script() {
-    let [tenant, installation, rollout] =
-        KINDS.map(|kind| std::fs::read_to_string(script(kind)).unwrap());
+    let [tenant, scripts @ ..] = KINDS.map(|kind| std::fs::read_to_string(script(kind)).unwrap());
     assert!(
-        tenant == installation && tenant == rollout,
-        "the Tenant, ModuleInstallation and ModuleRollout health scripts differ; the rules are the same for \
-         every kind"
+        scripts.iter().all(|script| *script == tenant),
+        "the health scripts of {KINDS:?} differ; the rules are the same for every kind"
     );
 }
 
@@ -224,12 +287,16 @@ fn missing_status_is_progressing_to_argocd_but_current_to_kstatus() {
 fn status_without_ready_condition_is_progressing() {
     let mut cases = Vec::new();
     for mut obj in ready_objects() {
-        let rollout = kind_of(&obj) == "ModuleRollout";
+        let ready_alone = matches!(kind_of(&obj), "ModuleRollout" | "DatabaseServer");
         let conditions = obj["status"]["conditions"].as_array_mut().unwrap();
         conditions.retain(|c| c["type"] != "Ready");
-        // Tenants and installations keep their finer conditions; a rollout has Ready alone, and keeps its
-        // counts and observedGeneration.
-        assert_eq!(conditions.is_empty(), rollout, "the finer conditions stay");
+        // Tenants and installations keep their finer conditions; a rollout and a server have Ready alone, and
+        // keep their counts and observedGeneration.
+        assert_eq!(
+            conditions.is_empty(),
+            ready_alone,
+            "the finer conditions stay"
+        );
         cases.push((obj, waiting(1)));
     }
     assert_argocd(cases);

@@ -168,32 +168,51 @@ fn grants_secrets(rule: &Rule) -> bool {
     rule[0].contains("") && (rule[1].contains("secrets") || rule[1].contains("*"))
 }
 
+/// What is cluster-scoped, and so granted by the ClusterRole in every mode: the CRDs, DatabaseServers, namespaces.
+fn is_cluster_scoped(rule: &Rule) -> bool {
+    rule[1].iter().all(|r| {
+        [
+            "customresourcedefinitions",
+            "databaseservers",
+            "databaseservers/status",
+            "databaseservers/finalizers",
+            "namespaces",
+        ]
+        .contains(&r.as_str())
+    })
+}
+
 #[test]
 fn a_watched_namespace_gets_secrets_by_a_role_there_and_nothing_else_cluster_wide() {
     let base = kustomize("deploy/");
     let cluster_wide = rules(find(&base, "ClusterRole", "landlord"));
-    let crd_rule: BTreeSet<Rule> = cluster_wide
+    let cluster_scoped: BTreeSet<Rule> = cluster_wide
         .iter()
-        .filter(|r| r[0].contains("apiextensions.k8s.io"))
+        .filter(|r| is_cluster_scoped(r))
         .cloned()
         .collect();
-    assert_eq!(crd_rule.len(), 1, "one rule for the CRDs");
+    assert_eq!(
+        cluster_scoped.len(),
+        5,
+        "the CRDs, DatabaseServers with their status and finalizers, namespaces"
+    );
     assert!(cluster_wide.iter().any(grants_secrets));
 
     for objects in [
         helm_template("landlord", NAMESPACE, &["watchNamespace=tenants"]),
         kustomize("deploy/overlays/namespaced"),
     ] {
-        // Cluster-wide, only reading its own CRDs by name remains.
+        // Cluster-wide, only what is cluster-scoped remains: its CRDs by name, DatabaseServers, namespaces.
         let cluster_role = find(&objects, "ClusterRole", "landlord");
-        assert_eq!(rules(cluster_role), crd_rule);
+        assert_eq!(rules(cluster_role), cluster_scoped);
         assert!(objects.iter().filter(|o| kind(o) == "ClusterRole").count() == 1);
         // Everything else the base grants cluster-wide, granted in the watched namespace.
         let role = objects
             .iter()
             .find(|o| kind(o) == "Role" && namespace_of(o) == "tenants")
             .expect("a Role in the watched namespace");
-        let namespaced: BTreeSet<Rule> = cluster_wide.difference(&crd_rule).cloned().collect();
+        let namespaced: BTreeSet<Rule> =
+            cluster_wide.difference(&cluster_scoped).cloned().collect();
         assert_eq!(rules(role), namespaced);
         let binding = objects
             .iter()
@@ -203,13 +222,26 @@ fn a_watched_namespace_gets_secrets_by_a_role_there_and_nothing_else_cluster_wid
         assert_eq!(binding["roleRef"]["name"], name(role));
         assert_eq!(binding["subjects"][0]["name"], "landlord");
         assert_eq!(binding["subjects"][0]["namespace"], NAMESPACE);
-        // No Secret anywhere else: not in the operator's own namespace either.
+        // No Secret anywhere else, but the admin Secrets of DatabaseServers: read by name (never listed or
+        // watched) in the operator's own namespace.
+        let get_secrets: BTreeSet<Rule> = BTreeSet::from([[
+            BTreeSet::from([String::new()]),
+            BTreeSet::from(["secrets".to_string()]),
+            BTreeSet::new(),
+            BTreeSet::from(["get".to_string()]),
+        ]]);
         for other in objects
             .iter()
             .filter(|o| matches!(kind(o), "Role" | "ClusterRole") && namespace_of(o) != "tenants")
         {
+            let granted = rules(other);
+            if name(other) == "landlord-admin-secrets" {
+                assert_eq!(namespace_of(other), NAMESPACE);
+                assert_eq!(granted, get_secrets);
+                continue;
+            }
             assert!(
-                !rules(other).iter().any(grants_secrets),
+                !granted.iter().any(grants_secrets),
                 "{} {} grants Secrets outside the watched namespace",
                 kind(other),
                 name(other)
@@ -282,6 +314,7 @@ fn every_value_changes_what_it_names() {
             "podDisruptionBudget.minAvailable=2",
             "metrics.service.port=9090",
             "extraEnv.LANDLORD_CONCURRENCY=8",
+            "defaultServerCordoned=true",
         ],
     );
     // A release not named landlord: every object is <release>-landlord, in the release namespace.
@@ -299,6 +332,7 @@ fn every_value_changes_what_it_names() {
     assert_eq!(env["LANDLORD_ENVIRONMENT"]["value"], "production");
     assert_eq!(env["RUST_LOG"]["value"], "debug");
     assert_eq!(env["LANDLORD_CONCURRENCY"]["value"], "8");
+    assert_eq!(env["LANDLORD_DEFAULT_SERVER_CORDONED"]["value"], "true");
     let admin = &env["LANDLORD_ADMIN_DATABASE_URL"]["valueFrom"]["secretKeyRef"];
     assert_eq!(
         (&admin["name"], &admin["key"]),
@@ -322,14 +356,22 @@ fn every_value_changes_what_it_names() {
     assert_eq!(binding["roleRef"]["name"], "shop-landlord");
     assert_eq!(binding["subjects"][0]["name"], "shop-landlord");
     assert_eq!(binding["subjects"][0]["namespace"], "ops");
-    let leader = find(&objects, "RoleBinding", "shop-landlord-leader-election");
-    assert_eq!(namespace_of(leader), "ops");
-    assert_eq!(leader["subjects"][0]["namespace"], "ops");
+    for role in [
+        "shop-landlord-leader-election",
+        "shop-landlord-admin-secrets",
+    ] {
+        let binding = find(&objects, "RoleBinding", role);
+        assert_eq!(namespace_of(binding), "ops");
+        assert_eq!(binding["roleRef"]["name"], role);
+        assert_eq!(binding["subjects"][0]["namespace"], "ops");
+        assert_eq!(namespace_of(find(&objects, "Role", role)), "ops");
+    }
 
-    // Defaults: no environment, no watched namespace.
+    // Defaults: no environment, no watched namespace, the default server open to new tenants.
     let defaults = env_of(&helm_template("landlord", NAMESPACE, &[]), "landlord");
     assert!(!defaults.contains_key("LANDLORD_ENVIRONMENT"));
     assert!(!defaults.contains_key("LANDLORD_WATCH_NAMESPACE"));
+    assert!(!defaults.contains_key("LANDLORD_DEFAULT_SERVER_CORDONED"));
 
     // Optional objects go away when disabled.
     let bare = helm_template(
@@ -355,6 +397,7 @@ fn values_outside_the_schema_are_refused() {
         ("replicas=3", "'replicas' not allowed"),
         ("metrics.serviceMonitor.enable=true", "'enable' not allowed"),
         ("extraEnv.KUBECONFIG=/tmp/k", "KUBECONFIG"),
+        ("defaultServerCordoned=yes", "/defaultServerCordoned"),
     ] {
         let err = try_helm_template("landlord", NAMESPACE, &[set])
             .expect_err(&format!("{set} must not render"));

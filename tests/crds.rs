@@ -7,8 +7,8 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Api, ResourceExt};
 use landlord::crd::{
-    DeletionPolicy, InstallScope, ModuleInstallation, ModuleInstallationSpec, Tenant, TenantSpec,
-    UninstallPolicy,
+    DatabaseServer, DeletionPolicy, InstallScope, ModuleInstallation, ModuleInstallationSpec,
+    Tenant, TenantSpec, UninstallPolicy,
 };
 use serde_json::json;
 use support::kube::{client, kubectl, kubectl_with_input, namespace, rejection};
@@ -308,7 +308,10 @@ async fn kubectl_get_shows_the_printer_columns() {
     let (ok, out, err) = kubectl(&["get", "tn", "-n", &ns]);
     assert!(ok, "{err}");
     let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(header, ["NAME", "SLUG", "DATABASE", "READY", "AGE"]);
+    assert_eq!(
+        header,
+        ["NAME", "SLUG", "DATABASE", "SERVER", "READY", "AGE"]
+    );
     assert!(out.lines().nth(1).unwrap().starts_with("acme "), "{out}");
     assert!(out.contains("acme_slug"), "{out}");
 
@@ -320,4 +323,60 @@ async fn kubectl_get_shows_the_printer_columns() {
         ["NAME", "TENANT", "MODULE", "VERSION", "READY", "AGE"]
     );
     assert!(out.contains("acme-tasks") && out.contains("tasks"), "{out}");
+}
+
+/// Deletes a cluster-scoped DatabaseServer when the test ends, even when it fails: every operator of a later test
+/// would otherwise reconcile it.
+struct ServerGuard(String);
+
+impl Drop for ServerGuard {
+    fn drop(&mut self) {
+        let _ = kubectl(&["delete", "databaseserver", &self.0, "--ignore-not-found"]);
+    }
+}
+
+#[tokio::test]
+async fn database_servers_show_their_columns_and_refuse_the_name_default() {
+    let client = client().await;
+    let servers: Api<DatabaseServer> = Api::all(client);
+    let server = |name: &str| -> DatabaseServer {
+        serde_json::from_value(json!({
+            "apiVersion": "tenancy.landlord.dev/v1alpha1",
+            "kind": "DatabaseServer",
+            "metadata": {"name": name},
+            "spec": {"adminSecretRef": {"name": "landlord-server-x"}, "maxTenants": 7, "cordoned": true},
+        }))
+        .unwrap()
+    };
+    // `default` is the server of LANDLORD_ADMIN_DATABASE_URL in Landlord's records.
+    let dry_run = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let (code, message) = rejection(servers.create(&dry_run, &server("default")).await);
+    assert_eq!(code, 422);
+    assert!(message.contains("the name default is taken"), "{message}");
+
+    // No operator runs here: nothing adds a finalizer, and the guard's delete is immediate.
+    let name = support::unique("crd-dbs");
+    let _guard = ServerGuard(name.clone());
+    let created = servers
+        .create(&PostParams::default(), &server(&name))
+        .await
+        .unwrap();
+    assert_eq!(
+        created.spec.admin_secret_ref.key, "uri",
+        "key defaults to uri"
+    );
+    let (ok, out, err) = kubectl(&["get", "dbs", &name]);
+    assert!(ok, "{err}");
+    let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "NAME", "TENANTS", "MAX", "CORDONED", "VERSION", "READY", "AGE"
+        ]
+    );
+    let row: Vec<&str> = out.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(&row[..3], [name.as_str(), "7", "true"], "{out}");
 }

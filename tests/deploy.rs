@@ -1,4 +1,4 @@
-//! `deploy/`: what `kubectl apply -k deploy/` (and `-k deploy/samples/`) would install, rendered with
+//! `deploy/`: what `kubectl apply -k deploy/` (and `-k deploy/samples/`, `-k deploy/samples/base/`) would install, rendered with
 //! `kubectl kustomize` and checked object by object: kinds and namespaces, every RBAC rule, the hardened and
 //! probed Deployment, the metrics Service, CRDs identical to `crds/`, and the objects' fields accepted by a
 //! real kube-apiserver (server-side dry run with strict field validation).
@@ -31,6 +31,13 @@ fn find<'a>(objects: &'a [Value], kind_: &str, name_: &str) -> &'a Value {
         .filter(|o| kind(o) == kind_ && name(o) == name_)
         .collect();
     assert_eq!(found.len(), 1, "expected one {kind_} {name_}");
+    found[0]
+}
+
+/// The one object of `kind_` among `objects`; `what` says what the samples should hold.
+fn the_one<'a>(objects: &'a [Value], kind_: &str, what: &str) -> &'a Value {
+    let found: Vec<&Value> = objects.iter().filter(|o| kind(o) == kind_).collect();
+    assert_eq!(found.len(), 1, "{what}");
     found[0]
 }
 
@@ -107,11 +114,17 @@ fn deploy_renders_every_object_in_its_namespace() {
             "CustomResourceDefinition",
             "modulerollouts.tenancy.landlord.dev",
         ),
+        (
+            "CustomResourceDefinition",
+            "databaseservers.tenancy.landlord.dev",
+        ),
         ("ServiceAccount", "landlord"),
         ("ClusterRole", "landlord"),
         ("ClusterRoleBinding", "landlord"),
         ("Role", "landlord-leader-election"),
         ("RoleBinding", "landlord-leader-election"),
+        ("Role", "landlord-admin-secrets"),
+        ("RoleBinding", "landlord-admin-secrets"),
         ("Deployment", "landlord"),
         ("PodDisruptionBudget", "landlord"),
         ("Service", "landlord-metrics"),
@@ -215,9 +228,26 @@ fn cluster_role_grants_exactly_what_the_operator_uses() {
                 "tenants.tenancy.landlord.dev",
                 "moduleinstallations.tenancy.landlord.dev",
                 "modulerollouts.tenancy.landlord.dev",
+                "databaseservers.tenancy.landlord.dev",
             ],
             &["get", "list", "watch"],
         ),
+        // DatabaseServers are cluster-scoped: watched, finalizer and status written; never created or deleted.
+        rule(
+            &[group],
+            &["databaseservers"],
+            &[],
+            &["get", "list", "watch", "patch", "update"],
+        ),
+        rule(
+            &[group],
+            &["databaseservers/status"],
+            &[],
+            &["get", "patch", "update"],
+        ),
+        rule(&[group], &["databaseservers/finalizers"], &[], &["update"]),
+        // A Tenant's namespace labels, for a server's namespaceSelector: one GET by name.
+        rule(&[""], &["namespaces"], &[], &["get"]),
     ]);
     assert_eq!(
         rules(find(&objects, "ClusterRole", "landlord")),
@@ -236,8 +266,22 @@ fn cluster_role_grants_exactly_what_the_operator_uses() {
     );
 }
 
+/// The RoleBinding `name` in the operator's namespace binds the Role of that name to the service account.
+fn binds_its_role_to_the_operator(objects: &[Value], name_: &str) {
+    let binding = find(objects, "RoleBinding", name_);
+    assert_eq!(binding["metadata"]["namespace"], NAMESPACE);
+    assert_eq!(
+        binding["roleRef"],
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name_})
+    );
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "landlord", "namespace": NAMESPACE}])
+    );
+}
+
 #[test]
-fn leases_only_in_a_role_of_the_operator_namespace() {
+fn leases_and_admin_secrets_only_in_roles_of_the_operator_namespace() {
     let objects = render("deploy/");
     let role = find(&objects, "Role", "landlord-leader-election");
     assert_eq!(role["metadata"]["namespace"], NAMESPACE);
@@ -250,18 +294,17 @@ fn leases_only_in_a_role_of_the_operator_namespace() {
             &["get", "list", "watch", "create", "update", "patch"],
         )])
     );
-    let binding = find(&objects, "RoleBinding", "landlord-leader-election");
-    assert_eq!(binding["metadata"]["namespace"], NAMESPACE);
+    binds_its_role_to_the_operator(&objects, "landlord-leader-election");
+    // The admin Secrets of DatabaseServers: read by name, never listed or watched, in this namespace only.
+    let secrets = find(&objects, "Role", "landlord-admin-secrets");
+    assert_eq!(secrets["metadata"]["namespace"], NAMESPACE);
     assert_eq!(
-        binding["roleRef"],
-        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "landlord-leader-election"})
+        rules(secrets),
+        BTreeSet::from([rule(&[""], &["secrets"], &[], &["get"])])
     );
-    assert_eq!(
-        binding["subjects"],
-        json!([{"kind": "ServiceAccount", "name": "landlord", "namespace": NAMESPACE}])
-    );
-    // Exactly one Role and one ClusterRole, and nothing is bound to a role not shipped here.
-    assert_eq!(objects.iter().filter(|o| kind(o) == "Role").count(), 1);
+    binds_its_role_to_the_operator(&objects, "landlord-admin-secrets");
+    // Exactly these two Roles and one ClusterRole, and nothing is bound to a role not shipped here.
+    assert_eq!(objects.iter().filter(|o| kind(o) == "Role").count(), 2);
     assert_eq!(
         objects.iter().filter(|o| kind(o) == "ClusterRole").count(),
         1
@@ -310,7 +353,11 @@ fn no_wildcards_escalation_or_cluster_wide_leases_in_any_role() {
                             "tenants/finalizers",
                             "moduleinstallations/finalizers",
                             "modulerollouts/finalizers",
+                            "databaseservers",
+                            "databaseservers/status",
+                            "databaseservers/finalizers",
                             "secrets",
+                            "namespaces",
                             "events",
                             "customresourcedefinitions",
                         ]
@@ -319,14 +366,13 @@ fn no_wildcards_escalation_or_cluster_wide_leases_in_any_role() {
                     );
                 }
             } else {
-                assert_eq!(
-                    resources,
-                    ["leases"],
-                    "the Role is for leader election only"
+                assert!(
+                    resources == ["leases"] || (resources == ["secrets"] && verbs == ["get"]),
+                    "the Roles are for leader election and reading admin Secrets only: {rule}"
                 );
             }
-            // Tenants and ModuleRollouts are the user's to create and delete; the operator creates and deletes
-            // only the installations a rollout owns.
+            // Tenants, ModuleRollouts and DatabaseServers are the user's to create and delete; the operator
+            // creates and deletes only the installations a rollout owns.
             if strings(&rule["apiGroups"]).contains(&"tenancy.landlord.dev") {
                 for verb in ["create", "delete"] {
                     if verbs.contains(&verb) {
@@ -334,16 +380,18 @@ fn no_wildcards_escalation_or_cluster_wide_leases_in_any_role() {
                     }
                 }
             }
-            // Secrets are written only with these verbs, and nothing else in the core group is touched.
+            // Tenant Secrets are written only with these verbs, admin Secrets and namespaces only read by name,
+            // and nothing else in the core group is touched.
             if strings(&rule["apiGroups"]).contains(&"") {
-                assert_eq!(resources, ["secrets"], "{rule}");
                 let verbs: BTreeSet<&str> = verbs.into_iter().collect();
-                assert_eq!(
-                    verbs,
-                    BTreeSet::from([
-                        "get", "list", "watch", "create", "patch", "update", "delete"
-                    ])
-                );
+                let allowed = match (cluster, resources.as_slice()) {
+                    (true, ["secrets"]) => BTreeSet::from([
+                        "get", "list", "watch", "create", "patch", "update", "delete",
+                    ]),
+                    (false, ["secrets"]) | (true, ["namespaces"]) => BTreeSet::from(["get"]),
+                    _ => panic!("unexpected core resources in {rule}"),
+                };
+                assert_eq!(verbs, allowed, "{rule}");
             }
         }
     }
@@ -513,7 +561,7 @@ fn crds_in_the_render_equal_the_crds_directory() {
             .into_iter()
             .map(|o| (name(&o).to_string(), o))
             .collect();
-    assert_eq!(committed.len(), 3);
+    assert_eq!(committed.len(), 4);
     assert!(
         numbers_as_floats(json!(rendered)) == numbers_as_floats(json!(committed)),
         "deploy/ must install crds/landlord.yaml unchanged (no labels or patches on the CRDs)"
@@ -576,9 +624,15 @@ fn samples_render_two_tenants_their_modules_and_a_rollout() {
             continue;
         }
         assert_eq!(object["apiVersion"], "tenancy.landlord.dev/v1alpha1");
+        // A DatabaseServer is cluster-scoped; everything else lives in the samples' namespace.
+        let namespace = if kind(object) == "DatabaseServer" {
+            Value::Null
+        } else {
+            json!(SAMPLES)
+        };
         assert_eq!(
             object["metadata"]["namespace"],
-            SAMPLES,
+            namespace,
             "{} {}",
             kind(object),
             name(object)
@@ -601,12 +655,7 @@ fn samples_render_two_tenants_their_modules_and_a_rollout() {
 
     // The rollout selects sample Tenants and conflicts with no installation it does not own: a conflict would
     // be left alone (status.conflicts), which is not what a sample should show.
-    let rollouts: Vec<&Value> = objects
-        .iter()
-        .filter(|o| kind(o) == "ModuleRollout")
-        .collect();
-    assert_eq!(rollouts.len(), 1, "one sample ModuleRollout");
-    let rollout = rollouts[0];
+    let rollout = the_one(&objects, "ModuleRollout", "one sample ModuleRollout");
     let module = rollout["spec"]["module"].as_str().expect("spec.module");
     let selected: Vec<&str> = tenants
         .iter()
@@ -665,6 +714,58 @@ fn samples_render_two_tenants_their_modules_and_a_rollout() {
     }
 }
 
+/// `deploy/samples` puts one Tenant on the sample DatabaseServer (whose admin Secret `scripts/dev up` makes) and
+/// leaves the other to placement; `deploy/samples/base`, for one PostgreSQL server, is the same without either.
+#[test]
+fn samples_spread_tenants_over_the_sample_server_and_base_keeps_one_server() {
+    let objects = render("deploy/samples/");
+    let server = the_one(&objects, "DatabaseServer", "one sample DatabaseServer");
+    let placed: BTreeMap<&str, Option<&str>> = objects
+        .iter()
+        .filter(|o| kind(o) == "Tenant")
+        .map(|t| (name(t), t["spec"]["server"].as_str()))
+        .collect();
+    assert_eq!(
+        placed,
+        BTreeMap::from([("acme", None), ("globex", Some(name(server)))]),
+        "globex names the sample server, acme is placed by fewest tenants"
+    );
+    // scripts/lib.sh makes the admin Secret the server names, under its key, before it applies the samples.
+    let secret = &server["spec"]["adminSecretRef"];
+    assert!(
+        secret.get("key").is_none_or(|key| key == "uri"),
+        "the playground's Secret holds the key uri: {secret}"
+    );
+    let lib = std::fs::read_to_string(repo_root().join("scripts/lib.sh")).unwrap();
+    let secret_name = secret["name"].as_str().expect("adminSecretRef.name");
+    assert!(
+        lib.contains(&format!("name: {secret_name}\n")),
+        "scripts/lib.sh does not create the Secret {secret_name} the sample DatabaseServer names"
+    );
+
+    // The base: the same objects but the server, and no Tenant naming one.
+    let without_server: Vec<Value> = objects
+        .iter()
+        .filter(|o| kind(o) != "DatabaseServer")
+        .cloned()
+        .map(|mut o| {
+            if kind(&o) == "Tenant" {
+                o["spec"].as_object_mut().unwrap().remove("server");
+            }
+            o
+        })
+        .collect();
+    let identity = |o: &Value| (kind(o).to_string(), name(o).to_string());
+    let by_identity = |objects: Vec<Value>| -> BTreeMap<(String, String), Value> {
+        objects.into_iter().map(|o| (identity(&o), o)).collect()
+    };
+    assert_eq!(
+        by_identity(render("deploy/samples/base/")),
+        by_identity(without_server),
+        "deploy/samples/base is deploy/samples without the DatabaseServer and spec.server"
+    );
+}
+
 /// Moves the namespaced objects into `ns` and drops what a dry run cannot take there (the Namespace
 /// itself; the CRDs, which `crds_in_the_render_equal_the_crds_directory` covers).
 fn into_namespace(objects: Vec<Value>, ns: &str) -> String {
@@ -701,4 +802,5 @@ async fn deploy_and_samples_pass_the_apiserver_schema() {
     let ns = namespace(&client, "deploy-dry-run").await;
     dry_run(&into_namespace(render("deploy/"), &ns));
     dry_run(&into_namespace(render("deploy/samples/"), &ns));
+    dry_run(&into_namespace(render("deploy/samples/base/"), &ns));
 }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use landlord::crd::{ConditionType, Reason};
-use landlord::metrics::{Metrics, ReasonLabel};
+use landlord::metrics::{Metrics, ReasonLabel, ServerView};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -219,6 +219,15 @@ fn working_metrics() -> Metrics {
     metrics.rollout_progress(("tenants", "cards"), 1, 0, 0);
     metrics.set_public_landlord_database(false);
     metrics.set_public_maintenance_database(false);
+    metrics.set_server(
+        "second",
+        ServerView {
+            tenants: 1,
+            max_tenants: Some(10),
+            up: true,
+            cordoned: false,
+        },
+    );
     metrics
 }
 

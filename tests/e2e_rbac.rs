@@ -2,7 +2,9 @@
 //! service-account token (TokenRequest API, token-only kubeconfig) bound to the rendered ClusterRole and
 //! leader-election Role, provisions and deletes a Tenant and a module; the same token is refused what the
 //! operator never needs. The same for the RBAC that `helm template` renders from `charts/landlord`, cluster-wide
-//! and with a watched namespace (Secrets readable there only), installed with `helm install`.
+//! and with a watched namespace (Secrets readable there only, and admin Secrets by name in the release namespace),
+//! installed with `helm install`. Both operators wait for the DatabaseServer CRD and watch DatabaseServers
+//! cluster-wide; none is created here, since every operator of a parallel test would reconcile it.
 
 mod helm;
 mod support;
@@ -19,7 +21,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
-use landlord::crd::{ModuleInstallation, Tenant};
+use landlord::crd::{DatabaseServer, ModuleInstallation, Tenant};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use support::kube::{apply_yaml, client, events, namespace, wait_gone, wait_ready};
@@ -86,8 +88,9 @@ impl Drop for LogOnFailure<'_> {
 }
 
 /// The service account `landlord` in `ns` with the rendered RBAC: the ClusterRole and its binding under
-/// `cluster_name` (unique per test, so parallel runs never share or delete each other's), the
-/// leader-election Role and RoleBinding moved into `ns`.
+/// `cluster_name` (unique per test, so parallel runs never share or delete each other's), the Roles of the
+/// operator's namespace (leader election, the admin Secrets of DatabaseServers) and their RoleBindings moved
+/// into `ns`.
 async fn install_rbac(admin: &Client, ns: &str, cluster_name: &str) {
     let objects = render_deploy();
     let post = PostParams::default();
@@ -118,23 +121,29 @@ async fn install_rbac(admin: &Client, ns: &str, cluster_name: &str) {
         .await
         .expect("create the ClusterRoleBinding");
 
-    let mut role: Role = rendered(&objects, "Role", "landlord-leader-election");
-    role.metadata.namespace = Some(ns.into());
-    Api::<Role>::namespaced(admin.clone(), ns)
-        .create(&post, &role)
-        .await
-        .expect("create the leader-election Role");
+    for name in ["landlord-leader-election", "landlord-admin-secrets"] {
+        let mut role: Role = rendered(&objects, "Role", name);
+        role.metadata.namespace = Some(ns.into());
+        Api::<Role>::namespaced(admin.clone(), ns)
+            .create(&post, &role)
+            .await
+            .unwrap_or_else(|e| panic!("create the Role {name}: {e}"));
 
-    let mut role_binding: RoleBinding =
-        rendered(&objects, "RoleBinding", "landlord-leader-election");
-    role_binding.metadata.namespace = Some(ns.into());
-    for subject in role_binding.subjects.iter_mut().flatten() {
-        subject.namespace = Some(ns.into());
+        let mut role_binding: RoleBinding = rendered(&objects, "RoleBinding", name);
+        role_binding.metadata.namespace = Some(ns.into());
+        for subject in role_binding.subjects.iter_mut().flatten() {
+            subject.namespace = Some(ns.into());
+        }
+        Api::<RoleBinding>::namespaced(admin.clone(), ns)
+            .create(&post, &role_binding)
+            .await
+            .unwrap_or_else(|e| panic!("create the RoleBinding {name}: {e}"));
     }
-    Api::<RoleBinding>::namespaced(admin.clone(), ns)
-        .create(&post, &role_binding)
-        .await
-        .expect("create the leader-election RoleBinding");
+    let rendered_roles = objects.iter().filter(|o| o["kind"] == "Role").count();
+    assert_eq!(
+        rendered_roles, 2,
+        "every Role deploy/ renders is installed here"
+    );
 }
 
 /// A kubeconfig with the test cluster's server and CA and the token as the only credential (with a client
@@ -229,6 +238,14 @@ async fn service_account_session(admin: &Client, prefix: &str) -> ServiceAccount
         sa,
         _cluster_objects: cluster_objects,
     }
+}
+
+/// `sa` may GET a Secret by name in `ns`, the operator's namespace, where DatabaseServers' admin Secrets are.
+async fn reads_admin_secrets_by_name(sa: &Client, ns: &str) {
+    Api::<Secret>::namespaced(sa.clone(), ns)
+        .get_opt("landlord-server-second")
+        .await
+        .unwrap_or_else(|e| panic!("get an admin Secret in the operator's namespace {ns}: {e}"));
 }
 
 fn forbidden<T: std::fmt::Debug>(what: &str, result: Result<T, kube::Error>) {
@@ -354,6 +371,20 @@ async fn the_token_is_refused_what_the_operator_never_needs() {
     crds.get("tenants.tenancy.landlord.dev")
         .await
         .expect("get its own CRD");
+    crds.get("databaseservers.tenancy.landlord.dev")
+        .await
+        .expect("get the DatabaseServer CRD");
+    // DatabaseServers cluster-wide, a namespace's labels by name, an admin Secret by name in its own namespace.
+    let servers: Api<DatabaseServer> = Api::all(sa.clone());
+    servers
+        .list(&ListParams::default())
+        .await
+        .expect("list DatabaseServers");
+    Api::<Namespace>::all(sa.clone())
+        .get(&ns)
+        .await
+        .expect("get a Tenant's namespace");
+    reads_admin_secrets_by_name(&sa, &ns).await;
 
     // Refused: everything else.
     forbidden(
@@ -396,6 +427,39 @@ async fn the_token_is_refused_what_the_operator_never_needs() {
         "read ConfigMaps",
         Api::<ConfigMap>::namespaced(sa.clone(), &ns)
             .list(&ListParams::default())
+            .await,
+    );
+    forbidden(
+        "list Namespaces",
+        Api::<Namespace>::all(sa.clone())
+            .list(&ListParams::default())
+            .await,
+    );
+    forbidden(
+        "create a DatabaseServer",
+        servers
+            .create(
+                &dry_run,
+                &serde_json::from_value(json!({
+                    "apiVersion": "tenancy.landlord.dev/v1alpha1",
+                    "kind": "DatabaseServer",
+                    "metadata": {"name": format!("{ns}-server")},
+                    "spec": {"adminSecretRef": {"name": "x"}}
+                }))
+                .unwrap(),
+            )
+            .await,
+    );
+    forbidden(
+        "delete a DatabaseServer",
+        servers
+            .delete(
+                &format!("{ns}-server"),
+                &DeleteParams {
+                    dry_run: true,
+                    ..Default::default()
+                },
+            )
             .await,
     );
     forbidden(
@@ -606,7 +670,9 @@ async fn with_a_watched_namespace_the_chart_grants_secrets_there_only() {
         .list(&ListParams::default())
         .await
         .expect("list Tenants in the watched namespace");
-    // Nowhere else: not cluster-wide, not in its own namespace, not in another.
+    // In its own namespace, the admin Secrets of DatabaseServers by name only.
+    reads_admin_secrets_by_name(&sa, &release_ns).await;
+    // Nowhere else, and no list or watch: not cluster-wide, not in its own namespace, not in another.
     forbidden(
         "list Secrets in every namespace",
         Api::<Secret>::all(sa.clone())

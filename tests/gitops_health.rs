@@ -172,6 +172,12 @@ async fn flux_and_argocd_read_every_state_of_every_kind() {
             tenant("broken", &format!("{p}_broken"), "ring: broken", ""),
             tenant("squat", &format!("{p}_squat"), "", ""),
             tenant("leaving", &format!("{p}_leaving"), "", ""),
+            tenant(
+                "homeless",
+                &format!("{p}_homeless"),
+                "",
+                ", server: nowhere",
+            ),
         ]
         .concat(),
     );

@@ -1,6 +1,7 @@
 //! The dashboard and alert rules of `deploy/monitoring` (the chart ships the same files) look only at what the
 //! operator exports: every metric name and label in their PromQL is held against `/metrics` of a real
-//! `landlord run` that has done some work (a Tenant, an installation, a failing one and a rollout), so renaming a
+//! `landlord run` that has done some work (a Tenant, an installation, a failing one, a rollout and a cordoned
+//! DatabaseServer with a capacity on the second PostgreSQL server), so renaming a
 //! metric or a label without the dashboards fails here. Labels in legends and alert annotations must come out
 //! of their expression; every exported metric has a panel.
 
@@ -8,12 +9,14 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use landlord::crd::{ModuleInstallation, ModuleRollout, Tenant};
-use serde_json::Value;
+use kube::api::PostParams;
+use landlord::crd::{DatabaseServer, ModuleInstallation, ModuleRollout, Tenant};
+use serde_json::{Value, json};
 use support::kube::{acme_yaml, apply_yaml, client, namespace, wait_gone, wait_ready, wait_until};
 use support::operator::{Operator, http_get};
-use support::{repo_root, unique_slug};
+use support::{TestEnv, repo_root, unique, unique_slug};
 
 /// Labels Prometheus adds from the scrape target (ServiceMonitor / pod discovery), not the operator.
 const TARGET_LABELS: [&str; 5] = ["namespace", "pod", "service", "job", "instance"];
@@ -305,11 +308,42 @@ fn exported(text: &str) -> BTreeMap<String, Sample> {
     samples
 }
 
-/// `/metrics` of a real operator that has reconciled every kind, failed once and run a rollout.
+/// A DatabaseServer on the second PostgreSQL server with a capacity, cordoned so that no tenant of this or any
+/// other test lands on it, its admin Secret in `ns` (the operator's namespace: Operator::start's Lease namespace).
+/// Cluster-scoped: its name is unique to the run.
+async fn cordoned_server(admin: &kube::Client, ns: &str) -> String {
+    let name = unique("mon");
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": format!("{name}-admin")},
+        "stringData": {"uri": TestEnv::get().server2_admin_url()},
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(admin.clone(), ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create the admin Secret");
+    let server: DatabaseServer = serde_json::from_value(json!({
+        "apiVersion": "tenancy.landlord.dev/v1alpha1",
+        "kind": "DatabaseServer",
+        "metadata": {"name": name},
+        "spec": {"adminSecretRef": {"name": format!("{name}-admin")}, "maxTenants": 10, "cordoned": true},
+    }))
+    .unwrap();
+    Api::<DatabaseServer>::all(admin.clone())
+        .create(&PostParams::default(), &server)
+        .await
+        .expect("create the DatabaseServer");
+    name
+}
+
+/// `/metrics` of a real operator that has reconciled every kind, failed once, run a rollout and looked at a
+/// DatabaseServer.
 async fn scrape_a_working_operator() -> String {
     let admin = client().await;
     let ns = namespace(&admin, "monitoring").await;
     let operator = Operator::start(&ns, &[]);
+    let server = cordoned_server(&admin, &ns).await;
+    let servers = Api::<DatabaseServer>::all(admin.clone());
     let slug = unique_slug("mon");
     apply_yaml(
         &ns,
@@ -334,10 +368,21 @@ async fn scrape_a_working_operator() -> String {
         |r| r.status.is_some(),
     )
     .await;
+    wait_until(&servers, &server, "a Ready server", |s| {
+        s.status.as_ref().is_some_and(|status| {
+            status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        })
+    })
+    .await;
     let addr = operator.http_addr().await;
     let (status, body) = http_get(&addr, "/metrics").await;
     assert!(status.contains("200"), "{status}");
-    // Leave nothing behind in the shared PostgreSQL: deletionPolicy Delete drops the database.
+    // Leave nothing behind in the shared PostgreSQL and cluster: deletionPolicy Delete drops the database; the
+    // server, with no tenant, goes once the operator has lifted its finalizer.
+    servers.delete(&server, &Default::default()).await.unwrap();
     let rollouts = Api::<ModuleRollout>::namespaced(admin.clone(), &ns);
     rollouts
         .delete("everyone", &Default::default())
@@ -356,6 +401,7 @@ async fn scrape_a_working_operator() -> String {
     }
     wait_gone(&rollouts, "everyone").await;
     wait_gone(&tenants, "acme").await;
+    wait_gone(&servers, &server).await;
     body
 }
 

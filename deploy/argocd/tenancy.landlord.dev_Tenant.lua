@@ -1,7 +1,7 @@
--- Argo CD health check for Landlord's Tenant, ModuleInstallation and ModuleRollout (group tenancy.landlord.dev):
--- the file name says which kind it is registered for. The three files are the same script, because every kind
--- summarizes itself in the Ready condition; tests/argocd_health.rs keeps them identical. Rules and setup:
--- README.md next to it.
+-- Argo CD health check for Landlord's Tenant, ModuleInstallation, ModuleRollout and DatabaseServer (group
+-- tenancy.landlord.dev): the file name says which kind it is registered for. The four files are the same script,
+-- because every kind summarizes itself in the Ready condition; tests/argocd_health.rs keeps them identical. Rules
+-- and setup: README.md next to it.
 -- Argo CD runs it in gopher-lua (Lua 5.1) with only the base and table libraries: no string.*, no math.*.
 
 -- Ready=False/Unknown reasons that clear by themselves or wait on another object: keep waiting, no alarm.
@@ -12,6 +12,8 @@ local waiting = {
   DependencyMissing = true,
   UninstallBlocked = true,
   DatabaseUnavailable = true,
+  NoServerAvailable = true,
+  ServerInUse = true,
 }
 -- Reasons that say the operator applies nothing on purpose (spec.paused, spec.dryRun).
 local suspended = { Paused = true, DryRun = true }

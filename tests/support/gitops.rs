@@ -156,6 +156,15 @@ pub const STATES: &[State] = &[
         Some("UninstallBlocked"),
         ("Terminating", "Progressing"),
     ),
+    // spec.server names no DatabaseServer the operator knows: it waits for one (placed as soon as a server
+    // changes), as for a full or cordoned one.
+    state(
+        "tenant-no-server-available.json",
+        TN,
+        "homeless",
+        Some("NoServerAvailable"),
+        WAITING,
+    ),
     // A spec edit the operator has not seen: the status says nothing about it yet.
     state("tenant-generation-ahead.json", TN, "acme", None, WAITING),
     // Applied while no operator runs: no status at all yet.

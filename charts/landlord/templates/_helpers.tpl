@@ -54,13 +54,34 @@ namespace with it. tests/chart.rs pins these rules to deploy/rbac.yaml and deplo
   verbs: [create, patch]
 {{- end -}}
 
-{{/* Cluster-wide in both modes: it waits for its own CRDs to be Established, and reads no other CRD. */}}
-{{- define "landlord.crdRule" -}}
+{{/*
+Cluster-wide in both modes: what is cluster-scoped. tests/chart.rs pins these rules to deploy/rbac.yaml and the
+ClusterRole patch of deploy/overlays/namespaced.
+*/}}
+{{- define "landlord.clusterRules" -}}
+# It waits for its own CRDs to be Established, and reads no other CRD.
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
   resourceNames:
     - tenants.tenancy.landlord.dev
     - moduleinstallations.tenancy.landlord.dev
     - modulerollouts.tenancy.landlord.dev
+    - databaseservers.tenancy.landlord.dev
   verbs: [get, list, watch]
+# DatabaseServers are cluster-scoped: watched, finalizer added and removed (patch); never created or deleted.
+- apiGroups: [tenancy.landlord.dev]
+  resources: [databaseservers]
+  verbs: [get, list, watch, patch, update]
+# A server's tenant count, version, template and conditions, through its status subresource.
+- apiGroups: [tenancy.landlord.dev]
+  resources: [databaseservers/status]
+  verbs: [get, patch, update]
+# The finalizer that holds a DatabaseServer's deletion while tenants remain.
+- apiGroups: [tenancy.landlord.dev]
+  resources: [databaseservers/finalizers]
+  verbs: [update]
+# The labels of a Tenant's namespace (one GET by name) when a DatabaseServer has a namespaceSelector.
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [get]
 {{- end -}}
