@@ -1,5 +1,6 @@
-//! Prometheus metrics. Labels are the controller and the condition reason, never an object's name, so
-//! cardinality stays bounded however many tenants there are.
+//! Prometheus metrics. Labels are the controller and the condition reason, never a tenant's or an
+//! installation's name, so cardinality stays bounded however many tenants there are; the few objects a
+//! platform engineer names (a ModuleRollout, a DatabaseServer) may label their own series.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -353,6 +354,14 @@ impl Metrics {
         self.server_cordoned
             .get_or_create(&labels)
             .set(i64::from(view.cordoned));
+    }
+
+    /// This replica no longer leads: what it knew of the servers is no longer kept up to date.
+    pub fn forget_servers(&self) {
+        self.server_tenants.clear();
+        self.server_max_tenants.clear();
+        self.server_up.clear();
+        self.server_cordoned.clear();
     }
 
     /// A DatabaseServer deleted: its series go.

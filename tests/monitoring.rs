@@ -15,7 +15,7 @@ use kube::api::PostParams;
 use landlord::crd::{DatabaseServer, ModuleInstallation, ModuleRollout, Tenant};
 use serde_json::{Value, json};
 use support::kube::{acme_yaml, apply_yaml, client, namespace, wait_gone, wait_ready, wait_until};
-use support::operator::{Operator, http_get};
+use support::operator::{Operator, SERVER_OWNER_LABEL, http_get};
 use support::{TestEnv, repo_root, unique, unique_slug};
 
 /// Labels Prometheus adds from the scrape target (ServiceMonitor / pod discovery), not the operator.
@@ -325,7 +325,8 @@ async fn cordoned_server(admin: &kube::Client, ns: &str) -> String {
     let server: DatabaseServer = serde_json::from_value(json!({
         "apiVersion": "tenancy.landlord.dev/v1alpha1",
         "kind": "DatabaseServer",
-        "metadata": {"name": name},
+        // Labelled for this test's operator alone (LANDLORD_SERVER_SELECTOR): no other test's takes it.
+        "metadata": {"name": name, "labels": {SERVER_OWNER_LABEL: ns}},
         "spec": {"adminSecretRef": {"name": format!("{name}-admin")}, "maxTenants": 10, "cordoned": true},
     }))
     .unwrap();

@@ -12,7 +12,7 @@ use tracing::warn;
 
 use super::Error;
 use super::cache::Current;
-use super::server::{Server, Servers};
+use super::registry::{Server, Servers};
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::crd::{ConditionType, ModuleInstallation, Tenant, find_condition};

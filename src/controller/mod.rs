@@ -9,6 +9,7 @@ pub mod drift;
 mod error;
 pub mod installation;
 mod pipeline;
+pub mod registry;
 mod rollout;
 mod run;
 pub mod server;

@@ -111,6 +111,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 metrics.set_leader(false);
                 ctx.forget_caches();
                 metrics.forget_rollouts();
+                metrics.forget_servers();
                 warn!(identity = %ctx.config.identity, "lost the leader lease: reconciling stopped");
             }
         }

@@ -34,7 +34,7 @@ pub const RECREATE_DATABASE_ANNOTATION: &str = "tenancy.landlord.dev/recreate-da
 )]
 #[x_kube(
     validation = Rule::new("has(self.slug) == has(oldSelf.slug)").message("spec.slug cannot be added or removed after creation"),
-    validation = Rule::new("has(self.server) == has(oldSelf.server)").message("spec.server cannot be added or removed after creation; a tenant moves with the annotation tenancy.landlord.dev/move-to")
+    validation = Rule::new("has(self.server) == has(oldSelf.server)").message("spec.server cannot be added or removed after creation")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct TenantSpec {
@@ -56,7 +56,7 @@ pub struct TenantSpec {
     /// (`NoServerAvailable`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 63))]
-    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.server is immutable; a tenant moves with the annotation tenancy.landlord.dev/move-to"))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.server is immutable"))]
     pub server: Option<String>,
 
     /// Without `server`: only DatabaseServers with these labels are considered (the `default` server has no

@@ -5,7 +5,6 @@
 
 mod observe;
 pub mod placement;
-pub mod registry;
 mod status;
 
 use std::sync::Arc;
@@ -19,8 +18,6 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use tracing::{Instrument, warn};
-
-pub use registry::{PlacementRules, Server, Servers};
 
 use super::context::error_policy;
 use super::status::publish_status;
@@ -76,10 +73,18 @@ pub fn watched(ctx: &Context) -> watcher::Config {
     }
 }
 
-/// `default` has no object to carry a status: its metrics are kept up to date here, every `LOOK_AGAIN`.
+/// `default` has no object to carry a status: it is looked at here, every `LOOK_AGAIN`, for its metrics and
+/// for placement, which passes it over while it does not answer.
 pub async fn look_at_default(ctx: &Context) {
     loop {
         let up = ctx.databases.admin_role().await.is_ok();
+        if let Some(default) = ctx.servers.get(DEFAULT_SERVER)
+            && default.rules.ready != up
+        {
+            let mut looked_at = (*default).clone();
+            looked_at.rules.ready = up;
+            ctx.servers.put(looked_at);
+        }
         let tenants = mirror::tenants_per_server(ctx.databases.landlord_pool())
             .await
             .map(|counts| counts.get(DEFAULT_SERVER).copied().unwrap_or(0));

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::core::Selector;
 
-use super::registry::{PlacementRules, Server};
+use crate::controller::registry::{PlacementRules, Server};
 use crate::controller::{Context, Error};
 use crate::crd::DatabaseServer;
 use crate::db::{AdminRole, ServerAccess, mirror};

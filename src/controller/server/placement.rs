@@ -7,8 +7,8 @@ use std::sync::Arc;
 use kube::ResourceExt;
 use kube::core::{Selector, SelectorExt};
 
-use super::registry::Server;
 use crate::controller::Error;
+use crate::controller::registry::Server;
 use crate::crd::Tenant;
 use crate::db::mirror::Candidate;
 
@@ -122,7 +122,7 @@ pub fn all_full(candidates: &[Candidate]) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::server::registry::PlacementRules;
+    use crate::controller::registry::PlacementRules;
     use crate::crd::{Reason, TenantSpec};
     use crate::db::{Databases, Limits, ServerAccess};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;

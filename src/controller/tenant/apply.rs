@@ -6,7 +6,8 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 
 use super::super::conditions::{Stopped, stop_at};
-use super::super::server::{Server, placement};
+use super::super::registry::Server;
+use super::super::server::placement;
 use super::super::{Context, Error, credentials};
 use super::gather::extensions_on;
 use super::plan::TenantPlan;

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::{Api, ResourceExt};
 
 use super::super::credentials::secret_name;
-use super::super::server::Server;
+use super::super::registry::Server;
 use super::super::{Context, Error};
 use crate::crd::Tenant;
 use crate::db::mirror::{self, SlugRecord, TenantState};

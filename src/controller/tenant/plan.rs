@@ -4,7 +4,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 
 use super::super::credentials;
-use super::super::server::Server;
+use super::super::registry::Server;
 use super::gather::TenantFacts;
 use super::validate::{Placement, ValidTenant};
 use crate::catalog::Catalog;
@@ -173,7 +173,7 @@ fn needs_write(current: &Secret, desired: &Secret) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::server::Servers;
+    use crate::controller::registry::Servers;
     use crate::crd::TenantSpec;
     use crate::db::mirror::TenantState;
     use crate::db::{Databases, Limits, TenantNames, TenantOwner};

@@ -9,7 +9,8 @@ use kube::ResourceExt;
 
 use super::super::Error;
 use super::super::credentials;
-use super::super::server::{Server, placement};
+use super::super::registry::Server;
+use super::super::server::placement;
 use super::gather::TenantFacts;
 use crate::crd::{Tenant, label_value_problem, object_name_problem};
 use crate::db::mirror::{Candidate, Claim};
@@ -194,7 +195,7 @@ mod tests {
             crate::db::Limits::default(),
         )
         .unwrap();
-        crate::controller::server::Servers::new(Arc::new(databases), None, false)
+        crate::controller::registry::Servers::new(Arc::new(databases), None, false)
             .all()
             .remove(0)
     }
