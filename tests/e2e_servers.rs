@@ -457,6 +457,57 @@ async fn a_server_with_tenants_is_deleted_only_once_they_are_gone() {
 }
 
 #[tokio::test]
+async fn a_retained_database_is_adopted_again_on_the_server_it_is_on() {
+    let _server2 = SERVER2.read().await;
+    let fleet = Fleet::start("servers-retain").await;
+    let a = fleet.server("a", Server::One, json!({})).await;
+    let b = fleet.server("b", Server::Two, json!({})).await;
+    let slug = unique_slug("kept");
+    let kept = |spec: &str| {
+        format!(
+            "apiVersion: tenancy.landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: kept}}\nspec:\n  slug: {slug}\n{spec}"
+        )
+    };
+    apply_yaml(
+        &fleet.ns,
+        &kept(&format!("  server: {b}\n  deletionPolicy: Retain\n")),
+    );
+    assert_eq!(fleet.placed("kept").await, b);
+    let database = format!("tenant_{slug}");
+    Server::Two
+        .superuser_exec(&database, "CREATE TABLE kept_row AS SELECT 1 AS n")
+        .await;
+    fleet.delete_tenant("kept").await;
+    assert_eq!(holder(&slug).await, Server::Two, "kept by Retain");
+
+    // Applied again without spec.server while a has fewer tenants: back to b, where its database is.
+    apply_yaml(&fleet.ns, &kept("  deletionPolicy: Delete\n"));
+    assert_eq!(fleet.placed("kept").await, b);
+    assert_eq!(holder(&slug).await, Server::Two);
+    let tables = Server::Two.tables(&database).await;
+    assert!(
+        tables.contains(&"kept_row".to_string()),
+        "the same database, not a new one: {tables:?}"
+    );
+    let events = support::kube::events(&fleet.client, &fleet.ns, "kept").await;
+    let created = events
+        .iter()
+        .filter(|e| e.starts_with("Normal Provisioned"))
+        .count();
+    assert_eq!(created, 1, "{events:#?}");
+    fleet.delete_tenant("kept").await;
+    assert!(!Server::Two.database_exists(&format!("tenant_{slug}")).await);
+    for server in [&a, &b] {
+        fleet
+            .servers()
+            .delete(server, &DeleteParams::default())
+            .await
+            .unwrap();
+        wait_gone(&fleet.servers(), server).await;
+    }
+}
+
+#[tokio::test]
 async fn a_server_down_mid_rollout_stops_only_its_own_tenants() {
     let _server2 = SERVER2.write().await;
     let fleet = Fleet::start("servers-down").await;
