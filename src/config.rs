@@ -95,10 +95,13 @@ pub enum ConfigError {
     NotAnAddress(String),
     #[error("{name}: {reason}")]
     NotADuration { name: &'static str, reason: String },
-    #[error("{name} must be `on` or `off`, not `{value}`")]
-    NotOnOff { name: &'static str, value: String },
-    #[error("{name} must be `true` or `false`, not `{value}`")]
-    NotABool { name: &'static str, value: String },
+    /// A switch spelled with `words` (its true and false), given something else.
+    #[error("{name} must be `{}` or `{}`, not `{value}`", words.0, words.1)]
+    NotASwitch {
+        name: &'static str,
+        words: (&'static str, &'static str),
+        value: String,
+    },
 }
 
 impl Config {
@@ -144,29 +147,26 @@ impl Config {
                 }
             },
         };
-        let tenant_template = match lookup("LANDLORD_TENANT_TEMPLATE").as_deref().map(str::trim) {
-            None | Some("on") => true,
-            Some("off") => false,
-            Some(other) => {
-                return Err(ConfigError::NotOnOff {
-                    name: "LANDLORD_TENANT_TEMPLATE",
-                    value: other.to_string(),
-                });
-            }
-        };
-        let default_server_cordoned = match lookup("LANDLORD_DEFAULT_SERVER_CORDONED")
+        // A switch: unset is `default`; `words` spell true and false.
+        let switch =
+            |name: &'static str, words: (&'static str, &'static str), default: bool| match lookup(
+                name,
+            )
             .as_deref()
             .map(str::trim)
-        {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(other) => {
-                return Err(ConfigError::NotABool {
-                    name: "LANDLORD_DEFAULT_SERVER_CORDONED",
-                    value: other.to_string(),
-                });
-            }
-        };
+            {
+                None => Ok(default),
+                Some(value) if value == words.0 => Ok(true),
+                Some(value) if value == words.1 => Ok(false),
+                Some(value) => Err(ConfigError::NotASwitch {
+                    name,
+                    words,
+                    value: value.to_string(),
+                }),
+            };
+        let tenant_template = switch("LANDLORD_TENANT_TEMPLATE", ("on", "off"), true)?;
+        let default_server_cordoned =
+            switch("LANDLORD_DEFAULT_SERVER_CORDONED", ("true", "false"), false)?;
         let concurrency = number("LANDLORD_CONCURRENCY", 4)?;
         let watch_namespace = lookup("LANDLORD_WATCH_NAMESPACE");
         let http_addr = lookup("LANDLORD_HTTP_ADDR").unwrap_or_else(|| "0.0.0.0:8080".into());
@@ -272,7 +272,7 @@ mod tests {
         assert_eq!(cordoned.operator_namespace, "landlord-system");
         let mut bad = URLS.to_vec();
         bad.push(("LANDLORD_DEFAULT_SERVER_CORDONED", "yes"));
-        assert!(matches!(config(&bad), Err(ConfigError::NotABool { .. })));
+        assert!(matches!(config(&bad), Err(ConfigError::NotASwitch { .. })));
     }
 
     #[test]

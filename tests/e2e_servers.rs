@@ -136,6 +136,14 @@ impl Fleet {
         tenant.status.unwrap().server.expect("status.server")
     }
 
+    async fn delete_server(&self, name: &str) {
+        self.servers()
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+        wait_gone(&self.servers(), name).await;
+    }
+
     async fn delete_tenant(&self, name: &str) {
         self.tenants()
             .delete(name, &DeleteParams::default())
@@ -292,12 +300,7 @@ async fn tenants_go_to_the_fewest_or_where_spec_and_selectors_say() {
         fleet.delete_tenant(name).await;
     }
     for server in [&a, &b, &reserved] {
-        fleet
-            .servers()
-            .delete(server, &DeleteParams::default())
-            .await
-            .unwrap();
-        wait_gone(&fleet.servers(), server).await;
+        fleet.delete_server(server).await;
     }
 }
 
@@ -352,12 +355,7 @@ async fn the_last_slot_goes_to_one_tenant_and_the_other_waits_for_capacity() {
     for name in ["r1", "r2"] {
         fleet.delete_tenant(name).await;
     }
-    fleet
-        .servers()
-        .delete(&s, &DeleteParams::default())
-        .await
-        .unwrap();
-    wait_gone(&fleet.servers(), &s).await;
+    fleet.delete_server(&s).await;
 }
 
 #[tokio::test]
@@ -423,12 +421,7 @@ async fn an_admin_url_that_is_missing_or_a_superusers_is_refused() {
         )
         .await;
         fleet.delete_tenant(&tenant).await;
-        fleet
-            .servers()
-            .delete(&name, &DeleteParams::default())
-            .await
-            .unwrap();
-        wait_gone(&fleet.servers(), &name).await;
+        fleet.delete_server(&name).await;
     }
 }
 
@@ -498,12 +491,7 @@ async fn a_retained_database_is_adopted_again_on_the_server_it_is_on() {
     fleet.delete_tenant("kept").await;
     assert!(!Server::Two.database_exists(&format!("tenant_{slug}")).await);
     for server in [&a, &b] {
-        fleet
-            .servers()
-            .delete(server, &DeleteParams::default())
-            .await
-            .unwrap();
-        wait_gone(&fleet.servers(), server).await;
+        fleet.delete_server(server).await;
     }
 }
 

@@ -244,6 +244,41 @@ impl Context {
         }
     }
 
+    /// How a reconcile of `controller` ended, after the finalizer helper: counted, and the object's backoff
+    /// reset on success; an object deleted meanwhile is done.
+    pub(super) fn reconciled(
+        &self,
+        controller: &'static str,
+        uid: &str,
+        started: Instant,
+        result: Result<Action, Error>,
+    ) -> Result<Action, Error> {
+        let result = match result {
+            Err(Error::Gone) => Ok(Action::await_change()),
+            other => other,
+        };
+        self.metrics
+            .reconciled(controller, started, result.as_ref().map(drop));
+        let action = result?;
+        self.succeeded(uid);
+        Ok(action)
+    }
+
+    /// A Warning Event for a failure worth one (not a wait, not a plan another process outdated).
+    pub async fn warn_of<K: Resource<DynamicType = ()>>(
+        &self,
+        object: &K,
+        action: &str,
+        result: &Result<Action, Error>,
+    ) {
+        if let Err(err) = result
+            && err.is_worth_a_warning()
+        {
+            self.event(object, true, err.reason().as_str(), action, err.to_string())
+                .await;
+        }
+    }
+
     /// Exponential per-object backoff: `base`, twice that, … capped at `cap`; reset by `succeeded`.
     pub fn backoff(&self, uid: &str, base: Duration, cap: Duration) -> Duration {
         let n = self.failures.record(uid, Instant::now());

@@ -75,15 +75,7 @@ pub async fn reconcile<K: Pipeline>(object: Arc<K>, ctx: Arc<Context>) -> Result
         })
         .await
         .map_err(Error::from);
-        let result = match result {
-            Err(Error::Gone) => Ok(Action::await_change()),
-            other => other,
-        };
-        ctx.metrics
-            .reconciled(K::CONTROLLER, started, result.as_ref().map(drop));
-        let action = result?;
-        ctx.succeeded(&uid);
-        Ok(action)
+        ctx.reconciled(K::CONTROLLER, &uid, started, result)
     }
     .instrument(span)
     .await
@@ -109,16 +101,8 @@ async fn conclude<K: Pipeline>(
     )
     .await;
     ctx.metrics.phase(K::CONTROLLER, "status", started);
-    match published {
-        Err(kube::Error::Api(status)) if status.code == 404 => return Err(Error::Gone),
-        other => other?,
-    };
-    if let Err(err) = &result
-        && err.is_worth_a_warning()
-    {
-        ctx.event(object, true, err.reason().as_str(), action, err.to_string())
-            .await;
-    }
+    published?;
+    ctx.warn_of(object, action, &result).await;
     result
 }
 

@@ -8,15 +8,17 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use std::fmt::Debug;
 
+use super::Error;
+
 /// Applies `desired` as the object's status unless `current` already equals it (`pipeline`'s mocked
-/// apiserver test proves the no-write case).
+/// apiserver test proves the no-write case). An object deleted meanwhile is `Error::Gone`.
 pub async fn publish_status<K, S>(
     api: &Api<K>,
     manager: &str,
     name: &str,
     current: Option<&S>,
     desired: &S,
-) -> Result<(), kube::Error>
+) -> Result<(), Error>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
     S: Serialize + PartialEq,
@@ -29,11 +31,15 @@ where
         "kind": K::kind(&()),
         "status": desired,
     });
-    api.patch_status(
-        name,
-        &PatchParams::apply(manager).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
+    let written = api
+        .patch_status(
+            name,
+            &PatchParams::apply(manager).force(),
+            &Patch::Apply(&patch),
+        )
+        .await;
+    match written {
+        Err(kube::Error::Api(status)) if status.code == 404 => Err(Error::Gone),
+        other => other.map(drop).map_err(Error::from),
+    }
 }

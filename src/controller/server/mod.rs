@@ -85,9 +85,7 @@ pub async fn look_at_default(ctx: &Context) {
             looked_at.rules.ready = up;
             ctx.servers.put(looked_at);
         }
-        let tenants = mirror::tenants_per_server(ctx.databases.landlord_pool())
-            .await
-            .map(|counts| counts.get(DEFAULT_SERVER).copied().unwrap_or(0));
+        let tenants = mirror::tenants_on(ctx.databases.landlord_pool(), DEFAULT_SERVER).await;
         if let (Ok(tenants), Some(default)) = (tenants, ctx.servers.get(DEFAULT_SERVER)) {
             let view = ServerView {
                 tenants,
@@ -115,15 +113,7 @@ async fn reconcile(server: Arc<DatabaseServer>, ctx: Arc<Context>) -> Result<Act
         })
         .await
         .map_err(Error::from);
-        let result = match result {
-            Err(Error::Gone) => Ok(Action::await_change()),
-            other => other,
-        };
-        ctx.metrics
-            .reconciled(SERVER_CONTROLLER, started, result.as_ref().map(drop));
-        let action = result?;
-        ctx.succeeded(&uid);
-        Ok(action)
+        ctx.reconciled(SERVER_CONTROLLER, &uid, started, result)
     }
     .instrument(span)
     .await
@@ -148,11 +138,7 @@ async fn cleanup(server: &DatabaseServer, ctx: &Context) -> Result<Action, Error
         leaving.rules.cordoned = true;
         ctx.servers.put(leaving);
     }
-    let tenants = mirror::tenants_per_server(ctx.databases.landlord_pool())
-        .await?
-        .get(&name)
-        .copied()
-        .unwrap_or(0);
+    let tenants = mirror::tenants_on(ctx.databases.landlord_pool(), &name).await?;
     if tenants > 0 {
         let err = Error::ServerInUse { tenants };
         let status = status::deleting(server, &err, Some(tenants), &ctx.now());
@@ -172,23 +158,14 @@ async fn conclude(
     result: Result<Action, Error>,
 ) -> Result<Action, Error> {
     let api: Api<DatabaseServer> = Api::all(ctx.client.clone());
-    let published = publish_status(
+    publish_status(
         &api,
         SERVER_CONTROLLER,
         &server.name_any(),
         server.status.as_ref(),
         status,
     )
-    .await;
-    match published {
-        Err(kube::Error::Api(status)) if status.code == 404 => return Err(Error::Gone),
-        other => other?,
-    };
-    if let Err(err) = &result
-        && err.is_worth_a_warning()
-    {
-        ctx.event(server, true, err.reason().as_str(), action, err.to_string())
-            .await;
-    }
+    .await?;
+    ctx.warn_of(server, action, &result).await;
     result
 }

@@ -56,11 +56,7 @@ pub async fn observe(server: &DatabaseServer, ctx: &Context) -> Result<Observed,
         .map(|t| t.name.to_string());
     let rules = registered.rules.clone();
     ctx.servers.put(registered);
-    let tenants = mirror::tenants_per_server(ctx.databases.landlord_pool())
-        .await?
-        .get(&name)
-        .copied()
-        .unwrap_or(0);
+    let tenants = mirror::tenants_on(ctx.databases.landlord_pool(), &name).await?;
     ctx.metrics.set_server(
         &name,
         ServerView {

@@ -8,7 +8,7 @@ use sqlx::{PgConnection, PgPool, Row};
 use crate::db::Error;
 pub use crate::db::provisioning::owner::TenantOwner;
 pub use claims::{ModuleClaim, Uninstalling, claim_module, mark_uninstalling};
-pub use placement::{Candidate, Claimed, claim_tenant, servers_of, tenants_per_server};
+pub use placement::{Candidate, Claimed, claim_tenant, servers_of, tenants_on, tenants_per_server};
 pub use state::{ModuleState, TenantState};
 
 mod claims;

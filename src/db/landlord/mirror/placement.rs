@@ -153,6 +153,15 @@ pub async fn servers_of(
         .collect())
 }
 
+/// Tenants recorded on `server` (retained databases count: they are still there).
+pub async fn tenants_on(pool: &PgPool, server: &str) -> Result<i64, Error> {
+    sqlx::query_scalar("SELECT count(*) FROM tenants WHERE server = $1")
+        .bind(server)
+        .fetch_one(pool)
+        .await
+        .map_err(|e| Error::sql("counting the tenants of a server", DATABASE, e))
+}
+
 /// Tenants recorded per server (retained databases count: they are still there).
 pub async fn tenants_per_server(pool: &PgPool) -> Result<BTreeMap<String, i64>, Error> {
     let rows = sqlx::query("SELECT server, count(*) AS placed FROM tenants GROUP BY server")
