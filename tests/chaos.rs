@@ -14,15 +14,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{ListParams, ObjectMeta, PostParams};
-use kube::{Api, Client};
-use landlord::crd::{DEFAULT_SERVER, DatabaseServer, ModuleInstallation, Tenant};
-use serde_json::json;
-use support::kube::{apply_yaml, client, condition, lease_holder, namespace, wait_ready};
-use support::operator::{Operator, SERVER_OWNER_LABEL};
+use kube::Api;
+use kube::api::ListParams;
+use landlord::crd::{DEFAULT_SERVER, ModuleInstallation, Tenant};
+use support::kube::{apply_yaml, client, condition, lease_holder, namespace};
+use support::operator::{Operator, second_server};
 use support::pg::{self, Server};
-use support::{repo_root, unique, unique_slug};
+use support::{repo_root, unique_slug};
 
 const TENANTS: usize = 50;
 
@@ -92,41 +90,6 @@ async fn kill_leader(
         }
     }
     leader
-}
-
-/// Server 2 as a DatabaseServer of this namespace's operators, its admin Secret beside them (the operator's
-/// namespace is the watched one here); waits until it is Ready, so that placement counts it.
-async fn second_server(client: &Client, ns: &str) -> String {
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some("pg2-admin".into()),
-            ..Default::default()
-        },
-        string_data: Some(BTreeMap::from([(
-            "uri".to_string(),
-            Server::Two.admin_url().to_string(),
-        )])),
-        ..Default::default()
-    };
-    Api::<Secret>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
-    let name = unique("chaos-pg2");
-    let server: DatabaseServer = serde_json::from_value(json!({
-        "apiVersion": "tenancy.landlord.dev/v1alpha1",
-        "kind": "DatabaseServer",
-        "metadata": { "name": name, "labels": { SERVER_OWNER_LABEL: ns } },
-        "spec": { "adminSecretRef": { "name": "pg2-admin" } },
-    }))
-    .unwrap();
-    let servers: Api<DatabaseServer> = Api::all(client.clone());
-    servers
-        .create(&PostParams::default(), &server)
-        .await
-        .unwrap();
-    wait_ready(&servers, &name).await;
-    name
 }
 
 /// Each Tenant's server (`status.server`), by name; None while the API cannot be asked.
@@ -202,7 +165,7 @@ async fn a_rollout_survives_killed_leaders_and_restarted_databases_and_apiserver
         })
         .collect();
     // Before any Tenant: placement by fewest tenants then spreads them over `default` and server 2.
-    let server2 = second_server(&client, &ns).await;
+    let server2 = second_server(&client, &ns, "chaos-pg2").await;
     let prefix = unique_slug("chaos");
     let mut yaml = String::new();
     for i in 0..TENANTS {
