@@ -19,207 +19,37 @@
 //!
 //! Prints figures; asserts nothing about time.
 
+mod shared;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
-use landlord::catalog::{Catalog, Scope};
+use landlord::catalog::Catalog;
 use landlord::crd::{ModuleInstallation, Tenant};
-use support::kube::{client, condition, kubectl_with_input, namespace};
+use shared::{
+    CONCURRENCY, CONNECTIONS, Clock, Figure, Timed, apply_installations, apply_tenants, breakdown,
+    created_and_dropped, drop_all, floor_scripts, operator_env, psql, slugs, wait_all_ready,
+    warm_up,
+};
+use support::kube::{client, namespace};
 use support::operator::{Operator, http_get};
-use support::{TestEnv, pg, repo_root, unique_slug};
+use support::pg::{self, Server};
+use support::repo_root;
 
 /// Installed one per tenant through ModuleInstallations (P2); P3 adds the other two.
 const MODULE: &str = "tasks";
 const MORE_MODULES: [&str; 2] = ["expenses", "digital_card"];
-const CONCURRENCY: &str = "4";
-const CONNECTIONS: &str = "8";
 
 fn main() {
-    let bench_mode = std::env::args().any(|a| a == "--bench");
-    let sizes: Vec<usize> = match std::env::var("LANDLORD_BENCH_SIZES") {
-        Ok(list) => list
-            .split(',')
-            .map(|n| n.trim().parse().expect("LANDLORD_BENCH_SIZES: numbers"))
-            .collect(),
-        Err(_) if bench_mode => vec![10, 100, 1000],
-        Err(_) => vec![3],
-    };
+    let sizes = shared::sizes(&[10, 100, 1000]);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     runtime.block_on(run(&sizes));
-}
-
-/// One measured phase: operator and floor wall times for `tenants` tenants, and the CPU each part of the
-/// machine spent on them.
-struct Figure {
-    label: String,
-    tenants: usize,
-    operator: Duration,
-    floor: Duration,
-    operator_cpu: Cpu,
-    floor_cpu: Cpu,
-    /// For the tenant figures: how long PostgreSQL takes to create as many empty databases.
-    create_database: Option<Timed>,
-    /// With the template: how long PostgreSQL takes to clone it as many times.
-    clone: Option<Timed>,
-    /// With the template: how long the first Tenant, which builds it, took before the clock started.
-    template_built: Option<Duration>,
-}
-
-impl Figure {
-    fn line(&self) -> String {
-        let per = |d: Duration| d.as_secs_f64() * 1000.0 / self.tenants as f64;
-        format!(
-            "  {:<44} {:>5} tenants: {:>7.1} ms/tenant | floor {:>7.1} ms/tenant | ratio {:.2}x",
-            self.label,
-            self.tenants,
-            per(self.operator),
-            per(self.floor),
-            self.operator.as_secs_f64() / self.floor.as_secs_f64()
-        )
-    }
-
-    /// Where the CPU went, per tenant, and the ratio the machine's cores allow at best: the operator's run
-    /// cannot end sooner than its CPU spread over every core.
-    fn cpu_line(&self, cores: usize) -> String {
-        let per = |s: f64| s * 1000.0 / self.tenants as f64;
-        let (op, fl) = (&self.operator_cpu, &self.floor_cpu);
-        let bound = op.total() / cores.max(1) as f64 / self.floor.as_secs_f64();
-        format!(
-            "     cpu ms/tenant: postgres {:.1} (floor {:.1}), kube-apiserver {:.1}, etcd {:.1}, operator {:.1}, \
-             clients {:.1} (floor {:.1}); total {:.1} (floor {:.1}); on {cores} cores the ratio is at least {bound:.2}x",
-            per(op.postgres),
-            per(fl.postgres),
-            per(op.apiserver),
-            per(op.etcd),
-            per(op.operator),
-            per(op.clients),
-            per(fl.clients),
-            per(op.total()),
-            per(fl.total()),
-        ) + &self.create_database.map_or(String::new(), |(wall, cpu)| {
-            format!(
-                "\n     PostgreSQL's part: CREATE DATABASE alone takes {:.1} ms/tenant ({:.0}% of the floor), cpu {:.1} ms/tenant",
-                per(wall.as_secs_f64()),
-                100.0 * wall.as_secs_f64() / self.floor.as_secs_f64(),
-                per(cpu.postgres),
-            )
-        }) + &self.template_built.map_or(String::new(), |took| {
-            format!(
-                "\n     the template: built for the first Tenant, before the clock started, in {:.2} s (once per core schema)",
-                took.as_secs_f64()
-            )
-        }) + &self.clone.map_or(String::new(), |(wall, cpu)| {
-            format!(
-                "\n     PostgreSQL's part: cloning the operator's template alone takes {:.1} ms/tenant ({:.0}% of the floor), cpu {:.1} ms/tenant",
-                per(wall.as_secs_f64()),
-                100.0 * wall.as_secs_f64() / self.floor.as_secs_f64(),
-                per(cpu.postgres),
-            )
-        })
-    }
-}
-
-/// CPU seconds (user + system) spent so far by each part of the machine, from `/proc`: PostgreSQL (the
-/// postmaster, its live backends and those it reaped), kube-apiserver, etcd, the operator, and this
-/// process with its reaped children (psql, kubectl).
-#[derive(Clone, Copy, Default)]
-struct Cpu {
-    postgres: f64,
-    apiserver: f64,
-    etcd: f64,
-    operator: f64,
-    clients: f64,
-}
-
-impl Cpu {
-    fn read(operator: Option<u32>) -> Cpu {
-        let dev = std::path::PathBuf::from(std::env::var("LANDLORD_DEV_DIR").unwrap_or_default());
-        let pid_in = |file: &str| -> Option<u32> {
-            std::fs::read_to_string(dev.join(file))
-                .ok()?
-                .lines()
-                .next()?
-                .trim()
-                .parse()
-                .ok()
-        };
-        let postmaster = pid_in("pg/data/postmaster.pid");
-        let backends: f64 = postmaster.map_or(0.0, |pm| {
-            std::fs::read_dir("/proc")
-                .into_iter()
-                .flatten()
-                .flatten()
-                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-                .filter_map(proc_stat)
-                .filter(|stat| stat.parent == pm)
-                .map(|stat| stat.own)
-                .sum()
-        });
-        let whole = |pid: Option<u32>| pid.and_then(proc_stat).map_or(0.0, |s| s.own + s.children);
-        Cpu {
-            postgres: whole(postmaster) + backends,
-            apiserver: whole(pid_in("kube/pid")),
-            etcd: whole(pid_in("etcd/pid")),
-            operator: whole(operator),
-            clients: whole(Some(std::process::id())),
-        }
-    }
-
-    fn since(self, before: Cpu) -> Cpu {
-        Cpu {
-            postgres: self.postgres - before.postgres,
-            apiserver: self.apiserver - before.apiserver,
-            etcd: self.etcd - before.etcd,
-            operator: self.operator - before.operator,
-            clients: self.clients - before.clients,
-        }
-    }
-
-    fn total(&self) -> f64 {
-        self.postgres + self.apiserver + self.etcd + self.operator + self.clients
-    }
-}
-
-struct ProcStat {
-    parent: u32,
-    /// utime + stime, seconds.
-    own: f64,
-    /// cutime + cstime: children waited for, seconds.
-    children: f64,
-}
-
-fn proc_stat(pid: u32) -> Option<ProcStat> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
-    let hz = clock_ticks();
-    Some(ProcStat {
-        parent: fields.get(1)?.parse().ok()?,
-        own: (ticks(11)? + ticks(12)?) / hz,
-        children: (ticks(13)? + ticks(14)?) / hz,
-    })
-}
-
-fn clock_ticks() -> f64 {
-    static HZ: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *HZ.get_or_init(|| {
-        Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
-            .unwrap_or(100.0)
-    })
 }
 
 async fn run(sizes: &[usize]) {
@@ -232,7 +62,7 @@ async fn run(sizes: &[usize]) {
 
     // A fresh PostgreSQL's first databases cost several times the later ones (166 ms per CREATE DATABASE in
     // one run's first floor, 31–42 ms later): some are made and dropped before anything is timed.
-    created_and_dropped("bench_warm", 20, "");
+    created_and_dropped(Server::One, "bench_warm", 20, "");
 
     let mut figures = Vec::new();
     let mut resync = None;
@@ -306,39 +136,19 @@ async fn fleet(
     let mut operator = Operator::start(&ns, &env);
     let mut slugs = slugs("fleet", n);
     let tenants: Api<Tenant> = Api::namespaced(client.clone(), &ns);
-    let (warm, built) = first_tenant(&tenants).await;
-    let cpu = Cpu::read(Some(operator.pid()));
-    let start = Instant::now();
-    apply_tenants(&ns, &slugs);
+    let (warm, built) = warm_up(&tenants, &["first"], "").await;
+    let clock = Clock::start(&operator);
+    apply_tenants(&ns, &slugs, "");
     wait_all_ready(&tenants, n + 1).await;
-    slugs.push(warm);
-    let mut p1 = Figure {
-        label: "P1 shipped core, template".into(),
-        tenants: n,
-        operator: start.elapsed(),
-        operator_cpu: Cpu::read(Some(operator.pid())).since(cpu),
-        floor: floor.tenants.0,
-        floor_cpu: floor.tenants.1,
-        create_database: Some(floor.create_database),
-        clone: None,
-        template_built: Some(built),
-    };
-    let cpu = Cpu::read(Some(operator.pid()));
-    let start = Instant::now();
+    slugs.extend(warm);
+    let mut p1 = clock.figure("P1 shipped core, template", n, floor.tenants);
+    p1.create_database = Some(floor.create_database);
+    p1.template_built = Some(built);
+    let clock = Clock::start(&operator);
     apply_installations(&ns, n, MODULE);
     let installs: Api<ModuleInstallation> = Api::namespaced(client.clone(), &ns);
     wait_all_ready(&installs, n).await;
-    let p2 = Figure {
-        label: format!("P2 module {MODULE}"),
-        tenants: n,
-        operator: start.elapsed(),
-        operator_cpu: Cpu::read(Some(operator.pid())).since(cpu),
-        floor: floor.module.0,
-        floor_cpu: floor.module.1,
-        create_database: None,
-        clone: None,
-        template_built: None,
-    };
+    let p2 = clock.figure(format!("P2 module {MODULE}"), n, floor.module);
     println!("{}", breakdown(&operator, n).await);
     let p3 = if measure_resync {
         for module in MORE_MODULES {
@@ -352,7 +162,7 @@ async fn fleet(
     };
     operator.stop();
     p1.clone = Some(clone_template(n).await);
-    drop_all(&slugs).await;
+    drop_all(Server::One, &slugs).await;
     (p1, p2, p3)
 }
 
@@ -418,57 +228,6 @@ async fn restart(client: &Client, ns: &str, env: &[(&str, &str)], n: usize) -> S
     out
 }
 
-/// Where the operator's time went so far, from its own metrics: per controller, reconciles per tenant and
-/// the mean time of each phase of a reconcile (summed over the reconciles, per tenant).
-async fn breakdown(operator: &Operator, n: usize) -> String {
-    let (_, metrics) = http_get(&operator.http_addr().await, "/metrics").await;
-    let value = |line: &str| line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
-    let label = |line: &str, name: &str| {
-        let start = line.find(&format!("{name}=\""))? + name.len() + 2;
-        Some(line[start..].split('"').next()?.to_string())
-    };
-    let mut out = format!("  breakdown after {n} tenants (ms per tenant, summed over reconciles):");
-    for controller in ["landlord-tenant", "landlord-moduleinstallation"] {
-        let reconciles: f64 = metrics
-            .lines()
-            .filter(|l| {
-                l.starts_with("landlord_reconciles_total{")
-                    && label(l, "controller").as_deref() == Some(controller)
-            })
-            .filter_map(value)
-            .sum();
-        let _ = write!(
-            out,
-            "\n     {controller}: {:.1} reconciles/tenant",
-            reconciles / n as f64
-        );
-        for phase in ["gather", "records", "ledgers", "apply", "status"] {
-            let sum: f64 = metrics
-                .lines()
-                .filter(|l| l.starts_with("landlord_reconcile_phase_duration_seconds_sum{"))
-                .filter(|l| {
-                    label(l, "controller").as_deref() == Some(controller)
-                        && label(l, "phase").as_deref() == Some(phase)
-                })
-                .filter_map(value)
-                .sum();
-            if sum > 0.0 {
-                let _ = write!(out, ", {phase} {:.1}", sum * 1000.0 / n as f64);
-            }
-        }
-        let total: f64 = metrics
-            .lines()
-            .filter(|l| {
-                l.starts_with("landlord_reconcile_duration_seconds_sum{")
-                    && label(l, "controller").as_deref() == Some(controller)
-            })
-            .filter_map(value)
-            .sum();
-        let _ = write!(out, ", whole reconcile {:.1}", total * 1000.0 / n as f64);
-    }
-    out
-}
-
 /// P1 alone at `n` tenants with the core schema of `migrations`, template on or off.
 async fn tenants_only(
     client: &Client,
@@ -485,28 +244,19 @@ async fn tenants_only(
     let mut operator = Operator::start(&ns, &env);
     let mut slugs = slugs("p1", n);
     let tenants = Api::<Tenant>::namespaced(client.clone(), &ns);
-    let (warm, built) = first_tenant(&tenants).await;
-    let cpu = Cpu::read(Some(operator.pid()));
-    let start = Instant::now();
-    apply_tenants(&ns, &slugs);
+    let (warm, built) = warm_up(&tenants, &["first"], "").await;
+    let clock = Clock::start(&operator);
+    apply_tenants(&ns, &slugs, "");
     wait_all_ready(&tenants, n + 1).await;
-    slugs.push(warm);
-    let mut figure = Figure {
-        label: label.into(),
-        tenants: n,
-        operator: start.elapsed(),
-        operator_cpu: Cpu::read(Some(operator.pid())).since(cpu),
-        floor: floor.tenants.0,
-        floor_cpu: floor.tenants.1,
-        create_database: Some(floor.create_database),
-        clone: None,
-        template_built: template.then_some(built),
-    };
+    slugs.extend(warm);
+    let mut figure = clock.figure(label, n, floor.tenants);
+    figure.create_database = Some(floor.create_database);
+    figure.template_built = template.then_some(built);
     operator.stop();
     if template {
         figure.clone = Some(clone_template(n).await);
     }
-    drop_all(&slugs).await;
+    drop_all(Server::One, &slugs).await;
     figure
 }
 
@@ -521,87 +271,30 @@ async fn clone_template(n: usize) -> Timed {
     let [template] = templates.as_slice() else {
         panic!("one template expected, found {templates:?}");
     };
-    created_and_dropped("bench_clone", n, &format!(" TEMPLATE \"{template}\""))
-}
-
-/// `CREATE DATABASE <prefix>_<i><options>` `n` times in one psql session, timed, then the databases dropped.
-fn created_and_dropped(prefix: &str, n: usize, options: &str) -> Timed {
-    let names: Vec<String> = (0..n).map(|i| format!("{prefix}_{i}")).collect();
-    let script: String = names
-        .iter()
-        .map(|name| format!("CREATE DATABASE \"{name}\"{options};\n"))
-        .collect();
-    let created = psql(&script);
-    let script: String = names
-        .iter()
-        .map(|name| format!("DROP DATABASE \"{name}\";\n"))
-        .collect();
-    psql(&script);
-    created
-}
-
-fn operator_env(migrations: &Path, template: bool) -> Vec<(&'static str, String)> {
-    vec![
-        ("LANDLORD_CONCURRENCY", CONCURRENCY.into()),
-        ("LANDLORD_MAX_DB_CONNECTIONS", CONNECTIONS.into()),
-        ("LANDLORD_MIGRATIONS_DIR", migrations.display().to_string()),
-        (
-            "LANDLORD_TENANT_TEMPLATE",
-            if template { "on" } else { "off" }.into(),
-        ),
-        ("LANDLORD_DRIFT_INTERVAL", "off".into()),
-        ("RUST_LOG", "warn,landlord::serve=info".into()),
-    ]
+    created_and_dropped(
+        Server::One,
+        "bench_clone",
+        n,
+        &format!(" TEMPLATE \"{template}\""),
+    )
 }
 
 /// The floor: role, database, REVOKE and the core tenant schema for `n` tenants in one psql session, then
 /// the module's tenant schema into each; the databases are dropped before the operator's turn.
 async fn floor(catalog: &Catalog, n: usize) -> Floor {
-    let joined = |scripts: Vec<&str>| scripts.join("\n");
-    let core = joined(
-        catalog
-            .core(Scope::Tenant)
-            .migrations
-            .iter()
-            .map(|m| m.up.sql.as_str())
-            .collect(),
-    );
-    let module = catalog.module(MODULE).expect("module in catalog");
-    let module = joined(
-        module
-            .tenant
-            .migrations
-            .iter()
-            .map(|m| m.up.sql.as_str())
-            .collect(),
-    );
     let slugs = slugs("floor", n);
-    let mut script = String::from("\\set ON_ERROR_STOP on\n");
-    for slug in &slugs {
-        let db = format!("tenant_{slug}");
-        let _ = write!(
-            script,
-            "CREATE ROLE \"{db}\" LOGIN PASSWORD 'bench';\nCREATE DATABASE \"{db}\" OWNER \"{db}\";\n\
-             REVOKE CONNECT, TEMPORARY ON DATABASE \"{db}\" FROM PUBLIC;\n\\c \"{db}\"\nSET ROLE \"{db}\";\n{core}\n\\c postgres\n"
-        );
-    }
-    let tenants = psql(&script);
-    let mut script = String::from("\\set ON_ERROR_STOP on\n");
-    for slug in &slugs {
-        let _ = write!(
-            script,
-            "\\c \"tenant_{slug}\"\nSET ROLE \"tenant_{slug}\";\n{module}\n"
-        );
-    }
-    let module = psql(&script);
-    drop_all(&slugs).await;
+    let (tenants, module) = floor_scripts(catalog, MODULE, &slugs);
+    let url = Server::One.superuser_url();
+    let tenants = psql(&[(url, &tenants)]);
+    let module = psql(&[(url, &module)]);
+    drop_all(Server::One, &slugs).await;
     // PostgreSQL's own part, which neither the floor nor the operator can skip: the empty databases.
     let script: String = slugs
         .iter()
         .map(|slug| format!("CREATE DATABASE \"tenant_{slug}\";\n"))
         .collect();
-    let create_database = psql(&script);
-    drop_all(&slugs).await;
+    let create_database = psql(&[(url, &script)]);
+    drop_all(Server::One, &slugs).await;
     Floor {
         tenants,
         module,
@@ -637,91 +330,6 @@ fn sixty_table_core(shipped: &Path, into: &Path) {
         down,
     )
     .expect("write");
-}
-
-/// One Tenant before the clock starts: the first of a run builds the template (once per core schema, not per
-/// tenant), which would otherwise be spread over the timed tenants (at 10 tenants, most of their time).
-async fn first_tenant(tenants: &Api<Tenant>) -> (String, Duration) {
-    let slug = slugs("first", 1).remove(0);
-    let ns = tenants.namespace().map(str::to_string).unwrap_or_default();
-    let start = Instant::now();
-    apply(
-        &ns,
-        &format!(
-            "apiVersion: tenancy.landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: first}}\nspec: {{slug: {slug}}}\n"
-        ),
-    );
-    wait_all_ready(tenants, 1).await;
-    (slug, start.elapsed())
-}
-
-fn slugs(prefix: &str, n: usize) -> Vec<String> {
-    let prefix = unique_slug(prefix);
-    (0..n).map(|i| format!("{prefix}_{i}")).collect()
-}
-
-fn apply_tenants(ns: &str, slugs: &[String]) {
-    let yaml: String = slugs
-        .iter()
-        .enumerate()
-        .map(|(i, slug)| {
-            format!(
-                "---\napiVersion: tenancy.landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: t{i}}}\nspec: {{slug: {slug}}}\n"
-            )
-        })
-        .collect();
-    apply(ns, &yaml);
-}
-
-fn apply_installations(ns: &str, n: usize, module: &str) {
-    let name = module.replace('_', "-");
-    let yaml: String = (0..n)
-        .map(|i| {
-            format!(
-                "---\napiVersion: tenancy.landlord.dev/v1alpha1\nkind: ModuleInstallation\nmetadata: {{name: t{i}-{name}}}\nspec: {{tenant: t{i}, module: {module}}}\n"
-            )
-        })
-        .collect();
-    apply(ns, &yaml);
-}
-
-fn apply(ns: &str, yaml: &str) {
-    let (ok, _, err) = kubectl_with_input(&["apply", "--server-side", "-n", ns, "-f", "-"], yaml);
-    assert!(ok, "kubectl apply: {err}");
-}
-
-/// Follows a watch (not repeated lists, whose cost on the API server would be charged to the operator's run)
-/// until `expected` objects say Ready.
-async fn wait_all_ready<K>(api: &Api<K>, expected: usize)
-where
-    K: kube::Resource<DynamicType = ()>
-        + support::kube::Conditions
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + 'static,
-{
-    use futures::TryStreamExt;
-    use kube::runtime::{WatchStreamExt, watcher};
-    let mut ready = std::collections::BTreeSet::new();
-    let changes = watcher(api.clone(), watcher::Config::default()).applied_objects();
-    let mut changes = std::pin::pin!(changes);
-    let wait = async {
-        while let Some(object) = changes.try_next().await.expect("watch") {
-            if condition(&object, "Ready") == Some(("True".into(), "Reconciled".into())) {
-                ready.insert(object.name_any());
-            } else {
-                ready.remove(&object.name_any());
-            }
-            if ready.len() == expected {
-                return;
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(1800), wait)
-        .await
-        .unwrap_or_else(|_| panic!("only {}/{expected} Ready after 30 minutes", ready.len()));
 }
 
 /// Every Tenant's and installation's resourceVersion: a status write changes it.
@@ -815,15 +423,6 @@ fn rss_kib(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-async fn drop_all(slugs: &[String]) {
-    for slug in slugs {
-        pg::drop_tenant(&format!("tenant_{slug}")).await;
-    }
-}
-
-/// A wall time and the CPU spent in it.
-type Timed = (Duration, Cpu);
-
 /// The floor's phases for `n` tenants.
 struct Floor {
     /// Role, database, REVOKE, core tenant schema.
@@ -832,25 +431,4 @@ struct Floor {
     module: Timed,
     /// `CREATE DATABASE` alone, as many times.
     create_database: Timed,
-}
-
-/// Runs `script` in one psql session as the superuser; returns the wall time and CPU.
-fn psql(script: &str) -> Timed {
-    let cpu = Cpu::read(None);
-    let start = Instant::now();
-    let mut child = Command::new("psql")
-        .args(["-X", "-q", "-d", TestEnv::get().superuser_url()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("run psql");
-    child
-        .stdin
-        .take()
-        .expect("psql stdin")
-        .write_all(script.as_bytes())
-        .expect("write script");
-    let status = child.wait().expect("wait for psql");
-    assert!(status.success(), "psql failed");
-    (start.elapsed(), Cpu::read(None).since(cpu))
 }

@@ -8,11 +8,10 @@
 //!   cargo bench --bench rollout     LANDLORD_BENCH_TENANTS tenants (default 50), LANDLORD_CONCURRENCY (default 4)
 //!   cargo test --benches            test mode: 3 tenants, same checks
 
+mod shared;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kube::Api;
@@ -54,17 +53,8 @@ async fn run(tenants: usize, concurrency: &str) {
     let prefix = unique_slug("bench");
     let slugs: Vec<String> = (0..tenants).map(|i| format!("{prefix}_{i}")).collect();
 
-    let yaml: String = slugs
-        .iter()
-        .enumerate()
-        .map(|(i, slug)| {
-            format!(
-                "---\napiVersion: tenancy.landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: t{i}}}\nspec: {{slug: {slug}, deletionPolicy: Delete}}\n"
-            )
-        })
-        .collect();
     let start = Instant::now();
-    apply(&ns, &yaml);
+    shared::apply_tenants(&ns, &slugs, ", deletionPolicy: Delete");
     let tenants_api: Api<Tenant> = Api::namespaced(client.clone(), &ns);
     wait_all_ready(&tenants_api, tenants).await;
     let tenant_time = start.elapsed();
@@ -212,20 +202,5 @@ where
 
 /// Runs `script` in one psql session as the superuser; returns the wall time.
 fn psql(script: &str) -> Duration {
-    let start = Instant::now();
-    let mut child = Command::new("psql")
-        .args(["-X", "-q", "-d", TestEnv::get().superuser_url()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("run psql");
-    child
-        .stdin
-        .take()
-        .expect("psql stdin")
-        .write_all(script.as_bytes())
-        .expect("write script");
-    let status = child.wait().expect("wait for psql");
-    assert!(status.success(), "psql failed");
-    start.elapsed()
+    shared::psql(&[(TestEnv::get().superuser_url(), script)]).0
 }

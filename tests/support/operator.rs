@@ -6,7 +6,16 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use super::{TestEnv, repo_root};
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{ObjectMeta, PostParams};
+use kube::{Api, Client};
+use landlord::crd::DatabaseServer;
+
+use super::kube::wait_ready;
+use super::pg::Server;
+use super::{TestEnv, repo_root, unique};
 
 /// The label that gives a DatabaseServer to the operator of one test namespace.
 pub const SERVER_OWNER_LABEL: &str = "tenancy.landlord.dev/test-namespace";
@@ -128,6 +137,42 @@ impl Drop for Operator {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Server 2 as a DatabaseServer named `<prefix>-…` of the operators of namespace `ns`, its admin Secret
+/// `pg2-admin` in `ns` (their own namespace when they run without POD_NAMESPACE); waits until it is Ready,
+/// so that placement counts it. Its name.
+pub async fn second_server(client: &Client, ns: &str, prefix: &str) -> String {
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some("pg2-admin".into()),
+            ..Default::default()
+        },
+        string_data: Some(BTreeMap::from([(
+            "uri".to_string(),
+            Server::Two.admin_url().to_string(),
+        )])),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create the admin Secret of server 2");
+    let name = unique(prefix);
+    let server: DatabaseServer = serde_json::from_value(serde_json::json!({
+        "apiVersion": "tenancy.landlord.dev/v1alpha1",
+        "kind": "DatabaseServer",
+        "metadata": { "name": name, "labels": { SERVER_OWNER_LABEL: ns } },
+        "spec": { "adminSecretRef": { "name": "pg2-admin" } },
+    }))
+    .expect("a DatabaseServer");
+    let servers: Api<DatabaseServer> = Api::all(client.clone());
+    servers
+        .create(&PostParams::default(), &server)
+        .await
+        .expect("create the DatabaseServer of server 2");
+    wait_ready(&servers, &name).await;
+    name
 }
 
 /// One HTTP/1.1 GET: (status line, body).
