@@ -291,6 +291,7 @@ fn database_reason(error: &db::Error) -> Reason {
         | ExtensionUnavailable { .. }
         | ExtensionUntrusted { .. }
         | WrongDirection { .. } => Reason::InvalidSpec,
+        ToolUnavailable { .. } | CopyFailed { .. } | CopyDiffers { .. } => Reason::MoveFailed,
         Randomness(_)
         | Connect { .. }
         | ConnectTimeout { .. }

@@ -15,6 +15,8 @@ pub enum ConditionType {
     DependenciesSatisfied,
     LandlordMigrated,
     TenantMigrated,
+    /// Tenant: the last move to another server (absent when none was asked).
+    Moved,
     /// kstatus: work is under way and will go on by itself.
     Reconciling,
     /// kstatus: a refusal waits for a person to act.
@@ -53,6 +55,10 @@ pub enum Reason {
     NoServerAvailable,
     /// A DatabaseServer still holds tenants: its deletion waits.
     ServerInUse,
+    /// A tenant is being moved to another server, or its move waits for installations in flight.
+    Moving,
+    /// A move failed before the switch: the target was dropped and the source serves again.
+    MoveFailed,
 }
 
 impl Reason {
@@ -71,7 +77,8 @@ impl Reason {
         use Reason::*;
         match self {
             Progressing | TenantNotReady | TenantNotFound | DependencyMissing
-            | UninstallBlocked | DatabaseUnavailable | NoServerAvailable | ServerInUse => {
+            | UninstallBlocked | DatabaseUnavailable | NoServerAvailable | ServerInUse
+            | Moving => {
                 Some(ConditionType::Reconciling)
             }
             InvalidSpec
@@ -84,7 +91,8 @@ impl Reason {
             | ChecksumMismatch
             | IrreversibleMigration
             | DestructiveActionBlocked
-            | FailureBudgetExceeded => Some(ConditionType::Stalled),
+            | FailureBudgetExceeded
+            | MoveFailed => Some(ConditionType::Stalled),
             Reconciled | Paused | DryRun => None,
         }
     }

@@ -182,6 +182,21 @@ pub enum Error {
         file: String,
         source: sqlx::Error,
     },
+
+    // Moving a tenant database to another server.
+    #[error("could not start {tool} ({path}): {problem}")]
+    ToolUnavailable {
+        tool: &'static str,
+        path: String,
+        problem: String,
+    },
+    #[error("copying database {database} failed: {problem}")]
+    CopyFailed { database: String, problem: String },
+    #[error("the copy of database {database} differs from its source: {}", differences.join("; "))]
+    CopyDiffers {
+        database: String,
+        differences: Vec<String>,
+    },
 }
 
 /// `10 s`, `0.5 s`: how long a wait lasted, for a person to read.
@@ -246,6 +261,8 @@ impl Error {
         use Error::*;
         match self {
             Randomness(_) | Connect { .. } | ConnectTimeout { .. } | Sql { .. } => true,
+            // An image without the client tools gets them by a new image, not by waiting.
+            ToolUnavailable { .. } | CopyFailed { .. } | CopyDiffers { .. } => false,
             MigrationInterrupted { .. } | LockTimeout { .. } | LockNotAvailable { .. } => true,
             LockBusy { .. } | PlanOutdated { .. } => true,
             // The Tenant's next reconcile sets the role's password to the one in its Secret.

@@ -17,6 +17,7 @@ mod inspection;
 mod landlord;
 mod lock;
 mod migrating;
+pub mod moving;
 mod provisioning;
 mod secret;
 

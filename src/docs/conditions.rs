@@ -65,6 +65,12 @@ fn condition_type(type_: ConditionType) -> (&'static str, &'static str) {
             "ModuleInstallation",
             "The module's tenant-scope migrations (the tenant's database) are at the release.",
         ),
+        ConditionType::Moved => (
+            "Tenant",
+            "The move the annotation `tenancy.landlord.dev/move-to` asked for: True once the Tenant serves from \
+             the server it names, False while it is under way (`Moving`), refused (`InvalidSpec`, \
+             `DestructiveActionBlocked`) or failed (`MoveFailed`). Absent when no move was asked.",
+        ),
         ConditionType::Reconciling => (
             EVERY_KIND,
             "kstatus: True while work is under way and will go on by itself; absent otherwise.",
@@ -147,6 +153,15 @@ fn reason_meaning(reason: Reason) -> &'static str {
         Reason::ServerInUse => {
             "A DatabaseServer is being deleted while Landlord's records still place tenants on it (the message \
              says how many); its deletion waits until none is left."
+        }
+        Reason::Moving => {
+            "The Tenant is being moved to another server (the message gives the phase, the sessions left, the \
+             bytes copied and the time taken), or its move waits for a ModuleInstallation in flight. New \
+             sessions are refused until it serves from the target."
+        }
+        Reason::MoveFailed => {
+            "A move failed before the switch (the copy, or a difference found when verifying it): the target was \
+             dropped and the source serves again. Remove the annotation, or name another server, to try again."
         }
     }
 }

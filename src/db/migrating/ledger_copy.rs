@@ -116,6 +116,17 @@ impl LedgerCopy {
             .map_err(fail("reading Landlord's copy of the ledger"))
     }
 
+    /// The modules the copy holds migrations of.
+    pub(crate) async fn modules(&self) -> Result<Vec<String>, Error> {
+        sqlx::query_scalar(
+            "SELECT DISTINCT module FROM tenant_ledger WHERE tenant_slug = $1 ORDER BY module",
+        )
+        .bind(&self.slug)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(fail("reading Landlord's copy of the ledger"))
+    }
+
     pub(crate) async fn entries(&self, module: &str) -> Result<Vec<CopyEntry>, Error> {
         let rows = sqlx::query(
             "SELECT version, checksum, state FROM tenant_ledger

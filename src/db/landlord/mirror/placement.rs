@@ -12,7 +12,7 @@ use crate::db::lock::advisory_key;
 
 /// Serialises first claims (and with them every server's count); taken in the landlord database, which no
 /// tenant can connect to, for one short transaction, bounded by the session's `lock_timeout`.
-const PLACEMENT_LOCK: &str = "landlord_placement";
+pub(super) const PLACEMENT_LOCK: &str = "landlord_placement";
 
 /// A server a new tenant may go to, as the controller judged it (Ready, not cordoned, admitting the Tenant).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -117,7 +117,8 @@ async fn recorded_server(
         .await
 }
 
-/// The candidate with the fewest tenants recorded, under its cap; ties by name. Under the placement lock.
+/// The candidate with the fewest tenants recorded (moves on their way to it count), under its cap; ties by
+/// name. Under the placement lock.
 async fn choose(
     conn: &mut PgConnection,
     candidates: &[Candidate],
@@ -126,7 +127,11 @@ async fn choose(
     let caps: Vec<Option<i64>> = candidates.iter().map(|c| c.max_tenants).collect();
     sqlx::query_scalar(
         "SELECT c.server FROM unnest($1::text[], $2::bigint[]) AS c(server, cap)
-           CROSS JOIN LATERAL (SELECT count(*) AS placed FROM tenants t WHERE t.server = c.server) n
+           CROSS JOIN LATERAL (
+                SELECT (SELECT count(*) FROM tenants t WHERE t.server = c.server)
+                     + (SELECT count(*) FROM tenant_moves m
+                         WHERE m.target = c.server AND m.phase IN ('Quiescing', 'Copying', 'Verifying'))
+                       AS placed) n
           WHERE c.cap IS NULL OR n.placed < c.cap
           ORDER BY n.placed, c.server
           LIMIT 1",
@@ -162,7 +167,8 @@ pub async fn tenants_on(pool: &PgPool, server: &str) -> Result<i64, Error> {
         .map_err(|e| Error::sql("counting the tenants of a server", DATABASE, e))
 }
 
-/// Tenants recorded per server (retained databases count: they are still there).
+/// Tenants recorded per server (retained databases count: they are still there; a move counts on its
+/// source until it switches).
 pub async fn tenants_per_server(pool: &PgPool) -> Result<BTreeMap<String, i64>, Error> {
     let rows = sqlx::query("SELECT server, count(*) AS placed FROM tenants GROUP BY server")
         .fetch_all(pool)

@@ -1,5 +1,5 @@
 //! The states the landlord database records for tenants and their modules: one vocabulary, in Rust here and
-//! in SQL as the CHECK constraints of migration `20250101000006` (a test ties the two).
+//! in SQL as the CHECK constraints of migrations `20250101000006` and `20250101000008` (a test ties the two).
 
 use std::fmt;
 
@@ -19,6 +19,8 @@ pub enum TenantState {
     Retained,
     /// Made by Landlord, and gone from a server that answers (`DatabaseMissing`).
     Missing,
+    /// Being moved to another server (`tenant_moves`): closed to new sessions until the target serves.
+    Moving,
 }
 
 /// `tenant_modules.status`.
@@ -33,12 +35,13 @@ pub enum ModuleState {
 }
 
 impl TenantState {
-    pub const ALL: [TenantState; 5] = [
+    pub const ALL: [TenantState; 6] = [
         TenantState::Provisioning,
         TenantState::Ready,
         TenantState::Failed,
         TenantState::Retained,
         TenantState::Missing,
+        TenantState::Moving,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,6 +51,7 @@ impl TenantState {
             TenantState::Failed => "Failed",
             TenantState::Retained => "Retained",
             TenantState::Missing => "Missing",
+            TenantState::Moving => "Moving",
         }
     }
 
@@ -115,13 +119,13 @@ mod tests {
     /// Each state is allowed by the CHECK constraint of its column, and the constraint allows nothing else.
     #[test]
     fn the_sql_constraints_list_exactly_these_states() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let sql = std::fs::read_to_string(root.join(
-            "migrations/landlord/20250101000006_record_made_databases_and_known_states.up.sql",
-        ))
-        .unwrap();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/landlord");
+        let read = |file: &str| std::fs::read_to_string(root.join(file)).unwrap();
+        // The latest migration to set each constraint.
+        let sql = read("20250101000006_record_made_databases_and_known_states.up.sql")
+            + &read("20250101000008_record_tenant_moves.up.sql");
         let listed = |constraint: &str| -> Vec<String> {
-            let start = sql.find(constraint).unwrap();
+            let start = sql.rfind(&format!("ADD CONSTRAINT {constraint}")).unwrap();
             let list = &sql[start..];
             let list = &list[list.find("IN (").unwrap() + 4..];
             let list = &list[..list.find(')').unwrap()];

@@ -248,7 +248,7 @@ fn mark_role(role: &Ident, owner: &TenantOwner) -> Result<String, Error> {
     Ok(format!("COMMENT ON ROLE {} IS {mark}", role.quoted()))
 }
 
-async fn set_password(
+pub(crate) async fn set_password(
     admin: &mut DbConnection,
     role: &Ident,
     password: &Password,
@@ -264,7 +264,7 @@ async fn set_password(
     })
 }
 
-pub(super) fn refused(object: &'static str, name: &Ident, found: Found) -> Error {
+pub(crate) fn refused(object: &'static str, name: &Ident, found: Found) -> Error {
     Error::AdoptionRefused {
         object,
         name: name.to_string(),
@@ -309,7 +309,7 @@ async fn drop_tenant_role(
 }
 
 /// None when the role does not exist; otherwise its comment (the owner's mark, if Landlord made it).
-async fn role_mark(
+pub(crate) async fn role_mark(
     admin: &mut DbConnection,
     role: &Ident,
 ) -> Result<Option<Option<String>>, Error> {
@@ -339,12 +339,12 @@ async fn database_owner(
         })
 }
 
-pub(super) async fn exec(conn: &mut PgConnection, statement: String) -> Result<(), sqlx::Error> {
+pub(crate) async fn exec(conn: &mut PgConnection, statement: String) -> Result<(), sqlx::Error> {
     sqlx::raw_sql(sql(statement)).execute(conn).await.map(drop)
 }
 
 /// Duplicate role or database (or the unique index behind them when two sessions race).
-pub(super) fn is_duplicate(error: &sqlx::Error) -> bool {
+pub(crate) fn is_duplicate(error: &sqlx::Error) -> bool {
     matches!(
         sqlstate(error).as_deref(),
         Some("42710" | "42P04" | "23505")

@@ -1,0 +1,115 @@
+//! Closing a tenant's role to new sessions on a server (`CONNECTION LIMIT 0`) and ending the sessions it
+//! still has, from the maintenance database as the admin role. The role's own limit is what an application
+//! logs in under; the mover logs in under its own role and is not held by it.
+
+use crate::db::connect::Databases;
+use crate::db::ident::TenantNames;
+use crate::db::provisioning::provision::exec;
+use crate::db::Error;
+
+/// How long to wait for each session to end once signalled.
+const TERMINATE_WAIT_MS: i64 = 5_000;
+
+/// Refuses new sessions of the tenant's role on this server; returns the limit it had (None: no such role).
+pub async fn close_tenant_role(
+    databases: &Databases,
+    tenant: &TenantNames,
+) -> Result<Option<i32>, Error> {
+    let role = tenant.role();
+    let mut admin = databases.admin().await?;
+    let limit: Option<i32> =
+        sqlx::query_scalar("SELECT rolconnlimit FROM pg_catalog.pg_roles WHERE rolname = $1")
+            .bind(role.as_str())
+            .fetch_optional(&mut *admin)
+            .await
+            .map_err(|e| Error::sql(format!("looking up role {role}"), admin.database(), e))?;
+    if limit.is_some() {
+        let close = format!("ALTER ROLE {} CONNECTION LIMIT 0", role.quoted());
+        exec(&mut admin, close).await.map_err(|e| {
+            let action = format!("closing role {role} to new sessions");
+            Error::sql(action, admin.database(), e)
+        })?;
+    }
+    admin.close().await.ok();
+    Ok(limit)
+}
+
+/// Lets the tenant's role log in again with `limit` (-1: no limit). A role that is not there is left so.
+pub async fn open_tenant_role(
+    databases: &Databases,
+    tenant: &TenantNames,
+    limit: i32,
+) -> Result<(), Error> {
+    let role = tenant.role();
+    let mut admin = databases.admin().await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1)")
+            .bind(role.as_str())
+            .fetch_one(&mut *admin)
+            .await
+            .map_err(|e| Error::sql(format!("looking up role {role}"), admin.database(), e))?;
+    if exists {
+        let open = format!("ALTER ROLE {} CONNECTION LIMIT {}", role.quoted(), limit.max(-1));
+        exec(&mut admin, open).await.map_err(|e| {
+            let action = format!("opening role {role} to sessions again");
+            Error::sql(action, admin.database(), e)
+        })?;
+    }
+    admin.close().await.ok();
+    Ok(())
+}
+
+/// The tenant role's sessions on a server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sessions {
+    /// All of them, Landlord's included.
+    pub all: i64,
+    /// Those Landlord opened (migrations of an installation that started before the move).
+    pub landlord: i64,
+}
+
+/// The sessions the tenant's role has on this server, in any database.
+pub async fn sessions(databases: &Databases, tenant: &TenantNames) -> Result<Sessions, Error> {
+    let role = tenant.role();
+    let mut admin = databases.admin().await?;
+    let (all, landlord): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE application_name = 'landlord')
+           FROM pg_catalog.pg_stat_activity WHERE usename = $1",
+    )
+    .bind(role.as_str())
+    .fetch_one(&mut *admin)
+    .await
+    .map_err(|e| {
+        Error::sql(
+            format!("counting the sessions of {role}"),
+            admin.database(),
+            e,
+        )
+    })?;
+    admin.close().await.ok();
+    Ok(Sessions { all, landlord })
+}
+
+/// Ends every session of the tenant's role on this server (the admin role may: it is a member of the
+/// tenant's role), waiting for each; returns how many were signalled.
+pub async fn end_sessions(databases: &Databases, tenant: &TenantNames) -> Result<i64, Error> {
+    let role = tenant.role();
+    let mut admin = databases.admin().await?;
+    let ended: i64 = sqlx::query_scalar(
+        "SELECT count(*) FILTER (WHERE pg_catalog.pg_terminate_backend(pid, $2))
+           FROM pg_catalog.pg_stat_activity WHERE usename = $1",
+    )
+    .bind(role.as_str())
+    .bind(TERMINATE_WAIT_MS)
+    .fetch_one(&mut *admin)
+    .await
+    .map_err(|e| {
+        Error::sql(
+            format!("ending the sessions of {role}"),
+            admin.database(),
+            e,
+        )
+    })?;
+    admin.close().await.ok();
+    Ok(ended)
+}
