@@ -7,6 +7,7 @@ use thiserror::Error;
 
 use crate::catalog::parse_duration;
 use crate::db::Timeouts;
+use crate::db::mirror::MovePhase;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Environment {
@@ -16,6 +17,7 @@ pub enum Environment {
 }
 
 const DRIFT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+const MOVE_GRACE_PERIOD: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Everything `landlord run` reads from its environment. Database URLs carry passwords: `Debug` hides them.
 #[derive(Clone)]
@@ -57,6 +59,14 @@ pub struct Config {
     /// Only DatabaseServers with these labels are this operator's (LANDLORD_SERVER_SELECTOR, e.g.
     /// `landlord.example.com/fleet=eu`): several Landlord installations can share a cluster. Default: all.
     pub server_selector: Option<String>,
+    /// How long a moving tenant's sessions may go on once new ones are refused, before they are ended
+    /// (LANDLORD_MOVE_GRACE_PERIOD, default 30s).
+    pub move_grace_period: std::time::Duration,
+    /// Where pg_dump and pg_restore are (LANDLORD_PG_BIN_DIR; default: found on PATH).
+    pub pg_bin_dir: Option<PathBuf>,
+    /// Fault drills only: a move stops, unfinished, right after recording this phase
+    /// (LANDLORD_MOVE_HALT_AFTER). Never set in production.
+    pub move_halt_after: Option<MovePhase>,
 }
 
 impl std::fmt::Debug for Config {
@@ -81,6 +91,9 @@ impl std::fmt::Debug for Config {
             .field("default_server_cordoned", &self.default_server_cordoned)
             .field("operator_namespace", &self.operator_namespace)
             .field("server_selector", &self.server_selector)
+            .field("move_grace_period", &self.move_grace_period)
+            .field("pg_bin_dir", &self.pg_bin_dir)
+            .field("move_halt_after", &self.move_halt_after)
             .finish()
     }
 }
@@ -102,6 +115,13 @@ pub enum ConfigError {
         words: (&'static str, &'static str),
         value: String,
     },
+    #[error("LANDLORD_MOVE_HALT_AFTER must name a phase of a move ({phases}), not {0:?}", phases = phases())]
+    NotAPhase(String),
+}
+
+fn phases() -> String {
+    let names: Vec<&str> = MovePhase::ALL.iter().map(|p| p.as_str()).collect();
+    names.join(", ")
 }
 
 impl Config {
@@ -210,6 +230,14 @@ impl Config {
             default_server_cordoned,
             operator_namespace,
             server_selector: lookup("LANDLORD_SERVER_SELECTOR").map(|s| s.trim().to_string()),
+            move_grace_period: duration("LANDLORD_MOVE_GRACE_PERIOD", MOVE_GRACE_PERIOD)?,
+            pg_bin_dir: lookup("LANDLORD_PG_BIN_DIR").map(PathBuf::from),
+            move_halt_after: match lookup("LANDLORD_MOVE_HALT_AFTER") {
+                None => None,
+                Some(phase) => {
+                    Some(MovePhase::parse(phase.trim()).ok_or(ConfigError::NotAPhase(phase))?)
+                }
+            },
         })
     }
 
@@ -273,6 +301,29 @@ mod tests {
         let mut bad = URLS.to_vec();
         bad.push(("LANDLORD_DEFAULT_SERVER_CORDONED", "yes"));
         assert!(matches!(config(&bad), Err(ConfigError::NotASwitch { .. })));
+    }
+
+    #[test]
+    fn moves_have_a_grace_period_tools_and_a_drill() {
+        let defaults = config(&URLS).unwrap();
+        assert_eq!(defaults.move_grace_period, MOVE_GRACE_PERIOD);
+        assert_eq!(defaults.pg_bin_dir, None);
+        assert_eq!(defaults.move_halt_after, None);
+        let mut pairs = URLS.to_vec();
+        pairs.push(("LANDLORD_MOVE_GRACE_PERIOD", "5s"));
+        pairs.push(("LANDLORD_PG_BIN_DIR", "/usr/lib/postgresql/15/bin"));
+        pairs.push(("LANDLORD_MOVE_HALT_AFTER", "Copying"));
+        let set = config(&pairs).unwrap();
+        assert_eq!(set.move_grace_period, std::time::Duration::from_secs(5));
+        assert_eq!(
+            set.pg_bin_dir,
+            Some(PathBuf::from("/usr/lib/postgresql/15/bin"))
+        );
+        assert_eq!(set.move_halt_after, Some(MovePhase::Copying));
+        let mut pairs = URLS.to_vec();
+        pairs.push(("LANDLORD_MOVE_HALT_AFTER", "copy"));
+        let err = config(&pairs).unwrap_err();
+        assert!(err.to_string().contains("Quiescing, Copying"), "{err}");
     }
 
     #[test]

@@ -64,6 +64,12 @@ pub struct ServerLabels {
     pub server: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// `moved` or `failed`.
+    pub outcome: &'static str,
+}
+
 /// What the operator last saw of one server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ServerView {
@@ -92,6 +98,9 @@ pub struct Metrics {
     drift_visits: Counter,
     databases_created: Family<CreatedLabels, Counter>,
     phases: Family<PhaseLabels, Histogram>,
+    moves: Family<OutcomeLabels, Counter>,
+    moves_in_flight: Gauge,
+    move_bytes: Counter,
     ready: AtomicBool,
 }
 
@@ -200,8 +209,33 @@ impl Default for Metrics {
             "1 while no new tenant is placed on the server",
             server_cordoned.clone(),
         );
+        let moves = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "moves",
+            "Tenant moves to another server that ended, by outcome (moved, failed)",
+            moves.clone(),
+        );
+        // Both outcomes exist from the start, so a rate over them is defined before the first move ends.
+        for outcome in ["moved", "failed"] {
+            drop(moves.get_or_create(&OutcomeLabels { outcome }));
+        }
+        let moves_in_flight = Gauge::default();
+        registry.register(
+            "moves_in_flight",
+            "Tenant moves this operator is driving now",
+            moves_in_flight.clone(),
+        );
+        let move_bytes = Counter::default();
+        registry.register(
+            "move_bytes",
+            "Bytes piped from pg_dump into pg_restore by tenant moves",
+            move_bytes.clone(),
+        );
         Metrics {
             registry,
+            moves,
+            moves_in_flight,
+            move_bytes,
             server_tenants,
             server_max_tenants,
             server_up,
@@ -269,6 +303,25 @@ impl Metrics {
         self.databases_created
             .get_or_create(&CreatedLabels { from })
             .inc();
+    }
+
+    /// A move ended: `moved`, or `failed` (rolled back).
+    pub fn move_ended(&self, moved: bool) {
+        let outcome = if moved { "moved" } else { "failed" };
+        self.moves.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    pub fn move_bytes(&self, bytes: u64) {
+        self.move_bytes.inc_by(bytes);
+    }
+
+    /// One more (`true`) or one fewer move driven by this process.
+    pub fn move_driven(&self, started: bool) {
+        if started {
+            self.moves_in_flight.inc();
+        } else {
+            self.moves_in_flight.dec();
+        }
     }
 
     pub fn drift_visit(&self) {

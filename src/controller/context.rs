@@ -12,6 +12,7 @@ use tracing::warn;
 
 use super::Error;
 use super::cache::Current;
+use super::moves::Moves;
 use super::registry::{Server, Servers};
 use crate::catalog::Catalog;
 use crate::config::Config;
@@ -38,6 +39,8 @@ pub struct Context {
     pub(super) installations: Current<ModuleInstallation>,
     /// Objects the drift check made due for a visit of their database.
     pub(super) visits: super::drift::Visits,
+    /// The tenant moves this process drives.
+    pub(super) moves: Arc<Moves>,
     /// Consecutive failures per object UID, for exponential backoff.
     failures: Failures,
 }
@@ -117,6 +120,7 @@ impl Context {
             secrets: Current::default(),
             installations: Current::default(),
             visits: Default::default(),
+            moves: Arc::default(),
             failures: Failures::default(),
         }
     }
@@ -144,6 +148,8 @@ impl Context {
         self.installations.set(None);
         self.visits.wake_tenants_with(None);
         self.servers.wake_with(None);
+        // Another replica takes the moves over from Landlord's records.
+        self.moves.stop_all();
     }
 
     /// A Tenant from the tenant controller's cache, else (before the cache is filled) from the API.
@@ -311,6 +317,8 @@ fn truncate(mut text: String, max: usize) -> String {
 
 /// Safety net for waits: watches on Tenants and ModuleInstallations wake waiting objects sooner.
 const WAIT_POLL: Duration = Duration::from_secs(30);
+/// How often a Tenant being moved shows its progress.
+pub(super) const MOVE_POLL: Duration = Duration::from_secs(2);
 
 /// The error policy of every controller, and the only place that decides when to look again: waiting polls
 /// slowly (watches do the real waking), what time can fix backs off per object, what a person fixes outside
@@ -319,6 +327,9 @@ pub fn error_policy<K: Resource>(object: Arc<K>, error: &Error, ctx: Arc<Context
     let uid = object.meta().uid.clone().unwrap_or_default();
     if matches!(error, Error::Gone) {
         Action::await_change()
+    } else if matches!(error, Error::Moving { .. }) {
+        // A move reports its progress: bytes and time in the message.
+        Action::requeue(MOVE_POLL)
     } else if error.is_waiting() {
         tracing::debug!(reason = error.metric_label(), %error, "waiting");
         Action::requeue(WAIT_POLL)

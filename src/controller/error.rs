@@ -168,6 +168,23 @@ pub enum Error {
          them first."
     )]
     ServerInUse { tenants: i64 },
+    /// A move under way (or waiting to start): the whole sentence, with its progress.
+    #[error("{message}")]
+    Moving { message: String },
+    #[error(
+        "Cannot move to server {target}: it {why}. The tenant stays on {from}; change or remove annotation \
+         tenancy.landlord.dev/move-to."
+    )]
+    MoveRefused {
+        target: String,
+        from: String,
+        why: String,
+    },
+    #[error(
+        "Moving to server {target} is refused in production until annotation \
+         tenancy.landlord.dev/move-approved says \"{target}\" too."
+    )]
+    MoveRefusedInProduction { target: String },
     #[error(
         "The admin URL cannot be read: {problem}. Put a PostgreSQL URL under that key of a Secret in the \
          operator's namespace {namespace}."
@@ -215,6 +232,9 @@ impl Error {
             | Error::AdminRoleUnfit { .. } => Reason::InvalidSpec,
             Error::ServerUnavailable { .. } => Reason::DatabaseUnavailable,
             Error::ServerInUse { .. } => Reason::ServerInUse,
+            Error::Moving { .. } => Reason::Moving,
+            Error::MoveRefused { .. } => Reason::InvalidSpec,
+            Error::MoveRefusedInProduction { .. } => Reason::DestructiveActionBlocked,
         }
     }
 
@@ -240,6 +260,7 @@ impl Error {
                 | Error::RolloutInstallationsRemain { .. }
                 | Error::NoServerAvailable { .. }
                 | Error::ServerInUse { .. }
+                | Error::Moving { .. }
         )
     }
 

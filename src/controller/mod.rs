@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod drift;
 mod error;
 pub mod installation;
+mod moves;
 mod pipeline;
 pub mod registry;
 mod rollout;

@@ -23,7 +23,10 @@ pub use server::{
     AdminSecretRef, DEFAULT_SERVER, DatabaseServer, DatabaseServerSpec, DatabaseServerStatus,
     TenantEndpoint,
 };
-pub use tenant::{DeletionPolicy, RECREATE_DATABASE_ANNOTATION, Tenant, TenantSpec, TenantStatus};
+pub use tenant::{
+    DeletionPolicy, MOVE_APPROVED_ANNOTATION, MOVE_TO_ANNOTATION, RECREATE_DATABASE_ANNOTATION,
+    Tenant, TenantSpec, TenantStatus,
+};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSON,

@@ -7,6 +7,12 @@ use serde::{Deserialize, Serialize};
 /// out once per value, as the landlord database records.
 pub const RECREATE_DATABASE_ANNOTATION: &str = "tenancy.landlord.dev/recreate-database";
 
+/// Asks for the tenant's database to be moved to the server named (a DatabaseServer, or `default`).
+pub const MOVE_TO_ANNOTATION: &str = "tenancy.landlord.dev/move-to";
+
+/// In production, a move goes ahead only when this names the same server as `MOVE_TO_ANNOTATION`.
+pub const MOVE_APPROVED_ANNOTATION: &str = "tenancy.landlord.dev/move-approved";
+
 /// A tenant of the platform: its own PostgreSQL database `tenant_<slug>`, its own role, and the core schema.
 // Several printcolumns repeat `type_`: clippy mistakes them for duplicated attributes.
 #[allow(clippy::duplicated_attributes)]

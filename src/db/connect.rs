@@ -295,7 +295,10 @@ impl Databases {
             ("PGPASSWORD", password.expose().to_string()),
             ("PGSSLMODE", ssl.to_string()),
             ("PGAPPNAME", format!("{APPLICATION_NAME}-move")),
-            ("PGCONNECT_TIMEOUT", self.limits.connect_timeout.as_secs().to_string()),
+            (
+                "PGCONNECT_TIMEOUT",
+                self.limits.connect_timeout.as_secs().to_string(),
+            ),
         ]
     }
 

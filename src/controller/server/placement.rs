@@ -85,6 +85,30 @@ pub fn candidates(
     Ok(fit)
 }
 
+/// The server a move to `name` may go to, or why not (its count is the landlord database's to judge).
+pub fn move_target(
+    name: &str,
+    namespace: &str,
+    namespace_labels: &BTreeMap<String, String>,
+    servers: &[Arc<Server>],
+) -> Result<Arc<Server>, String> {
+    let Some(server) = servers.iter().find(|s| s.name() == name) else {
+        return Err("is not a DatabaseServer whose admin Secret can be read".into());
+    };
+    let admits = server
+        .rules
+        .namespaces
+        .as_ref()
+        .is_none_or(|selector| selector.matches(namespace_labels));
+    if !admits {
+        return Err(format!("does not admit namespace {namespace}"));
+    }
+    match unfit(server) {
+        Some(why) => Err(why.to_string()),
+        None => Ok(server.clone()),
+    }
+}
+
 /// Why a server takes no new tenant now, whatever its count.
 fn unfit(server: &Server) -> Option<&'static str> {
     if server.rules.cordoned {

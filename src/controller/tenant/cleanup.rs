@@ -15,13 +15,15 @@ use tracing::info;
 
 use super::super::credentials::is_ours;
 use super::super::{Context, Error};
-use super::validate::{ValidTenant, validate_spec};
+use super::validate::{ValidTenant, validate, validate_spec};
 use crate::crd::{DeletionPolicy, ModuleInstallation, Tenant};
-use crate::db::mirror::{self, SlugRecord};
+use crate::db::mirror::{self, MoveRecord, SlugRecord};
 use crate::db::{self, Dropped};
 
 struct DeletionFacts {
     slug: Option<SlugRecord>,
+    /// A move under way: the deletion waits for it to end (done or rolled back).
+    moving: Option<MoveRecord>,
     secret: Option<Secret>,
     /// ModuleInstallations of this tenant still in the namespace.
     remaining: Vec<String>,
@@ -82,6 +84,12 @@ fn claimants(tenants: &[Arc<Tenant>], slug: &str, releasing: &Tenant) -> Vec<Obj
 
 async fn gather(tenant: &Tenant, ctx: &Context) -> Result<DeletionFacts, Error> {
     let found = super::gather::gather(tenant, ctx).await?;
+    // A move under way goes on (an operator restarted since resumes it here); the deletion waits for it.
+    if found.moving.as_ref().is_some_and(|m| m.phase.active())
+        && let Ok((valid, _)) = validate(tenant, &found)
+    {
+        super::moving::resume(tenant, &valid, &found, ctx).await?;
+    }
     // The API, not the cache: a deletion must not miss an installation created a moment ago.
     let mut remaining: Vec<String> = ctx
         .api::<ModuleInstallation>(&tenant.namespace().unwrap_or_default())
@@ -94,6 +102,7 @@ async fn gather(tenant: &Tenant, ctx: &Context) -> Result<DeletionFacts, Error> 
     remaining.sort();
     Ok(DeletionFacts {
         slug: found.slug,
+        moving: found.moving.filter(|m| m.phase.active()),
         secret: found.secret,
         remaining,
     })
@@ -113,6 +122,14 @@ fn plan(tenant: &Tenant, world: DeletionFacts, production: bool) -> Result<Delet
     };
     let made = record.database_made;
     let server = record.server.clone();
+    if let Some(moving) = world.moving {
+        return Err(Error::Moving {
+            message: format!(
+                "Deletion waits for the move from server {} to {} to end ({}).",
+                moving.source, moving.target, moving.phase
+            ),
+        });
+    }
     if !world.remaining.is_empty() {
         return Err(Error::InstallationsRemain {
             installations: world.remaining,
@@ -278,6 +295,7 @@ mod tests {
             }),
             secret: None,
             remaining: remaining.iter().map(|s| s.to_string()).collect(),
+            moving: None,
         }
     }
 

@@ -11,8 +11,8 @@ use kube::{Api, ResourceExt};
 use super::super::credentials::secret_name;
 use super::super::registry::Server;
 use super::super::{Context, Error};
-use crate::crd::Tenant;
-use crate::db::mirror::{self, SlugRecord, TenantState};
+use crate::crd::{MOVE_TO_ANNOTATION, Tenant};
+use crate::db::mirror::{self, MoveRecord, SlugRecord, TenantState};
 use crate::db::{self, Ident, Password};
 
 pub struct TenantFacts {
@@ -25,16 +25,24 @@ pub struct TenantFacts {
     pub extensions: Option<BTreeMap<String, bool>>,
     /// A password for the tenant's role if the Secret holds none (randomness is I/O too).
     pub fresh_password: Password,
+    /// The tenant's move, under way or the last one (None: none, or the slug is not recorded).
+    pub moving: Option<MoveRecord>,
     /// Every server this process knows, as it stands now.
     pub servers: Vec<Arc<Server>>,
-    /// The labels of the Tenant's namespace, read only while it is still to be placed and some server
-    /// admits only some namespaces.
+    /// The labels of the Tenant's namespace, read only while it is still to be placed (or a move is asked)
+    /// and some server admits only some namespaces.
     pub namespace_labels: BTreeMap<String, String>,
 }
 
 pub async fn gather(tenant: &Tenant, ctx: &Context) -> Result<TenantFacts, Error> {
     let namespace = tenant.namespace().unwrap_or_default();
-    let slug = mirror::slug_record(ctx.databases.landlord_pool(), &tenant.slug()).await?;
+    let pool = ctx.databases.landlord_pool();
+    let slug = mirror::slug_record(pool, &tenant.slug()).await?;
+    let moving = match &slug {
+        Some(_) => mirror::move_of(pool, &tenant.slug()).await?,
+        None => None,
+    };
+    let move_asked = tenant.annotations().contains_key(MOVE_TO_ANNOTATION);
     let secret = ctx
         .api::<Secret>(&namespace)
         .get_opt(&secret_name(&tenant.name_any()))
@@ -42,7 +50,7 @@ pub async fn gather(tenant: &Tenant, ctx: &Context) -> Result<TenantFacts, Error
     let extensions = extension_trust(tenant, slug.as_ref(), ctx).await?;
     let servers = ctx.servers.all();
     let limited = servers.iter().any(|s| s.rules.namespaces.is_some());
-    let namespace_labels = if slug.is_none() && limited {
+    let namespace_labels = if (slug.is_none() || move_asked) && limited {
         let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
         namespaces
             .get_opt(&namespace)
@@ -56,6 +64,7 @@ pub async fn gather(tenant: &Tenant, ctx: &Context) -> Result<TenantFacts, Error
         slug,
         secret,
         extensions,
+        moving,
         fresh_password: Password::generate()?,
         servers,
         namespace_labels,

@@ -5,6 +5,7 @@
 mod apply;
 mod cleanup;
 mod gather;
+mod moving;
 mod plan;
 mod status;
 mod validate;
@@ -34,6 +35,8 @@ use crate::db::{Track, records};
 pub(super) use validate::validate_spec;
 
 const RESYNC: Duration = Duration::from_secs(300);
+/// While a move finishes after its switch, the Tenant looks again this soon to show it.
+const MOVE_RESYNC: Duration = Duration::from_secs(2);
 
 pub fn controller(
     ctx: Arc<Context>,
@@ -113,11 +116,12 @@ impl Pipeline for Tenant {
         if self.spec.paused {
             return (status::paused(self, &ctx.now()), Ok(Action::await_change()));
         }
-        let result = provision(self, ctx).await;
-        let status = status::desired_status(self, &result, &ctx.now());
+        let (steer, result) = provision(self, ctx).await;
+        let status = status::desired_status(self, &result, steer.moved, &ctx.now());
+        let resync = if steer.soon { MOVE_RESYNC } else { RESYNC };
         (
             status,
-            result.map(|_| Action::requeue(RESYNC)).map_err(|s| s.error),
+            result.map(|_| Action::requeue(resync)).map_err(|s| s.error),
         )
     }
 
@@ -126,15 +130,58 @@ impl Pipeline for Tenant {
     }
 }
 
-async fn provision(tenant: &Tenant, ctx: &Context) -> Result<apply::TenantOutcome, Stopped> {
+/// The Tenant's move, if any, and its provisioning (which a move before its switch holds).
+async fn provision(
+    tenant: &Tenant,
+    ctx: &Context,
+) -> (moving::Steer, Result<apply::TenantOutcome, Stopped>) {
     let phase = |name, started| ctx.metrics.phase(TENANT_CONTROLLER, name, started);
     let started = Instant::now();
-    let world = gather::gather(tenant, ctx)
-        .await
-        .map_err(stop_at(ConditionType::DatabaseReady))?;
+    let world = match gather::gather(tenant, ctx).await {
+        Ok(world) => world,
+        Err(err) => {
+            return (
+                moving::Steer::default(),
+                Err(stop_at(ConditionType::DatabaseReady)(err)),
+            );
+        }
+    };
     phase("gather", started);
-    let (valid, placement) =
-        validate::validate(tenant, &world).map_err(stop_at(ConditionType::DatabaseReady))?;
+    let (valid, placement) = match validate::validate(tenant, &world) {
+        Ok(valid) => valid,
+        Err(err) => {
+            return (
+                moving::Steer::default(),
+                Err(stop_at(ConditionType::DatabaseReady)(err)),
+            );
+        }
+    };
+    let mut steer = match moving::steer(tenant, &valid, &world, ctx).await {
+        Ok(steer) => steer,
+        Err(err) => {
+            return (
+                moving::Steer::default(),
+                Err(stop_at(ConditionType::Ready)(err)),
+            );
+        }
+    };
+    if let Some(hold) = steer.hold.take() {
+        return (steer, Err(stop_at(ConditionType::Ready)(hold)));
+    }
+    (
+        steer,
+        provision_on(tenant, ctx, world, valid, placement).await,
+    )
+}
+
+async fn provision_on(
+    tenant: &Tenant,
+    ctx: &Context,
+    world: gather::TenantFacts,
+    valid: validate::ValidTenant,
+    placement: validate::Placement,
+) -> Result<apply::TenantOutcome, Stopped> {
+    let phase = |name, started| ctx.metrics.phase(TENANT_CONTROLLER, name, started);
     let slug = world.slug.clone();
     let plan = plan::plan(tenant, &valid, placement, world, &ctx.catalog);
     // A resync of what is already in place is decided from Landlord's records, without a tenant session,

@@ -213,6 +213,7 @@ mod tests {
             slug: None,
             secret,
             extensions: None,
+            moving: None,
             fresh_password: Password::new("fresh").unwrap(),
             servers: vec![],
             namespace_labels: Default::default(),

@@ -15,6 +15,7 @@ const READY: &str = "The tenant database is provisioned and its core schema is u
 pub fn desired_status(
     tenant: &Tenant,
     result: &Result<TenantOutcome, Stopped>,
+    moved: Option<DesiredCondition>,
     now: &Time,
 ) -> TenantStatus {
     let database = tenant.database_name();
@@ -45,7 +46,8 @@ pub fn desired_status(
             ..
         })
     );
-    let conditions = summarize(steps, READY);
+    let mut conditions = summarize(steps, READY);
+    conditions.extend(moved);
     let mut status = build(tenant, &conditions, now);
     if past_database {
         status.database = Some(database);
@@ -135,9 +137,9 @@ mod tests {
     #[test]
     fn a_second_identical_reconcile_computes_the_same_status() {
         let mut tenant = tenant();
-        let first = desired_status(&tenant, &ready(), &at(100));
+        let first = desired_status(&tenant, &ready(), None, &at(100));
         tenant.status = Some(first.clone());
-        assert_eq!(desired_status(&tenant, &ready(), &at(500)), first);
+        assert_eq!(desired_status(&tenant, &ready(), None, &at(500)), first);
         assert_eq!(first.database.as_deref(), Some("tenant_acme"));
         assert_eq!(first.secret_name.as_deref(), Some("acme-db"));
         assert_eq!(
@@ -183,7 +185,7 @@ mod tests {
             ),
         ];
         for (at_step, expected) in cases {
-            let status = desired_status(&tenant(), &stopped(at_step), &at(1));
+            let status = desired_status(&tenant(), &stopped(at_step), None, &at(1));
             assert_eq!(
                 conditions::rows(&status.conditions),
                 expected,
@@ -195,8 +197,13 @@ mod tests {
     #[test]
     fn a_failure_keeps_what_was_known() {
         let mut tenant = tenant();
-        tenant.status = Some(desired_status(&tenant, &ready(), &at(100)));
-        let status = desired_status(&tenant, &stopped(ConditionType::DatabaseReady), &at(200));
+        tenant.status = Some(desired_status(&tenant, &ready(), None, &at(100)));
+        let status = desired_status(
+            &tenant,
+            &stopped(ConditionType::DatabaseReady),
+            None,
+            &at(200),
+        );
         assert_eq!(status.core_version, Some(3));
         assert_eq!(status.database.as_deref(), Some("tenant_acme"));
         let ready = status
@@ -212,7 +219,7 @@ mod tests {
         let mut tenant = tenant();
         let paused = paused(&tenant, &at(1));
         assert!(paused.conditions.iter().all(|c| c.reason == "Paused"));
-        tenant.status = Some(desired_status(&tenant, &ready(), &at(1)));
+        tenant.status = Some(desired_status(&tenant, &ready(), None, &at(1)));
         let blocked = Error::InstallationsRemain {
             installations: vec!["acme-tasks".into()],
         };

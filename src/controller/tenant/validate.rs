@@ -13,7 +13,7 @@ use super::super::registry::Server;
 use super::super::server::placement;
 use super::gather::TenantFacts;
 use crate::crd::{Tenant, label_value_problem, object_name_problem};
-use crate::db::mirror::{Candidate, Claim};
+use crate::db::mirror::{Candidate, Claim, MovePhase};
 use crate::db::{self, Ident, TenantNames, TenantOwner};
 
 /// Where the tenant's database is, or may go.
@@ -49,7 +49,20 @@ pub fn validate(tenant: &Tenant, world: &TenantFacts) -> Result<(ValidTenant, Pl
     }
     let placement = match &world.slug {
         Some(record) => {
-            if let Some(asked) = tenant.spec.server.as_ref().filter(|a| **a != record.server) {
+            // spec.server governs placement: a slug this Tenant holds already was placed by it (and may
+            // have moved since); a retained database is adopted only where spec.server says, unless a move
+            // took it from there.
+            let judged = record.is_owned_by(&valid.owner.uid)
+                || world
+                    .moving
+                    .as_ref()
+                    .is_some_and(|m| m.phase == MovePhase::Done && m.target == record.server);
+            if let Some(asked) = tenant
+                .spec
+                .server
+                .as_ref()
+                .filter(|a| **a != record.server && !judged)
+            {
                 return Err(Error::ServerMismatch {
                     asked: asked.clone(),
                     recorded: record.server.clone(),
@@ -185,6 +198,7 @@ mod tests {
             fresh_password: Password::new("x").unwrap(),
             servers: vec![default_server()],
             namespace_labels: Default::default(),
+            moving: None,
         }
     }
 
@@ -318,12 +332,33 @@ mod tests {
         let (_, placement) =
             validate(&acme(), &world(Some(record("u1", "ns", "acme-corp")))).unwrap();
         assert!(matches!(placement, Placement::Recorded(s) if s.name() == "default"));
-        // spec.server may not say otherwise (a database retained elsewhere stays where it is).
+        // A database retained elsewhere is not adopted where spec.server does not say.
         let mut pinned = acme();
         pinned.spec.server = Some("b".into());
-        let err = validate(&pinned, &world(Some(record("u1", "ns", "acme-corp")))).unwrap_err();
+        let mut retained = record("", "ns", "acme-corp");
+        retained.status = TenantState::Retained;
+        let err = validate(&pinned, &world(Some(retained.clone()))).unwrap_err();
         assert!(matches!(err, Error::ServerMismatch { .. }), "{err:?}");
         assert_eq!(err.reason(), Reason::InvalidSpec);
+        // The Tenant's own slug was placed by spec.server and may have moved since.
+        let (_, placement) =
+            validate(&pinned, &world(Some(record("u1", "ns", "acme-corp")))).unwrap();
+        assert!(matches!(placement, Placement::Recorded(s) if s.name() == "default"));
+        // A retained database a move took from there is adopted where it is.
+        let mut moved = world(Some(retained));
+        moved.moving = Some(crate::db::mirror::MoveRecord {
+            slug: "acme_corp".into(),
+            source: "b".into(),
+            target: "default".into(),
+            phase: crate::db::mirror::MovePhase::Done,
+            connection_limit: Some(-1),
+            bytes: 1,
+            problem: None,
+            started_at: jiff::Timestamp::UNIX_EPOCH,
+            took_ms: Some(1),
+        });
+        let (_, placement) = validate(&pinned, &moved).unwrap();
+        assert!(matches!(placement, Placement::Recorded(s) if s.name() == "default"));
         // A recorded server this process cannot reach: waited for, never re-placed.
         let mut elsewhere = record("u1", "ns", "acme-corp");
         elsewhere.server = "gone".into();

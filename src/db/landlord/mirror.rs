@@ -9,8 +9,8 @@ use crate::db::Error;
 pub use crate::db::provisioning::owner::TenantOwner;
 pub use claims::{ModuleClaim, Uninstalling, claim_module, mark_uninstalling};
 pub use moves::{
-    Begun, MovePhase, MoveRecord, advance, begin_move, forget_move, move_of, moves_in_flight,
-    record_connection_limit, switch,
+    Begun, MovePhase, MoveRecord, advance, begin_move, forget_failed_move, move_of,
+    moves_in_flight, record_connection_limit, switch,
 };
 pub use placement::{Candidate, Claimed, claim_tenant, servers_of, tenants_on, tenants_per_server};
 pub use state::{ModuleState, TenantState};

@@ -75,7 +75,13 @@ pub async fn copy_database(
     let database = tenant.database().as_str();
     let mut dump = tools.spawn(
         "pg_dump",
-        &["--format=custom", "--compress=0", "--no-password", "--role", role],
+        &[
+            "--format=custom",
+            "--compress=0",
+            "--no-password",
+            "--role",
+            role,
+        ],
         source_mover.client_env(source, tenant),
         Stdio::null(),
     )?;

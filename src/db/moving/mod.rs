@@ -15,5 +15,8 @@ mod verify;
 
 pub use copy::{PgTools, copy_database};
 pub use mover::{Mover, drop_mover, ensure_mover, mark_moved};
-pub use quiesce::{Sessions, close_tenant_role, end_sessions, open_tenant_role, sessions};
+pub use quiesce::{
+    Sessions, close_tenant_role, connection_limit, drop_copy, end_sessions, lock_move,
+    open_tenant_role, sessions,
+};
 pub use verify::{Snapshot, differences, ledger_copy_differences, snapshot};

@@ -23,7 +23,9 @@ pub struct Mover {
 
 impl std::fmt::Debug for Mover {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mover").field("role", &self.role).finish_non_exhaustive()
+        f.debug_struct("Mover")
+            .field("role", &self.role)
+            .finish_non_exhaustive()
     }
 }
 
@@ -161,11 +163,7 @@ pub async fn mark_moved(
             ));
         }
         exec(&mut admin, statement).await.map_err(|e| {
-            Error::sql(
-                format!("marking role {role} as moved"),
-                admin.database(),
-                e,
-            )
+            Error::sql(format!("marking role {role} as moved"), admin.database(), e)
         })?;
     }
     admin.close().await.ok();

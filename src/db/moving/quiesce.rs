@@ -2,36 +2,89 @@
 //! still has, from the maintenance database as the admin role. The role's own limit is what an application
 //! logs in under; the mover logs in under its own role and is not held by it.
 
+use sqlx::{PgConnection, PgPool};
+
+use crate::db::Error;
 use crate::db::connect::Databases;
 use crate::db::ident::TenantNames;
+use crate::db::lock::advisory_key;
 use crate::db::provisioning::provision::exec;
-use crate::db::Error;
 
 /// How long to wait for each session to end once signalled.
 const TERMINATE_WAIT_MS: i64 = 5_000;
 
-/// Refuses new sessions of the tenant's role on this server; returns the limit it had (None: no such role).
-pub async fn close_tenant_role(
+/// The tenant role's CONNECTION LIMIT on this server (-1: none; None: no such role).
+pub async fn connection_limit(
     databases: &Databases,
     tenant: &TenantNames,
 ) -> Result<Option<i32>, Error> {
     let role = tenant.role();
     let mut admin = databases.admin().await?;
-    let limit: Option<i32> =
+    let limit =
         sqlx::query_scalar("SELECT rolconnlimit FROM pg_catalog.pg_roles WHERE rolname = $1")
             .bind(role.as_str())
             .fetch_optional(&mut *admin)
             .await
             .map_err(|e| Error::sql(format!("looking up role {role}"), admin.database(), e))?;
-    if limit.is_some() {
-        let close = format!("ALTER ROLE {} CONNECTION LIMIT 0", role.quoted());
-        exec(&mut admin, close).await.map_err(|e| {
-            let action = format!("closing role {role} to new sessions");
+    admin.close().await.ok();
+    Ok(limit)
+}
+
+/// Refuses new sessions of the tenant's role on this server (`CONNECTION LIMIT 0`).
+pub async fn close_tenant_role(databases: &Databases, tenant: &TenantNames) -> Result<(), Error> {
+    let role = tenant.role();
+    let mut admin = databases.admin().await?;
+    let close = format!("ALTER ROLE {} CONNECTION LIMIT 0", role.quoted());
+    exec(&mut admin, close).await.map_err(|e| {
+        let action = format!("closing role {role} to new sessions");
+        Error::sql(action, admin.database(), e)
+    })?;
+    admin.close().await.ok();
+    Ok(())
+}
+
+/// Drops what an earlier attempt at copying left of the tenant's database on this (target) server: only a
+/// database the tenant's role owns (a role `ensure_tenant_role` has just found marked for this Tenant).
+pub async fn drop_copy(databases: &Databases, tenant: &TenantNames) -> Result<(), Error> {
+    let database = tenant.database();
+    let mut admin = databases.admin().await?;
+    let ours: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_database
+                         WHERE datname = $1 AND pg_catalog.pg_get_userbyid(datdba) = $2)",
+    )
+    .bind(database.as_str())
+    .bind(tenant.role().as_str())
+    .fetch_one(&mut *admin)
+    .await
+    .map_err(|e| {
+        Error::sql(
+            format!("looking up database {database}"),
+            admin.database(),
+            e,
+        )
+    })?;
+    if ours {
+        let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", database.quoted());
+        exec(&mut admin, drop).await.map_err(|e| {
+            let action = format!("dropping an earlier copy of {database}");
             Error::sql(action, admin.database(), e)
         })?;
     }
     admin.close().await.ok();
-    Ok(limit)
+    Ok(())
+}
+
+/// Takes the session advisory lock of `slug`'s move in the landlord database on a connection of its own:
+/// None if another session holds it. The lock lasts as long as the returned session.
+pub async fn lock_move(pool: &PgPool, slug: &str) -> Result<Option<PgConnection>, Error> {
+    let fail = |e| Error::sql("taking the move lock", "landlord", e);
+    let mut conn = pool.acquire().await.map_err(fail)?.detach();
+    let locked: bool = sqlx::query_scalar("SELECT pg_catalog.pg_try_advisory_lock($1)")
+        .bind(advisory_key(&format!("landlord_move/{slug}")))
+        .fetch_one(&mut conn)
+        .await
+        .map_err(fail)?;
+    Ok(locked.then_some(conn))
 }
 
 /// Lets the tenant's role log in again with `limit` (-1: no limit). A role that is not there is left so.
@@ -49,7 +102,11 @@ pub async fn open_tenant_role(
             .await
             .map_err(|e| Error::sql(format!("looking up role {role}"), admin.database(), e))?;
     if exists {
-        let open = format!("ALTER ROLE {} CONNECTION LIMIT {}", role.quoted(), limit.max(-1));
+        let open = format!(
+            "ALTER ROLE {} CONNECTION LIMIT {}",
+            role.quoted(),
+            limit.max(-1)
+        );
         exec(&mut admin, open).await.map_err(|e| {
             let action = format!("opening role {role} to sessions again");
             Error::sql(action, admin.database(), e)

@@ -158,7 +158,10 @@ mod tests {
                 vec!["table public.b is missing"],
             ),
             (
-                side(&[("public.a", 10), ("public.b", 0), ("public.c", 1)], &[1, 2]),
+                side(
+                    &[("public.a", 10), ("public.b", 0), ("public.c", 1)],
+                    &[1, 2],
+                ),
                 vec!["table public.c was not in the source"],
             ),
             (

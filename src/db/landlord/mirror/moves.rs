@@ -101,7 +101,9 @@ pub struct MoveRecord {
 pub enum Begun {
     Started(MoveRecord),
     /// The target holds `placed` tenants (moves on their way there included), at its cap: nothing written.
-    Full { placed: i64 },
+    Full {
+        placed: i64,
+    },
     /// The records changed since the reconcile read them (another move, another owner): nothing written.
     Changed,
 }
@@ -282,13 +284,13 @@ pub async fn switch(pool: &PgPool, slug: &str, bytes: i64) -> Result<bool, Error
     Ok(true)
 }
 
-/// Forgets a finished move (its annotation was removed): the Tenant shows no `Moved` condition any more.
-pub async fn forget_move(pool: &PgPool, slug: &str) -> Result<(), Error> {
-    sqlx::query("DELETE FROM tenant_moves WHERE tenant_slug = $1 AND phase IN ('Done', 'Failed')")
+/// Forgets a failed move (its annotation was removed): asking for the same server again retries it.
+pub async fn forget_failed_move(pool: &PgPool, slug: &str) -> Result<(), Error> {
+    sqlx::query("DELETE FROM tenant_moves WHERE tenant_slug = $1 AND phase = 'Failed'")
         .bind(slug)
         .execute(pool)
         .await
-        .map_err(failed("forgetting the tenant's last move"))?;
+        .map_err(failed("forgetting the tenant's failed move"))?;
     Ok(())
 }
 
