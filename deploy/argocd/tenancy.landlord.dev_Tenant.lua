@@ -14,6 +14,7 @@ local waiting = {
   DatabaseUnavailable = true,
   NoServerAvailable = true,
   ServerInUse = true,
+  Moving = true,
 }
 -- Reasons that say the operator applies nothing on purpose (spec.paused, spec.dryRun).
 local suspended = { Paused = true, DryRun = true }
@@ -52,7 +53,7 @@ elseif suspended[ready.reason] then
 else
   -- InvalidSpec, SlugConflict, AdoptionRefused, DatabaseMissing, ModuleNotFound, VersionNotFound, MigrationFailed,
   -- ChecksumMismatch, IrreversibleMigration, DestructiveActionBlocked, a rollout's FailureBudgetExceeded,
-  -- and any reason added later: a person has to act.
+  -- a Tenant's MoveFailed, and any reason added later: a person has to act.
   hs.status = "Degraded"
 end
 return hs
