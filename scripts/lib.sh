@@ -295,6 +295,7 @@ export LANDLORD_DATABASE_URL=postgres://landlord:$landlord_password@127.0.0.1:$p
 export LANDLORD_DEV_SUPERUSER_URL=postgres://postgres:$(cat "$dev_dir/pg/superuser.secret")@127.0.0.1:$port/postgres
 export LANDLORD_MODULES_DIR=$root/modules
 export LANDLORD_MIGRATIONS_DIR=$root/migrations
+export LANDLORD_PG_BIN_DIR=$pg_bin
 ENV
   if [[ $(pg_servers) == 2 ]]; then
     port=$(cat "$dev_dir/pg2/port")
