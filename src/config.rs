@@ -117,6 +117,10 @@ pub enum ConfigError {
     },
     #[error("LANDLORD_MOVE_HALT_AFTER must name a phase of a move ({phases}), not {0:?}", phases = phases())]
     NotAPhase(String),
+    #[error(
+        "LANDLORD_MOVE_HALT_AFTER stops moves half-way for fault drills and is refused in production"
+    )]
+    DrillInProduction,
 }
 
 fn phases() -> String {
@@ -202,7 +206,7 @@ impl Config {
             let host = lookup("HOSTNAME").unwrap_or_else(|| "landlord".into());
             format!("{host}-{}", std::process::id())
         });
-        Ok(Config {
+        let config = Config {
             admin_database_url: required("LANDLORD_ADMIN_DATABASE_URL")?,
             database_url: required("LANDLORD_DATABASE_URL")?,
             modules_dir: lookup("LANDLORD_MODULES_DIR")
@@ -238,7 +242,11 @@ impl Config {
                     Some(MovePhase::parse(phase.trim()).ok_or(ConfigError::NotAPhase(phase))?)
                 }
             },
-        })
+        };
+        if config.is_production() && config.move_halt_after.is_some() {
+            return Err(ConfigError::DrillInProduction);
+        }
+        Ok(config)
     }
 
     pub fn is_production(&self) -> bool {
@@ -380,6 +388,10 @@ mod tests {
         let mut pairs = URLS.to_vec();
         pairs.push(("LANDLORD_ENVIRONMENT", "Production"));
         assert!(config(&pairs).unwrap().is_production());
+        // A fault drill never runs there.
+        pairs.push(("LANDLORD_MOVE_HALT_AFTER", "Copying"));
+        let err = config(&pairs).err().unwrap();
+        assert!(matches!(err, ConfigError::DrillInProduction), "{err}");
     }
 
     #[test]
