@@ -459,6 +459,56 @@ async fn killed_while_dropping_the_source_the_move_resumes() {
 }
 
 #[tokio::test]
+async fn killed_in_the_middle_of_the_copy_the_move_starts_it_again() {
+    let mut fleet = Fleet::start("move-kill-midcopy", None).await;
+    let slug = fleet.tenant("acme").await;
+    let database = format!("tenant_{slug}");
+    // Enough to be caught copying: about 60 MB more.
+    let mut app = fleet.application("acme").await;
+    sqlx::raw_sql(
+        "CREATE TABLE bulk2 AS SELECT g AS id, repeat(md5(g::text), 4) AS note
+           FROM generate_series(1, 400000) g",
+    )
+    .execute(&mut app)
+    .await
+    .expect("the application writes more rows");
+    app.close().await.ok();
+    fleet.ask_move("acme", Some(&fleet.two)).await;
+    // pg_restore at work on server 2: the operator is SIGKILLed under it (its children are orphaned).
+    let mut target = Server::Two.connect("postgres").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let restoring: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+                             WHERE datname = $1 AND application_name = 'landlord-move')",
+        )
+        .bind(&database)
+        .fetch_one(&mut target)
+        .await
+        .unwrap();
+        if restoring {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "pg_restore never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    target.close().await.ok();
+    fleet.operator.stop();
+    assert_eq!(move_phase(&slug).await.as_deref(), Some("Copying"));
+    fleet.restart();
+    fleet.moved("acme").await;
+    wait_ready(&fleet.tenants(), "acme").await;
+    assert_eq!(holder(&slug).await, Server::Two);
+    let mut app = fleet.application("acme").await;
+    assert_eq!(count(&mut app, "bulk").await, ROWS);
+    assert_eq!(count(&mut app, "bulk2").await, 400_000);
+    app.close().await.ok();
+}
+
+#[tokio::test]
 async fn a_copy_that_differs_is_rolled_back_and_the_source_serves() {
     let mut fleet = Fleet::start("move-differs", Some("Verifying")).await;
     let slug = fleet.tenant("acme").await;
