@@ -44,6 +44,8 @@ const REASONS: &[(&str, &str, &str)] = &[
     ("NoServerAvailable", "Progressing", "InProgress"),
     // Only while a DatabaseServer is being deleted (Terminating to kstatus): it waits for its tenants to go.
     ("ServerInUse", "Progressing", "InProgress"),
+    // A Tenant being moved to another server: it serves again from the target by itself.
+    ("Moving", "Progressing", "InProgress"),
     // Stopped on purpose: kstatus has no suspended state, and neither Reconciling nor Stalled is set.
     ("Paused", "Suspended", "InProgress"),
     ("DryRun", "Suspended", "InProgress"),
@@ -60,6 +62,8 @@ const REASONS: &[(&str, &str, &str)] = &[
     ("DatabaseMissing", "Degraded", "Failed"),
     // A rollout halted past spec.strategy.maxFailures: its failed installations need a person.
     ("FailureBudgetExceeded", "Degraded", "Failed"),
+    // On a Tenant's Moved condition (its Ready is True again, from the source): a person asks again.
+    ("MoveFailed", "Degraded", "Failed"),
     ("Reconciled", "Degraded", "InProgress"),
     // A reason a later operator version may add: loud rather than waiting forever (Argo CD only: the
     // operator cannot write it, so kstatus is not asked).
