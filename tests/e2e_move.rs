@@ -176,16 +176,25 @@ fn message(tenant: &Tenant, type_: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Landlord's record of the move: its phase, if any.
-async fn move_phase(slug: &str) -> Option<String> {
+/// One text column of Landlord's records about `slug`, read in the landlord database.
+async fn landlord_record(query: &'static str, slug: &str) -> Option<String> {
     let mut conn = Server::One.connect("landlord").await;
-    let phase = sqlx::query_scalar("SELECT phase FROM tenant_moves WHERE tenant_slug = $1")
+    let value = sqlx::query_scalar(query)
         .bind(slug)
         .fetch_optional(&mut conn)
         .await
-        .expect("read tenant_moves");
+        .expect("read Landlord's records");
     conn.close().await.ok();
-    phase
+    value
+}
+
+/// Landlord's record of the move: its phase, if any.
+async fn move_phase(slug: &str) -> Option<String> {
+    landlord_record(
+        "SELECT phase FROM tenant_moves WHERE tenant_slug = $1",
+        slug,
+    )
+    .await
 }
 
 async fn until_phase(slug: &str, phase: &str) {
@@ -205,14 +214,9 @@ async fn until_phase(slug: &str, phase: &str) {
 
 /// Landlord's record of the tenant's server.
 async fn recorded_server(slug: &str) -> String {
-    let mut conn = Server::One.connect("landlord").await;
-    let server = sqlx::query_scalar("SELECT server FROM tenants WHERE slug = $1")
-        .bind(slug)
-        .fetch_one(&mut conn)
+    landlord_record("SELECT server FROM tenants WHERE slug = $1", slug)
         .await
-        .expect("read tenants");
-    conn.close().await.ok();
-    server
+        .expect("the tenant is recorded")
 }
 
 /// Which server holds `tenant_<slug>`: exactly one must.
@@ -289,7 +293,9 @@ async fn a_tenant_moves_with_every_row_and_ledger_row_and_its_application_follow
     );
     // New sessions are refused meanwhile.
     let uri = secret_value(&fleet.secret("acme").await, "uri");
-    let refused = PgConnection::connect(&uri).await.err().expect("refused");
+    let Err(refused) = PgConnection::connect(&uri).await else {
+        panic!("a new session was let in while the tenant is quiesced");
+    };
     assert!(
         refused.to_string().contains("too many connections"),
         "{refused}"
