@@ -67,7 +67,8 @@ impl Fleet {
         Api::namespaced(self.client.clone(), &self.ns)
     }
 
-    /// A Tenant on `default` (server 1) with module tasks installed and `ROWS` rows its application wrote;
+    /// A Tenant on `default` (server 1) with extension ltree, module tasks installed and `ROWS` rows its
+    /// application wrote (some in an ltree column);
     /// its slug, once Ready.
     async fn tenant(&self, name: &str) -> String {
         let slug = unique_slug(name);
@@ -75,7 +76,7 @@ impl Fleet {
             &self.ns,
             &format!(
                 "apiVersion: tenancy.landlord.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: {name}}}\n\
-                 spec: {{slug: {slug}, server: default, deletionPolicy: Delete}}\n"
+                 spec: {{slug: {slug}, server: default, deletionPolicy: Delete, extensions: [ltree]}}\n"
             ),
         );
         let tenant = wait_ready(&self.tenants(), name).await;
@@ -90,8 +91,8 @@ impl Fleet {
         wait_ready(&self.installations(), &format!("{name}-tasks")).await;
         let mut app = self.application(name).await;
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "CREATE TABLE bulk (id bigint PRIMARY KEY, note text NOT NULL);
-             INSERT INTO bulk SELECT g, md5(g::text) FROM generate_series(1, {ROWS}) g;
+            "CREATE TABLE bulk (id bigint PRIMARY KEY, note text NOT NULL, path ltree);
+             INSERT INTO bulk SELECT g, md5(g::text), ('top.n' || g)::ltree FROM generate_series(1, {ROWS}) g;
              INSERT INTO tasks (title, created_by) SELECT 'task ' || g, 'app' FROM generate_series(1, 50) g;"
         )))
         .execute(&mut app)
@@ -408,6 +409,77 @@ async fn a_move_to_an_unfit_server_is_refused_and_the_tenant_serves_where_it_is(
     let (bulk, _, port) = served(&fleet, "acme").await;
     assert_eq!(bulk, ROWS);
     assert_eq!(port, port_of(Server::One));
+}
+
+#[tokio::test]
+async fn in_production_a_move_waits_for_its_approval() {
+    let mut fleet = Fleet::start("move-production", None).await;
+    fleet.operator.stop();
+    fleet.operator = Operator::start(
+        &fleet.ns,
+        &[
+            ("LANDLORD_MOVE_GRACE_PERIOD", "3s"),
+            ("LANDLORD_ENVIRONMENT", "production"),
+        ],
+    );
+    let slug = fleet.tenant("acme").await;
+    fleet.ask_move("acme", Some(&fleet.two)).await;
+    let blocked = wait_condition(
+        &fleet.tenants(),
+        "acme",
+        "Moved",
+        "False",
+        "DestructiveActionBlocked",
+    )
+    .await;
+    assert!(
+        message(&blocked, "Moved").contains("move-approved"),
+        "{}",
+        message(&blocked, "Moved")
+    );
+    assert_eq!(
+        condition(&blocked, "Ready"),
+        Some(("True".into(), "Reconciled".into()))
+    );
+    assert_eq!(move_phase(&slug).await, None);
+    // An approval naming another server approves nothing (the operator looked at it: a reconcile since).
+    let looked = fleet.operator.reconciles("landlord-tenant").await;
+    fleet
+        .tenants()
+        .patch(
+            "acme",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "annotations": {
+                "tenancy.landlord.dev/move-approved": "default" } } })),
+        )
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while fleet.operator.reconciles("landlord-tenant").await <= looked {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the tenant was not looked at again"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(move_phase(&slug).await, None);
+    let still = fleet.tenants().get("acme").await.unwrap();
+    assert_eq!(
+        condition(&still, "Moved"),
+        Some(("False".into(), "DestructiveActionBlocked".into()))
+    );
+    fleet
+        .tenants()
+        .patch(
+            "acme",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "annotations": {
+                "tenancy.landlord.dev/move-approved": fleet.two } } })),
+        )
+        .await
+        .unwrap();
+    fleet.moved("acme").await;
+    assert_eq!(holder(&slug).await, Server::Two);
 }
 
 /// The operator halted right after recording `phase`, SIGKILLed there, then restarted: the move ends

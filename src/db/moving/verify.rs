@@ -42,7 +42,7 @@ pub async fn snapshot(conn: &mut DbConnection) -> Result<Snapshot, Error> {
     let rows: Vec<(String, i64)> = sqlx::query_as(
         "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname),
                 (pg_catalog.xpath('/row/c/text()', pg_catalog.query_to_xml(
-                    pg_catalog.format('SELECT count(*) AS c FROM %I.%I', n.nspname, c.relname),
+                    pg_catalog.format('SELECT pg_catalog.count(*) AS c FROM %I.%I', n.nspname, c.relname),
                     false, true, '')))[1]::text::bigint
            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
           WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
