@@ -412,6 +412,50 @@ async fn a_move_to_an_unfit_server_is_refused_and_the_tenant_serves_where_it_is(
 }
 
 #[tokio::test]
+async fn with_retain_the_source_copy_is_kept_closed_and_never_adopted() {
+    let fleet = Fleet::start("move-retain", None).await;
+    let slug = fleet.tenant("acme").await;
+    let database = format!("tenant_{slug}");
+    fleet
+        .tenants()
+        .patch(
+            "acme",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "deletionPolicy": "Retain" } })),
+        )
+        .await
+        .unwrap();
+    fleet.ask_move("acme", Some(&fleet.two)).await;
+    fleet.moved("acme").await;
+    wait_ready(&fleet.tenants(), "acme").await;
+    assert_eq!(recorded_server(&slug).await, fleet.two);
+    let (bulk, _, port) = served(&fleet, "acme").await;
+    assert_eq!((bulk, port), (ROWS, port_of(Server::Two)));
+    // The source copy is still on server 1: closed to every login and marked as moved.
+    let mut one = Server::One.connect("postgres").await;
+    let (role_limit, database_limit, mark): (i32, i32, String) = sqlx::query_as(
+        "SELECT r.rolconnlimit, d.datconnlimit, pg_catalog.shobj_description(r.oid, 'pg_authid')
+           FROM pg_catalog.pg_roles r JOIN pg_catalog.pg_database d ON d.datdba = r.oid
+          WHERE d.datname = $1",
+    )
+    .bind(&database)
+    .fetch_one(&mut one)
+    .await
+    .expect("the kept copy on server 1");
+    one.close().await.ok();
+    assert_eq!((role_limit, database_limit), (0, 0));
+    assert!(mark.starts_with("landlord moved "), "{mark}");
+    assert!(
+        mark.ends_with(&format!("to server {}", fleet.two)),
+        "{mark}"
+    );
+    // Both copies exist; only the one on server 2 serves.
+    wait_ready(&fleet.tenants(), "acme").await;
+    assert!(Server::One.database_exists(&database).await);
+    assert!(Server::Two.database_exists(&database).await);
+}
+
+#[tokio::test]
 async fn in_production_a_move_waits_for_its_approval() {
     let mut fleet = Fleet::start("move-production", None).await;
     fleet.operator.stop();

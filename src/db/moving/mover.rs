@@ -157,9 +157,10 @@ pub async fn mark_moved(
         .map_err(|e| Error::sql("looking up a kept copy", admin.database(), e))?;
         let mut statement = format!("COMMENT ON ROLE {} IS {note}", role.quoted());
         if database_ours {
+            // Closed to every login, not only the tenant's role: a kept copy is never written again.
             statement.push_str(&format!(
-                "; COMMENT ON DATABASE {} IS {note}",
-                tenant.database().quoted()
+                "; COMMENT ON DATABASE {db} IS {note}; ALTER DATABASE {db} CONNECTION LIMIT 0",
+                db = tenant.database().quoted()
             ));
         }
         exec(&mut admin, statement).await.map_err(|e| {
