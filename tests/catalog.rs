@@ -85,7 +85,7 @@ fn shipped_catalog_loads_cleanly() {
         catalog.modules.keys().collect::<Vec<_>>(),
         ["digital_card", "expenses", "tasks"]
     );
-    assert_eq!(catalog.core(Scope::Landlord).migrations.len(), 7);
+    assert_eq!(catalog.core(Scope::Landlord).migrations.len(), 8);
     assert_eq!(catalog.core(Scope::Tenant).migrations.len(), 3);
 
     let expenses = catalog.module("expenses").expect("expenses");
