@@ -220,6 +220,21 @@ async fn recorded_server(slug: &str) -> String {
         .expect("the tenant is recorded")
 }
 
+/// The movers on `server` of Tenants of namespace `ns` (their mark names it).
+async fn movers(server: Server, ns: &str) -> Vec<String> {
+    let mut conn = server.connect("postgres").await;
+    let movers = sqlx::query_scalar(
+        "SELECT rolname::text FROM pg_catalog.pg_roles
+          WHERE pg_catalog.shobj_description(oid, 'pg_authid') LIKE 'landlord mover of %' || $1 || '/%'",
+    )
+    .bind(ns)
+    .fetch_all(&mut conn)
+    .await
+    .expect("list the movers");
+    conn.close().await.ok();
+    movers
+}
+
 /// Which server holds `tenant_<slug>`: exactly one must.
 async fn holder(slug: &str) -> Server {
     let database = format!("tenant_{slug}");
@@ -327,15 +342,10 @@ async fn a_tenant_moves_with_every_row_and_ledger_row_and_its_application_follow
     assert_eq!(port, port_of(Server::Two));
     assert_eq!(Server::Two.ledger_rows(&database, "tenant").await, ledger);
     assert_eq!(move_phase(&slug).await.as_deref(), Some("Done"));
-    // The movers are gone from both servers.
+    // This move's movers are gone from both servers.
     for server in [Server::One, Server::Two] {
-        let movers = server
-            .strings(
-                "postgres",
-                "SELECT rolname::text FROM pg_roles WHERE rolname LIKE 'landlord\\_mover\\_%'",
-            )
-            .await;
-        assert!(movers.is_empty(), "{movers:?}");
+        let left = movers(server, &fleet.ns).await;
+        assert!(left.is_empty(), "{left:?}");
     }
     let seen = events(&fleet.client, &fleet.ns, "acme").await;
     assert!(
@@ -637,6 +647,9 @@ async fn a_copy_that_differs_is_rolled_back_and_the_source_serves() {
     let database = format!("tenant_{slug}");
     fleet.ask_move("acme", Some(&fleet.two)).await;
     until_phase(&slug, "Verifying").await;
+    // A mover on each side, until the move ends.
+    assert_eq!(movers(Server::One, &fleet.ns).await.len(), 1);
+    assert_eq!(movers(Server::Two, &fleet.ns).await.len(), 1);
     // The copy is changed behind the operator's back before it is verified.
     Server::Two
         .superuser_exec(&database, "DELETE FROM bulk WHERE id <= 10")
@@ -658,6 +671,10 @@ async fn a_copy_that_differs_is_rolled_back_and_the_source_serves() {
         seen.iter().any(|e| e.starts_with("Warning MoveFailed")),
         "{seen:?}"
     );
+    for server in [Server::One, Server::Two] {
+        let left = movers(server, &fleet.ns).await;
+        assert!(left.is_empty(), "{left:?}");
+    }
 
     // A failure is not retried by itself; removing the annotation and asking again is.
     fleet.ask_move("acme", None).await;
