@@ -58,7 +58,7 @@ async fn run(sizes: &[usize]) {
     let client = client().await;
     // A fresh PostgreSQL's first databases cost several times the later ones: server 2, where both copies
     // go, makes and drops some before anything is timed.
-    created_and_dropped(Server::Two, "bench_warm", 10, "");
+    created_and_dropped(Server::Two, "bench_move_warm", 10, "");
 
     let ns = namespace(&client, "bench-move").await;
     let mut env = operator_env(&repo_root().join("migrations"), false);
