@@ -24,6 +24,20 @@ pub struct Visits {
     wake_tenants: Mutex<Option<UnboundedSender<ObjectRef<Tenant>>>>,
 }
 
+/// Reconciles one Tenant when asked, for as long as the leadership it was made in lasts.
+pub struct TenantWaker {
+    sender: Option<UnboundedSender<ObjectRef<Tenant>>>,
+    tenant: ObjectRef<Tenant>,
+}
+
+impl TenantWaker {
+    pub fn wake(&self) {
+        if let Some(sender) = &self.sender {
+            let _ = sender.unbounded_send(self.tenant.clone());
+        }
+    }
+}
+
 impl Visits {
     pub fn mark(&self, uid: &str) {
         self.lock().insert(uid.to_string());
@@ -53,6 +67,17 @@ impl Visits {
         {
             let _ = wake.unbounded_send(tenant);
         }
+    }
+
+    /// What reconciles `tenant` when work that outlives a reconcile (a move) reaches a step its status
+    /// should show at once.
+    pub fn tenant_waker(&self, tenant: ObjectRef<Tenant>) -> TenantWaker {
+        let sender = self
+            .wake_tenants
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        TenantWaker { sender, tenant }
     }
 
     /// Whether a visit is due; the visit is taken (a failed one is retried by the error policy anyway).

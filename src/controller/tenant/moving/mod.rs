@@ -9,6 +9,7 @@ mod task;
 use std::collections::BTreeMap;
 
 use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
 
 use super::super::credentials;
 use super::super::server::placement;
@@ -256,6 +257,7 @@ async fn job(
         grace: ctx.config.move_grace_period,
         halt_at: ctx.config.move_halt_after,
         metrics: ctx.metrics.clone(),
+        waker: ctx.visits.tenant_waker(ObjectRef::from_obj(tenant)),
     })
 }
 

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::Connection;
 
+use super::super::super::drift::TenantWaker;
 use super::super::super::moves::Progress;
 use super::super::super::registry::Server;
 use crate::db::mirror::{self, MovePhase, MoveRecord, TenantState};
@@ -39,6 +40,8 @@ pub struct MoveJob {
     pub grace: Duration,
     pub halt_at: Option<MovePhase>,
     pub metrics: Arc<Metrics>,
+    /// Reconciles the Tenant: after the switch it is provisioned on the target, and the end is shown.
+    pub waker: TenantWaker,
 }
 
 /// Runs the move until it is done, failed, halted, or an error stops this run (the next reconcile starts
@@ -232,6 +235,7 @@ async fn verify(job: &MoveJob, progress: &Progress) -> Result<(), db::Error> {
     ));
     let bytes = progress.current().1 as i64;
     mirror::switch(job.landlord.landlord_pool(), job.tenant.slug(), bytes).await?;
+    job.waker.wake();
     Ok(())
 }
 
@@ -318,6 +322,7 @@ async fn drop_source(
     .await?;
     if done {
         job.metrics.move_ended(true);
+        job.waker.wake();
     }
     Ok(())
 }
@@ -351,6 +356,7 @@ async fn roll_back(
     .await?;
     if failed {
         job.metrics.move_ended(false);
+        job.waker.wake();
     }
     Ok(())
 }
