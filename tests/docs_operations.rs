@@ -6,7 +6,7 @@
 //! - every `LANDLORD_*` variable `src/config.rs` and `src/telemetry.rs` read is named;
 //! - every metric the operator exports (the `# TYPE` lines of a `Metrics` that has recorded something of each
 //!   kind, named as `tests/monitoring.rs` names them: a counter by its `_total` sample, the rest by family; every
-//!   family `src/metrics.rs` registers must be among them) is in the Metrics section;
+//!   family `src/metrics/mod.rs` registers must be among them) is in the Metrics section;
 //! - every relative link in `README.md` and `docs/*.md` points to a file that exists, and links between
 //!   `docs/operations.md` and `docs/security.md` point to headings that exist.
 
@@ -250,13 +250,13 @@ fn exported_metrics(exposition: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Every family `src/metrics.rs` registers: the registry's prefix and the first string of each `register(`.
+/// Every family `src/metrics/mod.rs` registers: the registry's prefix and the first string of each `register(`.
 fn registered_families(source: &str) -> BTreeSet<String> {
     let string_after = |text: &str| text.split('"').nth(1).map(str::to_string);
     let prefix = source
         .split_once("Registry::with_prefix(")
         .and_then(|(_, rest)| string_after(rest))
-        .expect("src/metrics.rs builds its Registry with a prefix");
+        .expect("src/metrics/mod.rs builds its Registry with a prefix");
     source
         .match_indices(".register(")
         .filter_map(|(at, _)| string_after(&source[at..]))
@@ -267,15 +267,15 @@ fn registered_families(source: &str) -> BTreeSet<String> {
 #[test]
 fn every_exported_metric_is_documented() {
     let exported = exported_metrics(&working_metrics().encode());
-    let registered = registered_families(&read(&root().join("src/metrics.rs")));
+    let registered = registered_families(&read(&root().join("src/metrics/mod.rs")));
     assert!(
         registered.contains("landlord_reconciles") && registered.contains("landlord_leader"),
-        "families parsed from src/metrics.rs: {registered:?}"
+        "families parsed from src/metrics/mod.rs: {registered:?}"
     );
     let families: BTreeSet<String> = exported.keys().cloned().collect();
     assert_eq!(
         families, registered,
-        "every family src/metrics.rs registers must have a sample here: call its recording method in \
+        "every family src/metrics/mod.rs registers must have a sample here: call its recording method in \
          working_metrics()"
     );
     let doc = operations();

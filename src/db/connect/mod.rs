@@ -11,12 +11,13 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, Row};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::db::credentials::TenantCredentials;
 use crate::db::error::sqlstate;
 use crate::db::ident::{Ident, TenantNames};
 use crate::db::migrating::ledger_copy::LedgerCopy;
 use crate::db::migrating::plan::Track;
 use crate::db::{Error, LOCK_WAIT, Password};
+
+mod logins;
 
 /// Every session says who it is, in `pg_stat_activity` and the server log.
 const APPLICATION_NAME: &str = "landlord";
@@ -246,62 +247,6 @@ impl Databases {
         Ok(conn)
     }
 
-    /// A dedicated connection to `tenant`'s database as `login` (a move's mover: a member of the tenant's role
-    /// and of nothing else), acting as the tenant's role from the startup packet on, so that everything it
-    /// reads or makes is read or made by the tenant's role; `search_path` pinned as for `tenant`.
-    pub(crate) async fn as_member(
-        &self,
-        tenant: &TenantNames,
-        login: &Ident,
-        password: &Password,
-    ) -> Result<DbConnection, Error> {
-        let options = self
-            .admin
-            .clone()
-            .username(login.as_str())
-            .password(password.expose())
-            .database(tenant.database().as_str())
-            .options([("search_path", "public"), ("role", tenant.role().as_str())]);
-        self.open(options).await
-    }
-
-    /// The libpq environment of a PostgreSQL client program (pg_dump, pg_restore) logging in to `database` as
-    /// `login` on this server: the admin URL's host, port and TLS mode. The password goes in the environment,
-    /// never on a command line.
-    pub(crate) fn client_env(
-        &self,
-        login: &Ident,
-        password: &Password,
-        database: &Ident,
-    ) -> Vec<(&'static str, String)> {
-        use sqlx::postgres::PgSslMode;
-        let host = match self.admin.get_socket() {
-            Some(socket) => socket.display().to_string(),
-            None => self.admin.get_host().to_string(),
-        };
-        let ssl = match self.admin.get_ssl_mode() {
-            PgSslMode::Disable => "disable",
-            PgSslMode::Allow => "allow",
-            PgSslMode::Prefer => "prefer",
-            PgSslMode::Require => "require",
-            PgSslMode::VerifyCa => "verify-ca",
-            PgSslMode::VerifyFull => "verify-full",
-        };
-        vec![
-            ("PGHOST", host),
-            ("PGPORT", self.admin.get_port().to_string()),
-            ("PGDATABASE", database.to_string()),
-            ("PGUSER", login.to_string()),
-            ("PGPASSWORD", password.expose().to_string()),
-            ("PGSSLMODE", ssl.to_string()),
-            ("PGAPPNAME", format!("{APPLICATION_NAME}-move")),
-            (
-                "PGCONNECT_TIMEOUT",
-                self.limits.connect_timeout.as_secs().to_string(),
-            ),
-        ]
-    }
-
     /// Whether `database` is in the server's catalog, read from the maintenance database as the admin role.
     pub async fn database_exists(&self, database: &Ident) -> Result<bool, Error> {
         let mut admin = self.admin().await?;
@@ -330,25 +275,6 @@ impl Databases {
     /// Dedicated connections that can still be opened without waiting.
     pub fn available_connections(&self) -> usize {
         self.permits.available_permits()
-    }
-
-    /// What a tenant's application needs to reach its own database as its own role.
-    pub fn tenant_credentials(
-        &self,
-        tenant: &TenantNames,
-        password: Password,
-    ) -> TenantCredentials {
-        let (host, port) = self
-            .endpoint
-            .clone()
-            .unwrap_or_else(|| (self.admin.get_host().to_string(), self.admin.get_port()));
-        TenantCredentials {
-            host,
-            port,
-            database: tenant.database().to_string(),
-            username: tenant.role().to_string(),
-            password,
-        }
     }
 
     async fn open(&self, options: PgConnectOptions) -> Result<DbConnection, Error> {
