@@ -220,6 +220,22 @@ async fn recorded_server(slug: &str) -> String {
         .expect("the tenant is recorded")
 }
 
+/// The tenant's one copy is on server 2, recorded there, and serves through its Secret every row and the
+/// ledger it had on server 1.
+async fn serves_whole_from_two(fleet: &Fleet, slug: &str, ledger: &[(String, i64)]) {
+    assert_eq!(holder(slug).await, Server::Two);
+    assert_eq!(recorded_server(slug).await, fleet.two);
+    let (bulk, tasks, port) = served(fleet, "acme").await;
+    assert_eq!((bulk, tasks), (ROWS, 50));
+    assert_eq!(port, port_of(Server::Two));
+    assert_eq!(
+        Server::Two
+            .ledger_rows(&format!("tenant_{slug}"), "tenant")
+            .await,
+        ledger
+    );
+}
+
 /// The movers on `server` of Tenants of namespace `ns` (their mark names it).
 async fn movers(server: Server, ns: &str) -> Vec<String> {
     let mut conn = server.connect("postgres").await;
@@ -335,12 +351,7 @@ async fn a_tenant_moves_with_every_row_and_ledger_row_and_its_application_follow
     wait_ready(&fleet.tenants(), "acme").await;
 
     // One copy, on server 2, recorded there; the application reconnects through the updated Secret.
-    assert_eq!(holder(&slug).await, Server::Two);
-    assert_eq!(recorded_server(&slug).await, fleet.two);
-    let (bulk, tasks, port) = served(&fleet, "acme").await;
-    assert_eq!((bulk, tasks), (ROWS, 50));
-    assert_eq!(port, port_of(Server::Two));
-    assert_eq!(Server::Two.ledger_rows(&database, "tenant").await, ledger);
+    serves_whole_from_two(&fleet, &slug, &ledger).await;
     assert_eq!(move_phase(&slug).await.as_deref(), Some("Done"));
     // This move's movers are gone from both servers.
     for server in [Server::One, Server::Two] {
@@ -552,17 +563,7 @@ async fn killed_at(phase: &str) {
     fleet.restart();
     fleet.moved("acme").await;
     wait_ready(&fleet.tenants(), "acme").await;
-    assert_eq!(holder(&slug).await, Server::Two);
-    assert_eq!(recorded_server(&slug).await, fleet.two);
-    let (bulk, tasks, port) = served(&fleet, "acme").await;
-    assert_eq!((bulk, tasks), (ROWS, 50));
-    assert_eq!(port, port_of(Server::Two));
-    assert_eq!(
-        Server::Two
-            .ledger_rows(&format!("tenant_{slug}"), "tenant")
-            .await,
-        ledger
-    );
+    serves_whole_from_two(&fleet, &slug, &ledger).await;
 }
 
 #[tokio::test]
