@@ -8,7 +8,9 @@ use sha2::{Digest, Sha256};
 use crate::db::connect::{Databases, DbConnection};
 use crate::db::ident::{Ident, TenantNames, quote_literal};
 use crate::db::provisioning::owner::{Found, TenantOwner};
-use crate::db::provisioning::provision::{exec, is_duplicate, refused, role_mark, set_password};
+use crate::db::provisioning::provision::{
+    database_owner, exec, is_duplicate, refused, role_mark, set_password,
+};
 use crate::db::{Error, Password};
 
 const MOVER_MARK: &str = "landlord mover of ";
@@ -146,15 +148,10 @@ pub async fn mark_moved(
         .and_then(|comment| TenantOwner::from_mark(&comment))
         .is_some_and(|found| found.same_tenant(owner));
     if ours {
-        let database_ours: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_database
-                             WHERE datname = $1 AND pg_catalog.pg_get_userbyid(datdba) = $2)",
-        )
-        .bind(tenant.database().as_str())
-        .bind(role.as_str())
-        .fetch_one(&mut *admin)
-        .await
-        .map_err(|e| Error::sql("looking up a kept copy", admin.database(), e))?;
+        let database_ours = database_owner(&mut admin, tenant.database())
+            .await?
+            .as_deref()
+            == Some(role.as_str());
         let mut statement = format!("COMMENT ON ROLE {} IS {note}", role.quoted());
         if database_ours {
             // Closed to every login, not only the tenant's role: a kept copy is never written again.

@@ -5,10 +5,10 @@
 use sqlx::{PgConnection, PgPool};
 
 use crate::db::Error;
-use crate::db::connect::Databases;
-use crate::db::ident::TenantNames;
+use crate::db::connect::{Databases, DbConnection};
+use crate::db::ident::{Ident, TenantNames};
 use crate::db::lock::advisory_key;
-use crate::db::provisioning::provision::exec;
+use crate::db::provisioning::provision::{database_owner, exec};
 
 /// How long to wait for each session to end once signalled.
 const TERMINATE_WAIT_MS: i64 = 5_000;
@@ -18,27 +18,39 @@ pub async fn connection_limit(
     databases: &Databases,
     tenant: &TenantNames,
 ) -> Result<Option<i32>, Error> {
-    let role = tenant.role();
     let mut admin = databases.admin().await?;
-    let limit =
-        sqlx::query_scalar("SELECT rolconnlimit FROM pg_catalog.pg_roles WHERE rolname = $1")
-            .bind(role.as_str())
-            .fetch_optional(&mut *admin)
-            .await
-            .map_err(|e| Error::sql(format!("looking up role {role}"), admin.database(), e))?;
+    let limit = role_limit(&mut admin, tenant.role()).await?;
     admin.close().await.ok();
     Ok(limit)
+}
+
+async fn role_limit(admin: &mut DbConnection, role: &Ident) -> Result<Option<i32>, Error> {
+    sqlx::query_scalar("SELECT rolconnlimit FROM pg_catalog.pg_roles WHERE rolname = $1")
+        .bind(role.as_str())
+        .fetch_optional(&mut **admin)
+        .await
+        .map_err(|e| Error::sql(format!("looking up role {role}"), admin.database(), e))
+}
+
+/// `ALTER ROLE … CONNECTION LIMIT`; `action` says what it does, in an error.
+async fn set_role_limit(
+    admin: &mut DbConnection,
+    role: &Ident,
+    limit: i32,
+    action: String,
+) -> Result<(), Error> {
+    let statement = format!("ALTER ROLE {} CONNECTION LIMIT {limit}", role.quoted());
+    exec(admin, statement)
+        .await
+        .map_err(|e| Error::sql(action, admin.database(), e))
 }
 
 /// Refuses new sessions of the tenant's role on this server (`CONNECTION LIMIT 0`).
 pub async fn close_tenant_role(databases: &Databases, tenant: &TenantNames) -> Result<(), Error> {
     let role = tenant.role();
     let mut admin = databases.admin().await?;
-    let close = format!("ALTER ROLE {} CONNECTION LIMIT 0", role.quoted());
-    exec(&mut admin, close).await.map_err(|e| {
-        let action = format!("closing role {role} to new sessions");
-        Error::sql(action, admin.database(), e)
-    })?;
+    let action = format!("closing role {role} to new sessions");
+    set_role_limit(&mut admin, role, 0, action).await?;
     admin.close().await.ok();
     Ok(())
 }
@@ -48,21 +60,8 @@ pub async fn close_tenant_role(databases: &Databases, tenant: &TenantNames) -> R
 pub async fn drop_copy(databases: &Databases, tenant: &TenantNames) -> Result<(), Error> {
     let database = tenant.database();
     let mut admin = databases.admin().await?;
-    let ours: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_database
-                         WHERE datname = $1 AND pg_catalog.pg_get_userbyid(datdba) = $2)",
-    )
-    .bind(database.as_str())
-    .bind(tenant.role().as_str())
-    .fetch_one(&mut *admin)
-    .await
-    .map_err(|e| {
-        Error::sql(
-            format!("looking up database {database}"),
-            admin.database(),
-            e,
-        )
-    })?;
+    let ours =
+        database_owner(&mut admin, database).await?.as_deref() == Some(tenant.role().as_str());
     if ours {
         let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", database.quoted());
         exec(&mut admin, drop).await.map_err(|e| {
@@ -95,22 +94,9 @@ pub async fn open_tenant_role(
 ) -> Result<(), Error> {
     let role = tenant.role();
     let mut admin = databases.admin().await?;
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1)")
-            .bind(role.as_str())
-            .fetch_one(&mut *admin)
-            .await
-            .map_err(|e| Error::sql(format!("looking up role {role}"), admin.database(), e))?;
-    if exists {
-        let open = format!(
-            "ALTER ROLE {} CONNECTION LIMIT {}",
-            role.quoted(),
-            limit.max(-1)
-        );
-        exec(&mut admin, open).await.map_err(|e| {
-            let action = format!("opening role {role} to sessions again");
-            Error::sql(action, admin.database(), e)
-        })?;
+    if role_limit(&mut admin, role).await?.is_some() {
+        let action = format!("opening role {role} to sessions again");
+        set_role_limit(&mut admin, role, limit.max(-1), action).await?;
     }
     admin.close().await.ok();
     Ok(())

@@ -322,7 +322,7 @@ pub(crate) async fn role_mark(
     .map_err(|e| Error::sql(format!("looking up role {role}"), admin.database(), e))
 }
 
-async fn database_owner(
+pub(crate) async fn database_owner(
     admin: &mut DbConnection,
     database: &Ident,
 ) -> Result<Option<String>, Error> {
