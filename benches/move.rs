@@ -32,11 +32,11 @@ use std::time::{Duration, Instant};
 
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
-use landlord::crd::{DEFAULT_SERVER, DatabaseServer, MOVE_TO_ANNOTATION, Tenant};
+use landlord::crd::{DEFAULT_SERVER, MOVE_TO_ANNOTATION, Tenant};
 use shared::{apply, created_and_dropped, operator_env};
 use sqlx::Connection;
 use support::kube::{Conditions, client, condition, namespace, wait_gone, wait_ready};
-use support::operator::{Operator, second_server};
+use support::operator::{Operator, delete_server, second_server};
 use support::pg::Server;
 use support::{repo_root, unique_slug};
 
@@ -75,12 +75,7 @@ async fn run(sizes: &[usize]) {
         figures.push(figure);
     }
 
-    let servers: Api<DatabaseServer> = Api::all(client.clone());
-    servers
-        .delete(&server2, &DeleteParams::default())
-        .await
-        .expect("delete the DatabaseServer");
-    wait_gone(&servers, &server2).await;
+    delete_server(&client, &server2).await;
     operator.stop();
 
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());

@@ -29,14 +29,14 @@ use std::collections::BTreeMap;
 use kube::api::{DeleteParams, ListParams};
 use kube::{Api, Client};
 use landlord::catalog::Catalog;
-use landlord::crd::{DEFAULT_SERVER, DatabaseServer, ModuleInstallation, ModuleRollout, Tenant};
+use landlord::crd::{DEFAULT_SERVER, ModuleInstallation, ModuleRollout, Tenant};
 use shared::{
     CONCURRENCY, CONNECTIONS, Clock, Figure, Timed, apply, apply_tenants, breakdown,
     created_and_dropped, drop_all, floor_scripts, operator_env, psql, slugs, wait_all_ready,
     warm_up,
 };
 use support::kube::{client, kubectl, namespace, wait_gone};
-use support::operator::{Operator, second_server};
+use support::operator::{Operator, delete_server, second_server};
 use support::pg::Server;
 use support::repo_root;
 
@@ -157,12 +157,7 @@ async fn at_size(client: &Client, catalog: &Catalog, n: usize) -> (Figure, Figur
     wait_gone(&rollouts, &rollout).await;
     let (ok, _, err) = kubectl(&["delete", "tenants", "--all", "-n", &ns, "--timeout=600s"]);
     assert!(ok, "kubectl delete tenants: {err}");
-    let servers: Api<DatabaseServer> = Api::all(client.clone());
-    servers
-        .delete(&server2, &DeleteParams::default())
-        .await
-        .expect("delete the DatabaseServer");
-    wait_gone(&servers, &server2).await;
+    delete_server(client, &server2).await;
     operator.stop();
     (p1, p2, note)
 }

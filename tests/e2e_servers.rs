@@ -137,11 +137,7 @@ impl Fleet {
     }
 
     async fn delete_server(&self, name: &str) {
-        self.servers()
-            .delete(name, &DeleteParams::default())
-            .await
-            .unwrap();
-        wait_gone(&self.servers(), name).await;
+        support::operator::delete_server(&self.client, name).await;
     }
 
     async fn delete_tenant(&self, name: &str) {

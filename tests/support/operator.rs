@@ -9,11 +9,11 @@ use std::time::Duration;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{ObjectMeta, PostParams};
+use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use kube::{Api, Client};
 use landlord::crd::DatabaseServer;
 
-use super::kube::wait_ready;
+use super::kube::{wait_gone, wait_ready};
 use super::pg::Server;
 use super::{TestEnv, repo_root, unique};
 
@@ -173,6 +173,16 @@ pub async fn second_server(client: &Client, ns: &str, prefix: &str) -> String {
         .expect("create the DatabaseServer of server 2");
     wait_ready(&servers, &name).await;
     name
+}
+
+/// Deletes the DatabaseServer `name` and waits until it is gone (once no tenant holds it).
+pub async fn delete_server(client: &Client, name: &str) {
+    let servers: Api<DatabaseServer> = Api::all(client.clone());
+    servers
+        .delete(name, &DeleteParams::default())
+        .await
+        .expect("delete the DatabaseServer");
+    wait_gone(&servers, name).await;
 }
 
 /// One HTTP/1.1 GET: (status line, body).
