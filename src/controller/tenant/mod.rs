@@ -135,53 +135,30 @@ async fn provision(
     tenant: &Tenant,
     ctx: &Context,
 ) -> (moving::Steer, Result<apply::TenantOutcome, Stopped>) {
-    let phase = |name, started| ctx.metrics.phase(TENANT_CONTROLLER, name, started);
-    let started = Instant::now();
-    let world = match gather::gather(tenant, ctx).await {
-        Ok(world) => world,
-        Err(err) => {
-            return (
-                moving::Steer::default(),
-                Err(stop_at(ConditionType::DatabaseReady)(err)),
-            );
-        }
-    };
-    phase("gather", started);
-    let (valid, placement) = match validate::validate(tenant, &world) {
-        Ok(valid) => valid,
-        Err(err) => {
-            return (
-                moving::Steer::default(),
-                Err(stop_at(ConditionType::DatabaseReady)(err)),
-            );
-        }
-    };
-    let mut steer = match moving::steer(tenant, &valid, &world, ctx).await {
-        Ok(steer) => steer,
-        Err(err) => {
-            return (
-                moving::Steer::default(),
-                Err(stop_at(ConditionType::Ready)(err)),
-            );
-        }
-    };
-    if let Some(hold) = steer.hold.take() {
-        return (steer, Err(stop_at(ConditionType::Ready)(hold)));
-    }
-    (
-        steer,
-        provision_on(tenant, ctx, world, valid, placement).await,
-    )
+    let mut steer = moving::Steer::default();
+    let result = steer_and_provision(tenant, ctx, &mut steer).await;
+    (steer, result)
 }
 
-async fn provision_on(
+async fn steer_and_provision(
     tenant: &Tenant,
     ctx: &Context,
-    world: gather::TenantFacts,
-    valid: validate::ValidTenant,
-    placement: validate::Placement,
+    steer: &mut moving::Steer,
 ) -> Result<apply::TenantOutcome, Stopped> {
     let phase = |name, started| ctx.metrics.phase(TENANT_CONTROLLER, name, started);
+    let started = Instant::now();
+    let world = gather::gather(tenant, ctx)
+        .await
+        .map_err(stop_at(ConditionType::DatabaseReady))?;
+    phase("gather", started);
+    let (valid, placement) =
+        validate::validate(tenant, &world).map_err(stop_at(ConditionType::DatabaseReady))?;
+    *steer = moving::steer(tenant, &valid, &world, ctx)
+        .await
+        .map_err(stop_at(ConditionType::Ready))?;
+    if let Some(hold) = steer.hold.take() {
+        return Err(stop_at(ConditionType::Ready)(hold));
+    }
     let slug = world.slug.clone();
     let plan = plan::plan(tenant, &valid, placement, world, &ctx.catalog);
     // A resync of what is already in place is decided from Landlord's records, without a tenant session,
